@@ -1,0 +1,45 @@
+/*
+ * common_format.h - constants of the .memprof snapshot format.
+ *
+ * formats/snapshot.md is normative; this header only names its numbers.
+ * Shared by the shim (writer) and the CLI (reader and writer).
+ */
+#ifndef MEMPROF_COMMON_FORMAT_H
+#define MEMPROF_COMMON_FORMAT_H
+
+#include <stdint.h>
+
+/* File header: 8-byte magic, u16 major, u16 minor, u32 flags (0). */
+#define MP_MAGIC "\x89MEMPROF"
+#define MP_MAGIC_LEN 8
+#define MP_FILE_HEADER_LEN 16
+#define MP_VERSION_MAJOR 1
+#define MP_VERSION_MINOR 0
+
+/*
+ * Section header, 32 bytes, all little-endian:
+ *   u32 tag, u32 flags, u64 stored_len, u64 raw_len, u32 raw_crc32,
+ *   u32 header_crc32 (crc32 of the first 28 bytes).
+ */
+#define MP_SECTION_HEADER_LEN 32
+#define MP_SECTION_ZLIB 0x1u
+
+#define MP_TAG(a, b, c, d)                                                     \
+	((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 |              \
+	 (uint32_t)(d) << 24)
+
+#define MP_SEC_META MP_TAG('M', 'E', 'T', 'A')
+#define MP_SEC_MODULES MP_TAG('M', 'O', 'D', 'S')
+#define MP_SEC_STACKS MP_TAG('S', 'T', 'K', 'S')
+#define MP_SEC_TRACES MP_TAG('T', 'R', 'C', 'S')
+#define MP_SEC_BLOCKS MP_TAG('B', 'L', 'K', 'S')
+#define MP_SEC_GRAPH MP_TAG('G', 'R', 'P', 'H')
+#define MP_SEC_TIMELINE MP_TAG('T', 'I', 'M', 'E')
+#define MP_SEC_SYMBOLS MP_TAG('S', 'Y', 'M', 'S')
+#define MP_SEC_END MP_TAG('E', 'N', 'D', ' ')
+
+/* META value types (formats/snapshot.md, "META"). */
+#define MP_META_UINT 0
+#define MP_META_STR 1
+
+#endif

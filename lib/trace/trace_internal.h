@@ -1,0 +1,26 @@
+/*
+ * trace_internal.h - helpers private to lib/trace.
+ *
+ * Every snapshot owns an arena: memory taken from it is zeroed and is freed
+ * all at once by mp_snapshot_free(). Code that fills a snapshot (the
+ * reader, the symbolizer) allocates its strings and arrays here, so that
+ * nothing in a struct mp_snapshot needs freeing on its own.
+ */
+#ifndef MEMPROF_TRACE_INTERNAL_H
+#define MEMPROF_TRACE_INTERNAL_H
+
+#include "memprof_trace.h"
+
+/* Zeroed memory owned by snap; NULL when out of memory. */
+void *mp__alloc(struct mp_snapshot *snap, size_t n);
+/* A copy of s (or of its first n bytes) owned by snap; NULL on OOM. */
+char *mp__strdup(struct mp_snapshot *snap, const char *s);
+char *mp__strndup(struct mp_snapshot *snap, const char *s, size_t n);
+/* An empty snapshot with its arena; NULL on OOM. */
+struct mp_snapshot *mp__snapshot_new(void);
+
+/* printf into ei->msg when ei is not NULL; returns err for tail calls. */
+enum mp_err mp__fail(struct mp_errinfo *ei, enum mp_err err, const char *fmt,
+		     ...) __attribute__((format(printf, 3, 4)));
+
+#endif
