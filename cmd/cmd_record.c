@@ -1,0 +1,388 @@
+/*
+ * cmd_record.c - memprof record: run a program under the shim.
+ *
+ * Finds libmemprof.so, runs the program with it preloaded, waits, then
+ * symbolizes the snapshots the run wrote (the binaries are still there) and
+ * embeds the symbols. Exits with the program's own status (128 + signal
+ * when it was killed). Keyboard signals reach the program through the
+ * terminal's process group, so record ignores SIGINT and SIGQUIT while it
+ * waits and forwards the signals someone sends to record itself.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <glob.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char record_usage[] =
+	"usage: memprof record [-o FILE] [options] [--] PROGRAM [ARGS...]\n"
+	"\n"
+	"Runs PROGRAM with the memprof shim preloaded and writes a snapshot of\n"
+	"its heap when it exits, then symbolizes it.\n"
+	"\n"
+	"  -o, --output FILE     snapshot file (default memprof.PROG.PID.memprof)\n"
+	"  -d, --depth N         frames kept per stack, 1-256 (default 64)\n"
+	"      --unwind MODE     cfi (default: .eh_frame, works without frame\n"
+	"                        pointers) or fp (frame pointers, faster)\n"
+	"      --follow-fork     also trace programs that PROGRAM execs; forked\n"
+	"                        children write FILE.pidPID.memprof (always)\n"
+	"      --no-symbols      do not symbolize (run 'memprof symbolize' later)\n"
+	"  -q, --quiet           no summary on stderr\n"
+	"  -h, --help            show this help\n";
+
+static pid_t child_pid;
+
+static void forward_signal(int sig)
+{
+	if (child_pid > 0)
+		kill(child_pid, sig);
+}
+
+/* The shim next to our own binary, then in the install libdir;
+ * MEMPROF_PRELOAD overrides both. */
+static char *find_shim(void)
+{
+	const char *env = getenv("MEMPROF_PRELOAD");
+	if (env && *env)
+		return access(env, R_OK) == 0 ? realpath(env, NULL) : NULL;
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char path[PATH_MAX + 32];
+		snprintf(path, sizeof(path), "%s/libmemprof.so", dirname(self));
+		if (access(path, R_OK) == 0)
+			return strdup(path);
+		snprintf(path, sizeof(path), "%s/../lib/memprof/libmemprof.so",
+			 self);
+		if (access(path, R_OK) == 0)
+			return realpath(path, NULL);
+	}
+	if (access(MP_LIBDIR "/libmemprof.so", R_OK) == 0)
+		return strdup(MP_LIBDIR "/libmemprof.so");
+	return NULL;
+}
+
+/* PROGRAM resolved through PATH as execvp would, or NULL. */
+static char *resolve_program(const char *prog)
+{
+	if (strchr(prog, '/'))
+		return access(prog, F_OK) == 0 ? strdup(prog) : NULL;
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	char *copy = strdup(path), *save = NULL;
+	for (char *dir = strtok_r(copy, ":", &save); dir;
+	     dir = strtok_r(NULL, ":", &save)) {
+		char buf[PATH_MAX];
+		snprintf(buf, sizeof(buf), "%s/%s", *dir ? dir : ".", prog);
+		if (access(buf, X_OK) == 0) {
+			free(copy);
+			return strdup(buf);
+		}
+	}
+	free(copy);
+	return NULL;
+}
+
+/* Why the shim cannot be preloaded into path, or NULL when it can. */
+static const char *untraceable(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return NULL; /* exec will say what is wrong */
+	if ((st.st_mode & (S_ISUID | S_ISGID)) && getuid() != 0)
+		return "it is a set-user-ID or set-group-ID program, and the "
+		       "dynamic loader ignores LD_PRELOAD for those";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	Elf64_Ehdr eh;
+	const char *why = NULL;
+	if (read(fd, &eh, sizeof(eh)) == (ssize_t)sizeof(eh) &&
+	    !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
+	    eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phnum < 4096) {
+		bool interp = false;
+		for (int i = 0; i < eh.e_phnum; i++) {
+			Elf64_Phdr ph;
+			if (pread(fd, &ph, sizeof(ph),
+				  (off_t)(eh.e_phoff + (uint64_t)i * eh.e_phentsize)) !=
+			    (ssize_t)sizeof(ph))
+				break;
+			if (ph.p_type == PT_INTERP)
+				interp = true;
+		}
+		/* Without an interpreter the kernel starts the program
+		 * itself and ld.so never reads LD_PRELOAD (static and
+		 * static-pie executables). */
+		if (!interp)
+			why = "it is statically linked, so no shim can be "
+			      "preloaded into it";
+	}
+	close(fd);
+	return why;
+}
+
+static void set_preload(const char *shim)
+{
+	const char *old = getenv("LD_PRELOAD");
+	if (old && *old) {
+		size_t n = strlen(shim) + strlen(old) + 2;
+		char *v = malloc(n);
+		snprintf(v, n, "%s:%s", shim, old);
+		setenv("LD_PRELOAD", v, 1);
+		free(v);
+	} else {
+		setenv("LD_PRELOAD", shim, 1);
+	}
+}
+
+static int symbolize_file(const char *path, bool quiet)
+{
+	struct mp_snapshot *snap = cli_open_snapshot(path);
+	if (!snap)
+		return -1;
+	struct mp_errinfo ei = {{0}};
+	enum mp_err err = mp_symbolize(snap, &ei);
+	if (err == MP_OK)
+		err = mp_snapshot_save(snap, path, &ei);
+	if (err != MP_OK && !quiet)
+		cli_error("cannot symbolize '%s': %s (the snapshot is kept "
+			  "without symbols)",
+			  path, ei.msg[0] ? ei.msg : mp_strerror(err));
+	mp_snapshot_free(snap);
+	return err == MP_OK ? 0 : -1;
+}
+
+static void summary(const char *prog, int status, const char *path)
+{
+	char b1[32], b2[32], b3[32];
+	if (WIFEXITED(status))
+		fprintf(stderr, "memprof: '%s' exited with status %d\n", prog,
+			WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		fprintf(stderr, "memprof: '%s' was killed by signal %d (%s)\n",
+			prog, WTERMSIG(status), strsignal(WTERMSIG(status)));
+	struct mp_snapshot *snap = NULL;
+	struct mp_errinfo ei;
+	if (mp_snapshot_open(path, &snap, &ei) != MP_OK)
+		return;
+	const struct mp_totals *t = &snap->meta.totals;
+	fprintf(stderr,
+		"memprof: %llu allocations (%s), %llu frees; peak %s; "
+		"at exit %s live in %llu blocks\n",
+		(unsigned long long)t->allocs, cli_format_size(t->alloc_bytes, b1),
+		(unsigned long long)t->frees, cli_format_size(t->peak_bytes, b2),
+		cli_format_size(t->live_bytes, b3),
+		(unsigned long long)t->live_blocks);
+	struct stat st;
+	char b4[32];
+	if (stat(path, &st) == 0)
+		fprintf(stderr,
+			"memprof: wrote %s (%s, %zu stacks); see 'memprof top "
+			"%s'\n",
+			path, cli_format_size((uint64_t)st.st_size, b4),
+			snap->nstacks, path);
+	mp_snapshot_free(snap);
+}
+
+int cmd_record(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"output", required_argument, NULL, 'o'},
+		{"depth", required_argument, NULL, 'd'},
+		{"unwind", required_argument, NULL, 'U'},
+		{"follow-fork", no_argument, NULL, 'F'},
+		{"no-symbols", no_argument, NULL, 'S'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *output = NULL, *unwind = "cfi";
+	long depth = 64;
+	bool follow = false, symbols = true, quiet = false;
+	int c;
+	optind = 1;
+	/* '+': stop at the first non-option, the program. */
+	while ((c = getopt_long(argc, argv, "+o:d:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			output = optarg;
+			break;
+		case 'd': {
+			char *end;
+			depth = strtol(optarg, &end, 10);
+			if (*end || depth < 1 || depth > 256)
+				return cli_error("--depth takes a number from 1 "
+						 "to 256, not '%s'", optarg);
+			break;
+		}
+		case 'U':
+			if (strcmp(optarg, "cfi") && strcmp(optarg, "fp"))
+				return cli_error("--unwind takes cfi or fp, not "
+						 "'%s'", optarg);
+			unwind = optarg;
+			break;
+		case 'F':
+			follow = true;
+			break;
+		case 'S':
+			symbols = false;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			fputs(record_usage, stdout);
+			return MP_EXIT_OK;
+		default:
+			fputs(record_usage, stderr);
+			return MP_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		cli_error("no program to run");
+		fputs(record_usage, stderr);
+		return MP_EXIT_USAGE;
+	}
+	char **prog_argv = argv + optind;
+	char *shim = find_shim();
+	if (!shim)
+		return cli_error("cannot find libmemprof.so next to memprof, in "
+				 "%s, or in $MEMPROF_PRELOAD", MP_LIBDIR);
+	char *resolved = resolve_program(prog_argv[0]);
+	if (resolved) {
+		const char *why = untraceable(resolved);
+		if (why) {
+			cli_error("cannot trace '%s': %s", prog_argv[0], why);
+			free(resolved);
+			free(shim);
+			return MP_EXIT_USAGE;
+		}
+	}
+	free(resolved);
+
+	if (output) {
+		/* Fail before running the program if the file cannot be made
+		 * there, rather than lose the run. */
+		char *dup = strdup(output);
+		const char *dir = dirname(dup);
+		if (access(dir, W_OK | X_OK) != 0) {
+			int e = errno;
+			cli_error("cannot write '%s': %s", output, strerror(e));
+			free(dup);
+			free(shim);
+			return MP_EXIT_USAGE;
+		}
+		free(dup);
+	}
+
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) != 0) {
+		free(shim);
+		return cli_error("cannot create a pipe: %s", strerror(errno));
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		free(shim);
+		return cli_error("cannot fork: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		char buf[PATH_MAX + 64];
+		if (output)
+			snprintf(buf, sizeof(buf), "%s", output);
+		else
+			snprintf(buf, sizeof(buf), "memprof.%s.%d.memprof",
+				 basename(prog_argv[0]), (int)getpid());
+		setenv("MEMPROF_OUTPUT", buf, 1);
+		char num[32];
+		snprintf(num, sizeof(num), "%ld", depth);
+		setenv("MEMPROF_DEPTH", num, 1);
+		setenv("MEMPROF_UNWIND", unwind, 1);
+		if (follow)
+			setenv("MEMPROF_FOLLOW_EXEC", "1", 1);
+		set_preload(shim);
+		execvp(prog_argv[0], prog_argv);
+		int e = errno;
+		if (write(pfd[1], &e, sizeof(e)) < 0)
+			_exit(127);
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	child_pid = pid;
+	close(pfd[1]);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	struct sigaction sa = {.sa_handler = forward_signal};
+	sigemptyset(&sa.sa_mask);
+	int fwd[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGWINCH};
+	for (size_t i = 0; i < sizeof(fwd) / sizeof(fwd[0]); i++)
+		sigaction(fwd[i], &sa, NULL);
+
+	int exec_err = 0;
+	ssize_t r;
+	while ((r = read(pfd[0], &exec_err, sizeof(exec_err))) < 0 &&
+	       errno == EINTR)
+		;
+	close(pfd[0]);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			free(shim);
+			return cli_error("waitpid: %s", strerror(errno));
+		}
+	}
+	signal(SIGINT, SIG_DFL);
+	signal(SIGQUIT, SIG_DFL);
+	free(shim);
+	if (r == (ssize_t)sizeof(exec_err)) {
+		cli_error("cannot run '%s': %s", prog_argv[0], strerror(exec_err));
+		return exec_err == ENOENT ? 127 : 126;
+	}
+	int code = WIFEXITED(status) ? WEXITSTATUS(status)
+				     : 128 + WTERMSIG(status);
+
+	char path[PATH_MAX + 64];
+	if (output)
+		snprintf(path, sizeof(path), "%s", output);
+	else
+		snprintf(path, sizeof(path), "memprof.%s.%d.memprof",
+			 basename(prog_argv[0]), (int)pid);
+	if (access(path, F_OK) != 0) {
+		cli_error("no snapshot was written to '%s': the program ended "
+			  "without running its exit handlers (_exit, exec, or "
+			  "a signal)", path);
+		return code;
+	}
+	if (symbols) {
+		symbolize_file(path, quiet);
+		/* Forked children's files: FILE.pid*.memprof. */
+		char pat[PATH_MAX + 80];
+		size_t n = strlen(path);
+		const char *ext = ".memprof";
+		size_t el = strlen(ext);
+		size_t stem = (n >= el && !strcmp(path + n - el, ext)) ? n - el : n;
+		snprintf(pat, sizeof(pat), "%.*s.pid*.memprof", (int)stem, path);
+		glob_t g;
+		if (glob(pat, 0, NULL, &g) == 0) {
+			for (size_t i = 0; i < g.gl_pathc; i++)
+				symbolize_file(g.gl_pathv[i], quiet);
+			globfree(&g);
+		}
+	}
+	if (!quiet)
+		summary(prog_argv[0], status, path);
+	return code;
+}

@@ -1,0 +1,391 @@
+/*
+ * cmd_top.c - `memprof top`: the call sites that hold memory.
+ *
+ * Parses options, asks lib/trace for the grouped and sorted profile
+ * (mp_profile_build) and prints it as text or as the JSON of DESIGN.md §7.
+ * No analysis here: only choosing, labelling and printing entries.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "trace/trace_json.h"
+#include "trace/trace_profile.h"
+
+#define MAX_ALLOC_FNS 64
+
+static void top_usage(FILE *f)
+{
+	fputs("usage: memprof top [options] FILE\n"
+	      "\n"
+	      "List the call sites that hold heap memory in snapshot FILE.\n"
+	      "\n"
+	      "  -b, --by KEY       group by traceback, function, line (default),\n"
+	      "                     file or module\n"
+	      "  -s, --sort KEY     sort by bytes (live, default), blocks, allocs\n"
+	      "                     (allocations since start) or peak (bytes live\n"
+	      "                     at the global peak)\n"
+	      "  -n, --limit N      show the first N entries (default 10, 0 = all)\n"
+	      "  -c, --cumulative   count each allocation in every frame of its\n"
+	      "                     stack, not only the innermost (function, line,\n"
+	      "                     file); recursion counts once per frame\n"
+	      "      --alloc-fn GLOB  treat functions matching GLOB as part of the\n"
+	      "                     allocator (e.g. xmalloc); repeatable\n"
+	      "      --json         print one JSON document instead of text\n"
+	      "  -h, --help         show this help\n",
+	      f);
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash && slash[1] ? slash + 1 : path;
+}
+
+static const char *plural(uint64_t n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
+/* " (libfoo.so)" when the module is known. */
+static void print_module_suffix(FILE *out, const struct mp_resolved_frame *f)
+{
+	if (f->module)
+		fprintf(out, " (%s)", base_name(f->module));
+}
+
+/* An unknown frame: its address, or <unknown> when a group spans several. */
+static void print_unknown(FILE *out, const struct mp_resolved_frame *f)
+{
+	if (f->address)
+		fprintf(out, "0x%" PRIx64, f->address);
+	else
+		fputs("<unknown>", out);
+	print_module_suffix(out, f);
+}
+
+/* The name of a group's key frame, in the words of its grouping. */
+static void print_label(FILE *out, const struct mp_profile_entry *e,
+			enum mp_group_by by)
+{
+	if (e->nframes == 0) {
+		fputs("<unknown>", out);
+		return;
+	}
+	const struct mp_resolved_frame *f = &e->frames[0];
+	switch (by) {
+	case MP_GROUP_MODULE:
+		fputs(f->module ? base_name(f->module) : "<unknown module>",
+		      out);
+		return;
+	case MP_GROUP_FILE:
+		if (f->file)
+			fputs(base_name(f->file), out);
+		else
+			print_unknown(out, f);
+		return;
+	case MP_GROUP_FUNCTION:
+		if (!f->function) {
+			print_unknown(out, f);
+		} else {
+			fputs(f->function, out);
+			if (f->file)
+				fprintf(out, " (%s)", base_name(f->file));
+			else
+				print_module_suffix(out, f);
+		}
+		return;
+	default:
+		break;
+	}
+	if (f->file) {
+		fputs(base_name(f->file), out);
+		if (f->line)
+			fprintf(out, ":%" PRIu32, f->line);
+		if (f->function)
+			fprintf(out, " in %s", f->function);
+	} else if (f->function) {
+		fputs(f->function, out);
+		print_module_suffix(out, f);
+	} else {
+		print_unknown(out, f);
+	}
+}
+
+/* "    at make_buffer (demo.c:42)" */
+static void print_frame_line(FILE *out, const struct mp_resolved_frame *f)
+{
+	fputs("    at ", out);
+	if (!f->function) {
+		print_unknown(out, f);
+	} else if (f->file) {
+		fprintf(out, "%s (%s", f->function, base_name(f->file));
+		if (f->line)
+			fprintf(out, ":%" PRIu32, f->line);
+		fputc(')', out);
+	} else {
+		fputs(f->function, out);
+		print_module_suffix(out, f);
+	}
+	fputc('\n', out);
+}
+
+/* "4.0 KiB in 1 block (allocated 11 times, 44 KiB total; 10.0 MiB at peak)" */
+static void print_counts(FILE *out, const struct mp_profile_entry *e)
+{
+	char b1[32], b2[32], b3[32];
+	fprintf(out, "%s in %" PRIu64 " %s (allocated %" PRIu64 " %s, %s total",
+		cli_format_size(e->bytes, b1), e->blocks,
+		plural(e->blocks, "block", "blocks"), e->allocs,
+		plural(e->allocs, "time", "times"),
+		cli_format_size(e->alloc_bytes, b2));
+	if (e->peak_bytes)
+		fprintf(out, "; %s at peak", cli_format_size(e->peak_bytes, b3));
+	fputc(')', out);
+}
+
+static const char *sort_label(enum mp_sort_by s)
+{
+	switch (s) {
+	case MP_SORT_BLOCKS: return "live blocks";
+	case MP_SORT_ALLOCS: return "allocations";
+	case MP_SORT_PEAK: return "bytes at peak";
+	default: return "live bytes";
+	}
+}
+
+/* "./demo, pid 1234, exit snapshot" */
+static void print_origin(FILE *out, const struct mp_meta *m)
+{
+	const char *prog = m->argc && m->argv && m->argv[0] ? m->argv[0]
+			   : m->exe                          ? m->exe
+							     : "unknown program";
+	fprintf(out, "%s, pid %" PRIu64 ", %s snapshot", prog, m->pid,
+		m->trigger ? m->trigger : "unknown");
+	if (m->name)
+		fprintf(out, " '%s'", m->name);
+	if (m->seq)
+		fprintf(out, " #%" PRIu64, m->seq);
+}
+
+static void print_totals(FILE *out, const struct mp_totals *t)
+{
+	char b1[32], b2[32], b3[32];
+	fprintf(out,
+		"total: %s live in %" PRIu64 " %s; peak %s; %" PRIu64
+		" %s, %" PRIu64 " %s, %s allocated\n",
+		cli_format_size(t->live_bytes, b1), t->live_blocks,
+		plural(t->live_blocks, "block", "blocks"),
+		cli_format_size(t->peak_bytes, b2), t->allocs,
+		plural(t->allocs, "allocation", "allocations"), t->frees,
+		plural(t->frees, "free", "frees"),
+		cli_format_size(t->alloc_bytes, b3));
+}
+
+static void print_text(FILE *out, const struct mp_snapshot *snap,
+		       const struct mp_profile *p, size_t limit)
+{
+	struct mp_profile_entry rest;
+	size_t nrest = mp_profile_rest(p, limit, &rest);
+	size_t shown = p->nentries - nrest;
+	char b1[32];
+
+	if (shown < p->nentries)
+		fprintf(out, "top %zu of %zu", shown, p->nentries);
+	else
+		fprintf(out, "%zu", p->nentries);
+	fprintf(out, " call %s by %s, grouped by %s%s — ",
+		plural(p->nentries, "site", "sites"), sort_label(p->sort),
+		mp_group_by_name(p->by), p->cumulative ? " (cumulative)" : "");
+	print_origin(out, &snap->meta);
+	fputc('\n', out);
+
+	for (size_t i = 0; i < shown; i++) {
+		const struct mp_profile_entry *e = &p->entries[i];
+		fprintf(out, "#%zu: ", i + 1);
+		if (p->by != MP_GROUP_TRACEBACK) {
+			print_label(out, e, p->by);
+			fputs(": ", out);
+		}
+		print_counts(out, e);
+		fputc('\n', out);
+		if (p->by == MP_GROUP_TRACEBACK) {
+			for (size_t k = 0; k < e->nframes; k++)
+				print_frame_line(out, &e->frames[k]);
+			if (e->nframes == 0)
+				fputs("    at <unknown>\n", out);
+		}
+	}
+	if (nrest) {
+		fprintf(out, "... %zu other call %s", nrest,
+			plural(nrest, "site", "sites"));
+		/* Cumulative sums count a trace once per group: no total. */
+		if (!p->cumulative)
+			fprintf(out, ": %s in %" PRIu64 " %s",
+				cli_format_size(rest.bytes, b1), rest.blocks,
+				plural(rest.blocks, "block", "blocks"));
+		fputc('\n', out);
+	}
+	print_totals(out, &p->totals);
+}
+
+static enum mp_err print_json(FILE *out, const struct mp_profile *p,
+			      size_t limit)
+{
+	struct mp_json j;
+	struct mp_profile_entry rest;
+	size_t shown = p->nentries - mp_profile_rest(p, limit, &rest);
+
+	mp_json_init(&j, out, true);
+	mp_json_begin_object(&j);
+	mp_json_key(&j, "totals");
+	mp_json_totals(&j, &p->totals);
+	mp_json_kv_string(&j, "group_by", mp_group_by_name(p->by));
+	mp_json_kv_string(&j, "sort_by", mp_sort_by_name(p->sort));
+	mp_json_kv_bool(&j, "cumulative", p->cumulative);
+	mp_json_kv_uint(&j, "groups", p->nentries);
+	mp_json_key(&j, "entries");
+	mp_json_begin_array(&j);
+	for (size_t i = 0; i < shown; i++) {
+		const struct mp_profile_entry *e = &p->entries[i];
+		mp_json_begin_object(&j);
+		mp_json_kv_uint(&j, "bytes", e->bytes);
+		mp_json_kv_uint(&j, "blocks", e->blocks);
+		mp_json_kv_uint(&j, "allocs", e->allocs);
+		mp_json_kv_uint(&j, "alloc_bytes", e->alloc_bytes);
+		mp_json_kv_uint(&j, "peak_bytes", e->peak_bytes);
+		mp_json_key(&j, "frames");
+		mp_json_frames(&j, e->frames, e->nframes);
+		mp_json_end_object(&j);
+	}
+	mp_json_end_array(&j);
+	mp_json_end_object(&j);
+	return mp_json_finish(&j);
+}
+
+static bool parse_count(const char *s, size_t *out)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v > SIZE_MAX)
+		return false;
+	*out = (size_t)v;
+	return true;
+}
+
+int cmd_top(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"by", required_argument, NULL, 'b'},
+		{"sort", required_argument, NULL, 's'},
+		{"limit", required_argument, NULL, 'n'},
+		{"cumulative", no_argument, NULL, 'c'},
+		{"alloc-fn", required_argument, NULL, 'A'},
+		{"json", no_argument, NULL, 'J'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct mp_profile_opts opts = {.by = MP_GROUP_LINE,
+				       .sort = MP_SORT_BYTES};
+	const char *globs[MAX_ALLOC_FNS];
+	size_t nglobs = 0, limit = 10;
+	bool json = false;
+	int c;
+
+	opterr = 0;
+	optind = 0; /* glibc: full reset, parsing starts at argv[1] */
+	while ((c = getopt_long(argc, argv, ":b:s:n:ch", longopts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'b':
+			if (!mp_group_by_parse(optarg, &opts.by))
+				return cli_error("top: unknown --by '%s' (use "
+						 "traceback, function, line, "
+						 "file or module)",
+						 optarg);
+			break;
+		case 's':
+			if (!mp_sort_by_parse(optarg, &opts.sort))
+				return cli_error("top: unknown --sort '%s' (use "
+						 "bytes, blocks, allocs or "
+						 "peak)",
+						 optarg);
+			break;
+		case 'n':
+			if (!parse_count(optarg, &limit))
+				return cli_error("top: -n wants a count, not "
+						 "'%s'",
+						 optarg);
+			break;
+		case 'c':
+			opts.cumulative = true;
+			break;
+		case 'A':
+			if (nglobs == MAX_ALLOC_FNS)
+				return cli_error("top: more than %d --alloc-fn",
+						 MAX_ALLOC_FNS);
+			globs[nglobs++] = optarg;
+			break;
+		case 'J':
+			json = true;
+			break;
+		case 'h':
+			top_usage(stdout);
+			return MP_EXIT_OK;
+		case ':':
+			return cli_error("top: option '%s' needs a value",
+					 argv[optind - 1]);
+		default:
+			if (optopt)
+				return cli_error("top: unknown option '-%c'; "
+						 "see 'memprof top --help'",
+						 optopt);
+			return cli_error("top: unknown option '%s'; see "
+					 "'memprof top --help'",
+					 argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_error("top: no snapshot file given; see 'memprof top "
+				 "--help'");
+	if (optind + 1 < argc)
+		return cli_error("top: one snapshot file only, got '%s' too",
+				 argv[optind + 1]);
+	if (opts.cumulative &&
+	    (opts.by == MP_GROUP_TRACEBACK || opts.by == MP_GROUP_MODULE))
+		return cli_error("top: --cumulative works with --by function, "
+				 "line or file");
+	opts.alloc.globs = globs;
+	opts.alloc.nglobs = nglobs;
+
+	const char *path = argv[optind];
+	struct mp_snapshot *snap = cli_open_snapshot(path);
+	if (!snap)
+		return MP_EXIT_USAGE;
+	struct mp_profile *prof;
+	enum mp_err err = mp_profile_build(snap, &opts, &prof);
+	if (err != MP_OK) {
+		mp_snapshot_free(snap);
+		return cli_error("cannot analyse '%s': %s", path,
+				 mp_strerror(err));
+	}
+	int status = MP_EXIT_OK;
+	if (json) {
+		if (print_json(stdout, prof, limit) != MP_OK)
+			status = cli_error("cannot write the output");
+	} else {
+		print_text(stdout, snap, prof, limit);
+		if (fflush(stdout) != 0 || ferror(stdout))
+			status = cli_error("cannot write the output");
+	}
+	mp_profile_free(prof);
+	mp_snapshot_free(snap);
+	return status;
+}

@@ -1,0 +1,258 @@
+/*
+ * shim_hooks.c - the interposed malloc family (DESIGN §2.1).
+ *
+ * Each hook forwards to the real allocator and, when tracing and not
+ * already inside the shim on this thread, records the result. errno is
+ * what the real call left. Before the real functions are known, requests
+ * are served from the bootstrap arena; blocks from it are recognised by
+ * address and never reach the real free. A freed block leaves the table
+ * before the real free, so that another thread cannot be handed the same
+ * address and record it while we still hold the old entry.
+ *
+ * Hook-safe: no malloc, no stdio.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim/shim_internal.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static inline bool tracing(void)
+{
+	return !shim_busy &&
+	       atomic_load_explicit(&shim_active, memory_order_relaxed);
+}
+
+static inline void after_alloc(void *p, size_t size)
+{
+	int e = errno;
+	shim_busy++;
+	shim_record_alloc(p, size);
+	shim_busy--;
+	errno = e;
+}
+
+EXPORT void *malloc(size_t size)
+{
+	if (unlikely(!shim_real.malloc)) {
+		shim_init();
+		if (!shim_real.malloc)
+			return shim_bootstrap_alloc(size, 16);
+	}
+	if (!tracing())
+		return shim_real.malloc(size);
+	shim_busy++;
+	void *p = shim_real.malloc(size);
+	shim_busy--;
+	if (p)
+		after_alloc(p, size);
+	return p;
+}
+
+EXPORT void free(void *p)
+{
+	if (!p || unlikely(shim_bootstrap_owns(p)))
+		return;
+	if (unlikely(!shim_real.free)) {
+		shim_init();
+		if (!shim_real.free)
+			return; /* leak rather than crash */
+	}
+	if (tracing()) {
+		int e = errno;
+		shim_busy++;
+		shim_record_free(p);
+		shim_busy--;
+		errno = e;
+	}
+	shim_real.free(p);
+}
+
+EXPORT void *calloc(size_t n, size_t size)
+{
+	if (unlikely(!shim_real.calloc)) {
+		shim_init();
+		if (!shim_real.calloc) {
+			size_t total;
+			if (__builtin_mul_overflow(n, size, &total))
+				return NULL;
+			/* The arena is static, hence already zero. */
+			return shim_bootstrap_alloc(total, 16);
+		}
+	}
+	if (!tracing())
+		return shim_real.calloc(n, size);
+	shim_busy++;
+	void *p = shim_real.calloc(n, size);
+	shim_busy--;
+	if (p)
+		after_alloc(p, n * size);
+	return p;
+}
+
+static void *realloc_from_bootstrap(void *p, size_t size)
+{
+	size_t old = shim_bootstrap_size(p);
+	void *q = malloc(size);
+	if (q)
+		memcpy(q, p, old < size ? old : size);
+	return q;
+}
+
+EXPORT void *realloc(void *p, size_t size)
+{
+	if (!p)
+		return malloc(size);
+	if (unlikely(shim_bootstrap_owns(p)))
+		return realloc_from_bootstrap(p, size);
+	if (unlikely(!shim_real.realloc)) {
+		shim_init();
+		if (!shim_real.realloc)
+			return NULL;
+	}
+	if (!tracing())
+		return shim_real.realloc(p, size);
+	shim_busy++;
+	struct shim_block old;
+	bool had = shim_table_remove((uintptr_t)p, &old);
+	void *q = shim_real.realloc(p, size);
+	int e = errno;
+	if (!q && size != 0) {
+		/* Failed: p is untouched, so its entry goes back as it was. */
+		if (had)
+			shim_table_insert(old.addr, old.size, old.trace);
+	} else {
+		/* Moved, resized in place, or freed by realloc(p, 0): like
+		 * Valgrind, one free of the old block and one allocation. */
+		if (had)
+			shim_account_free(&old);
+		if (q)
+			shim_record_alloc(q, size);
+	}
+	shim_busy--;
+	errno = e;
+	return q;
+}
+
+EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+	size_t total;
+	if (__builtin_mul_overflow(n, size, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc(p, total);
+}
+
+EXPORT void *memalign(size_t align, size_t size)
+{
+	if (unlikely(!shim_real.memalign)) {
+		shim_init();
+		if (!shim_real.memalign)
+			return shim_bootstrap_alloc(size, align);
+	}
+	if (!tracing())
+		return shim_real.memalign(align, size);
+	shim_busy++;
+	void *p = shim_real.memalign(align, size);
+	shim_busy--;
+	if (p)
+		after_alloc(p, size);
+	return p;
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+	if (unlikely(!shim_real.posix_memalign)) {
+		shim_init();
+		if (!shim_real.posix_memalign) {
+			void *p = shim_bootstrap_alloc(size, align);
+			if (!p)
+				return ENOMEM;
+			*out = p;
+			return 0;
+		}
+	}
+	if (!tracing())
+		return shim_real.posix_memalign(out, align, size);
+	shim_busy++;
+	int r = shim_real.posix_memalign(out, align, size);
+	shim_busy--;
+	if (r == 0)
+		after_alloc(*out, size);
+	return r;
+}
+
+EXPORT void *aligned_alloc(size_t align, size_t size)
+{
+	if (unlikely(!shim_real.aligned_alloc)) {
+		shim_init();
+		if (!shim_real.aligned_alloc)
+			return memalign(align, size);
+	}
+	if (!tracing())
+		return shim_real.aligned_alloc(align, size);
+	shim_busy++;
+	void *p = shim_real.aligned_alloc(align, size);
+	shim_busy--;
+	if (p)
+		after_alloc(p, size);
+	return p;
+}
+
+EXPORT void *valloc(size_t size)
+{
+	if (unlikely(!shim_real.valloc)) {
+		shim_init();
+		if (!shim_real.valloc)
+			return memalign((size_t)sysconf(_SC_PAGESIZE), size);
+	}
+	if (!tracing())
+		return shim_real.valloc(size);
+	shim_busy++;
+	void *p = shim_real.valloc(size);
+	shim_busy--;
+	if (p)
+		after_alloc(p, size);
+	return p;
+}
+
+EXPORT void *pvalloc(size_t size)
+{
+	if (unlikely(!shim_real.pvalloc)) {
+		shim_init();
+		if (!shim_real.pvalloc) {
+			size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+			return memalign(pg, (size + pg - 1) & ~(pg - 1));
+		}
+	}
+	if (!tracing())
+		return shim_real.pvalloc(size);
+	shim_busy++;
+	void *p = shim_real.pvalloc(size);
+	shim_busy--;
+	/* pvalloc rounds up to whole pages; record what was asked for, as
+	 * Valgrind does. */
+	if (p)
+		after_alloc(p, size);
+	return p;
+}
+
+EXPORT size_t malloc_usable_size(void *p)
+{
+	if (!p)
+		return 0;
+	if (unlikely(shim_bootstrap_owns(p)))
+		return shim_bootstrap_size(p);
+	if (unlikely(!shim_real.malloc_usable_size)) {
+		shim_init();
+		if (!shim_real.malloc_usable_size)
+			return 0;
+	}
+	return shim_real.malloc_usable_size(p);
+}

@@ -1,0 +1,468 @@
+/*
+ * shim_init.c - start-up and shut-down of libmemprof.so.
+ *
+ * Any hook may run first, on any thread, before our constructor: the first
+ * one resolves the real allocator with dlsym(RTLD_NEXT), and allocations
+ * made while it does (dlsym may call calloc) are served from a static
+ * bootstrap arena. Options come from MEMPROF_* variables read by hand.
+ * The exit snapshot is written by the destructor, which runs after the
+ * program's own exit handlers and the destructors of libraries loaded after
+ * us. Hook-safe throughout: no malloc, no stdio.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim/shim_internal.h"
+#include "shim/shim_unwind.h"
+
+struct shim_real shim_real;
+struct shim_options shim_opt = {.depth = SHIM_DEFAULT_DEPTH};
+struct shim_totals shim_totals;
+_Atomic int shim_active;
+__thread int shim_busy __attribute__((tls_model("initial-exec")));
+
+extern char **environ;
+
+/* The process the state belongs to: updated in a forked child, so that a
+ * vfork child (which shares our memory and runs no fork handlers) can be
+ * told apart. */
+static _Atomic pid_t self_pid;
+/* Whether this process is a forked child of the traced image. */
+static bool forked_child;
+/* The output name before any .pidPID was added. */
+static char base_output[4096];
+
+/* 0 = not started, 1 = resolving, 2 = done. */
+static _Atomic int init_state;
+static _Atomic pid_t init_tid;
+
+/* ---- bootstrap arena ---------------------------------------------- */
+
+#define BOOT_SIZE (256 * 1024)
+static char boot_buf[BOOT_SIZE] __attribute__((aligned(64)));
+static _Atomic size_t boot_used;
+
+/* Each bootstrap block is preceded by 16 bytes holding its size, so that
+ * realloc and malloc_usable_size work on it. */
+void *shim_bootstrap_alloc(size_t size, size_t align)
+{
+	if (align < 16)
+		align = 16;
+	for (;;) {
+		size_t used = atomic_load(&boot_used);
+		size_t start = (used + 16 + align - 1) & ~(align - 1);
+		size_t end = start + size;
+		if (end > BOOT_SIZE || end < start)
+			return NULL;
+		if (atomic_compare_exchange_weak(&boot_used, &used, end)) {
+			*(size_t *)(boot_buf + start - 16) = size;
+			return boot_buf + start;
+		}
+	}
+}
+
+bool shim_bootstrap_owns(const void *p)
+{
+	return (const char *)p >= boot_buf && (const char *)p < boot_buf + BOOT_SIZE;
+}
+
+size_t shim_bootstrap_size(const void *p)
+{
+	return *(const size_t *)((const char *)p - 16);
+}
+
+/* ---- messages ------------------------------------------------------ */
+
+static size_t slen(const char *s)
+{
+	size_t n = 0;
+	while (s && s[n])
+		n++;
+	return n;
+}
+
+static void write_all(int fd, const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, s, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
+void shim_say(const char *a, const char *b, const char *c, const char *d)
+{
+	char line[1024];
+	size_t n = 0;
+	const char *parts[] = {"memprof: ", a, b, c, d, "\n"};
+	for (size_t i = 0; i < 6; i++) {
+		size_t l = slen(parts[i]);
+		if (n + l > sizeof(line))
+			l = sizeof(line) - n;
+		memcpy(line + n, parts[i], l);
+		n += l;
+	}
+	int saved = errno;
+	write_all(2, line, n);
+	errno = saved;
+}
+
+/* strerror() may allocate for unknown codes and uses locale data; the shim
+ * only needs the few errors that files and memory give. */
+const char *shim_errname(int err)
+{
+	switch (err) {
+	case EACCES: return "permission denied";
+	case ENOENT: return "no such file or directory";
+	case ENOSPC: return "no space left on device";
+	case EROFS: return "read-only file system";
+	case EDQUOT: return "disk quota exceeded";
+	case EMFILE: return "too many open files";
+	case ENFILE: return "too many open files in system";
+	case ENOMEM: return "out of memory";
+	case EIO: return "input/output error";
+	case ENOTDIR: return "not a directory";
+	case EISDIR: return "is a directory";
+	case ENAMETOOLONG: return "file name too long";
+	case EFBIG: return "file too large";
+	case EBADF: return "bad file descriptor";
+	default: return "system error";
+	}
+}
+
+static _Atomic int failed_once;
+
+void shim_fail(const char *what, int err)
+{
+	atomic_store(&shim_active, 0);
+	if (atomic_exchange(&failed_once, 1))
+		return;
+	shim_say(what, err ? ": " : "", err ? shim_errname(err) : "",
+		 "; tracing stopped, the program continues");
+}
+
+uint64_t shim_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- options --------------------------------------------------------- */
+
+static const char *env_get(const char *name)
+{
+	size_t n = slen(name);
+	if (!environ)
+		return NULL;
+	for (char **e = environ; *e; e++)
+		if (!strncmp(*e, name, n) && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
+static long parse_long(const char *s, long dflt)
+{
+	long v = 0;
+	if (!s || !*s)
+		return dflt;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return dflt;
+		v = v * 10 + (*s - '0');
+		if (v > 1000000)
+			return dflt;
+	}
+	return v;
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = slen(src);
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static void read_options(void)
+{
+	long d = parse_long(env_get("MEMPROF_DEPTH"), SHIM_DEFAULT_DEPTH);
+	if (d < 1)
+		d = 1;
+	if (d > SHIM_MAX_DEPTH)
+		d = SHIM_MAX_DEPTH;
+	shim_opt.depth = (int)d;
+	const char *u = env_get("MEMPROF_UNWIND");
+	shim_opt.unwind_fp = u && !strcmp(u, "fp");
+	const char *f = env_get("MEMPROF_FORK");
+	shim_opt.fork_stop = f && !strcmp(f, "stop");
+	const char *x = env_get("MEMPROF_FOLLOW_EXEC");
+	shim_opt.follow_exec = x && !strcmp(x, "1");
+	const char *o = env_get("MEMPROF_OUTPUT");
+	if (o && *o)
+		copy_str(shim_opt.output, sizeof(shim_opt.output), o);
+}
+
+static void append_pid(char *o, size_t cap, long pid);
+
+/* Default output name, memprof.PROG.PID.memprof, as DESIGN §7 says. */
+static void default_output(void)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	const char *base = "prog";
+	if (n > 0) {
+		exe[n] = '\0';
+		base = exe;
+		for (char *p = exe; *p; p++)
+			if (*p == '/')
+				base = p + 1;
+	}
+	char pid[24];
+	int i = sizeof(pid) - 1;
+	pid[i] = '\0';
+	unsigned long v = (unsigned long)getpid();
+	do {
+		pid[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	char *o = shim_opt.output;
+	size_t cap = sizeof(shim_opt.output), len = 0;
+	const char *parts[] = {"memprof.", base, ".", pid + i, ".memprof"};
+	for (int k = 0; k < 5; k++) {
+		size_t l = slen(parts[k]);
+		if (len + l >= cap)
+			return;
+		memcpy(o + len, parts[k], l);
+		len += l;
+	}
+	o[len] = '\0';
+}
+
+/* ---- initialisation -------------------------------------------------- */
+
+#define RESOLVE(name) \
+	shim_real.name = (__typeof__(shim_real.name))dlsym(RTLD_NEXT, #name)
+
+void shim_init(void)
+{
+	int st = atomic_load_explicit(&init_state, memory_order_acquire);
+	if (st == 2)
+		return;
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+	if (st == 1 && atomic_load(&init_tid) == tid)
+		return; /* dlsym allocating: the caller uses the bootstrap */
+	int expect = 0;
+	if (!atomic_compare_exchange_strong(&init_state, &expect, 1)) {
+		if (atomic_load(&init_tid) == tid)
+			return;
+		while (atomic_load_explicit(&init_state, memory_order_acquire) != 2)
+			sched_yield();
+		return;
+	}
+	atomic_store(&init_tid, tid);
+	int saved = errno;
+	shim_busy++;
+	RESOLVE(malloc);
+	RESOLVE(free);
+	RESOLVE(calloc);
+	RESOLVE(realloc);
+	RESOLVE(memalign);
+	RESOLVE(posix_memalign);
+	RESOLVE(aligned_alloc);
+	RESOLVE(valloc);
+	RESOLVE(pvalloc);
+	RESOLVE(malloc_usable_size);
+	shim_busy--;
+	shim_totals.start_ns = shim_now_ns();
+	atomic_store(&self_pid, getpid());
+	read_options();
+	shim_unwind_init();
+	bool ok = shim_real.malloc && shim_real.free && shim_real.calloc &&
+		  shim_real.realloc && shim_real.memalign;
+	atomic_store_explicit(&init_state, 2, memory_order_release);
+	if (!ok)
+		shim_say("cannot find the real malloc; not tracing", "", "", "");
+	else
+		atomic_store(&shim_active, 1);
+	errno = saved;
+}
+
+/* ---- fork ------------------------------------------------------------ */
+
+static void atfork_prepare(void)
+{
+	shim_busy++;
+	shim_table_lock_all();
+}
+
+static void atfork_parent(void)
+{
+	shim_table_unlock_all();
+	shim_busy--;
+}
+
+/* FILE.memprof -> FILE.pidPID.memprof (the extension kept last). */
+static void append_pid(char *o, size_t cap, long pid)
+{
+	size_t n = slen(o);
+	const char ext[] = ".memprof";
+	size_t el = sizeof(ext) - 1;
+	char tail[32] = ".pid";
+	size_t tl = 4;
+	char digits[24];
+	int i = 0;
+	unsigned long v = (unsigned long)pid;
+	do {
+		digits[i++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (i > 0)
+		tail[tl++] = digits[--i];
+	size_t stem = n;
+	if (n >= el && !strcmp(o + n - el, ext))
+		stem = n - el;
+	if (stem + tl + el + 1 > cap) {
+		atomic_store(&shim_active, 0);
+		return;
+	}
+	memcpy(o + stem, tail, tl);
+	memcpy(o + stem + tl, ext, el + 1);
+}
+
+/* The child inherits the parent's heap, so the parent's live blocks are
+ * its blocks too: it keeps tracing into a file of its own,
+ * FILE.pidPID.memprof (or stops, with MEMPROF_FORK=stop). */
+static void atfork_child(void)
+{
+	shim_table_reset_locks();
+	shim_busy--;
+	atomic_store(&self_pid, getpid());
+	forked_child = true;
+	if (shim_opt.fork_stop) {
+		atomic_store(&shim_active, 0);
+		return;
+	}
+	memcpy(shim_opt.output, base_output, sizeof(shim_opt.output));
+	append_pid(shim_opt.output, sizeof(shim_opt.output), getpid());
+}
+
+/* Removes our own entry from LD_PRELOAD, in place, so that programs this
+ * one execs run untraced (DESIGN §2.6) unless asked otherwise. */
+static void unpreload_self(void)
+{
+	Dl_info info;
+	if (!dladdr((void *)unpreload_self, &info) || !info.dli_fname)
+		return;
+	const char *me = info.dli_fname;
+	size_t ml = slen(me);
+	if (!environ)
+		return;
+	for (char **e = environ; *e; e++) {
+		if (strncmp(*e, "LD_PRELOAD=", 11))
+			continue;
+		char *v = *e + 11, *w = v, *r = v;
+		/* Entries are separated by ':' or spaces. */
+		while (*r) {
+			while (*r == ':' || *r == ' ')
+				r++;
+			char *s = r;
+			while (*r && *r != ':' && *r != ' ')
+				r++;
+			size_t l = (size_t)(r - s);
+			bool self = (l == ml && !strncmp(s, me, l));
+			/* Also drop any libmemprof.so named another way. */
+			if (!self && l >= 13 && !strncmp(r - 13, "libmemprof.so", 13))
+				self = true;
+			if (l && !self) {
+				if (w != v)
+					*w++ = ':';
+				memmove(w, s, l);
+				w += l;
+			}
+		}
+		*w = '\0';
+	}
+}
+
+__attribute__((constructor)) static void shim_constructor(void)
+{
+	shim_init();
+	shim_busy++;
+	read_options();
+	if (!shim_opt.output[0])
+		default_output();
+	memcpy(base_output, shim_opt.output, sizeof(base_output));
+	/* record names the process it started in MEMPROF_PID. An image
+	 * exec'd in that same process is the program (a wrapper script that
+	 * execs the real binary, say) and writes FILE. An image exec'd or
+	 * spawned in a descendant is a child program: traced into
+	 * FILE.pidPID only with --follow-fork, else left alone. */
+	long root = parse_long(env_get("MEMPROF_PID"), -1);
+	if (root > 0 && root != (long)getpid()) {
+		if (shim_opt.follow_exec) {
+			append_pid(shim_opt.output, sizeof(shim_opt.output),
+				   getpid());
+		} else {
+			atomic_store(&shim_active, 0);
+			unpreload_self();
+		}
+	}
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	shim_busy--;
+}
+
+/* Writes the exit snapshot once, from the process that owns the state. */
+static void exit_snapshot(void)
+{
+	if (!atomic_load(&shim_active) || getpid() != atomic_load(&self_pid))
+		return;
+	shim_busy++;
+	int err = shim_snapshot_write(shim_opt.output, "exit", NULL, 0);
+	atomic_store(&shim_active, 0);
+	if (err)
+		shim_say("cannot write '", shim_opt.output, "': ",
+			 shim_errname(err));
+	shim_busy--;
+}
+
+__attribute__((destructor)) static void shim_destructor(void)
+{
+	exit_snapshot();
+}
+
+/* Programs that end with _exit() skip destructors (dash always does), so
+ * the traced program's exit snapshot is also written here. Forked children
+ * end with _exit() by convention when they are a shell's subshell or a
+ * failed exec: they get a file only when they exit() like a program (a
+ * worker process). A vfork child shares our memory and must not write: its
+ * pid differs from self_pid. */
+__attribute__((visibility("default"), noreturn)) void _exit(int status)
+{
+	if (!forked_child)
+		exit_snapshot();
+	syscall(SYS_exit_group, status);
+	__builtin_unreachable();
+}
+
+__attribute__((visibility("default"), noreturn)) void _Exit(int status)
+{
+	if (!forked_child)
+		exit_snapshot();
+	syscall(SYS_exit_group, status);
+	__builtin_unreachable();
+}

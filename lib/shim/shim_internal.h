@@ -1,0 +1,140 @@
+/*
+ * shim_internal.h - state shared by the files of libmemprof.so.
+ *
+ * Everything here is hook-safe: no malloc, no stdio, no locks a signal
+ * handler could re-enter (a hook that finds its thread already inside the
+ * shim passes straight through, so a handler never waits on its own
+ * thread). Memory comes from mmap. Symbols are hidden (-fvisibility).
+ */
+#ifndef MEMPROF_SHIM_INTERNAL_H
+#define MEMPROF_SHIM_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHIM_MAX_DEPTH 256
+#define SHIM_DEFAULT_DEPTH 64
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* The functions the shim forwards to (RTLD_NEXT). */
+struct shim_real {
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	void *(*memalign)(size_t, size_t);
+	int (*posix_memalign)(void **, size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	void *(*valloc)(size_t);
+	void *(*pvalloc)(size_t);
+	size_t (*malloc_usable_size)(void *);
+};
+extern struct shim_real shim_real;
+
+struct shim_options {
+	int depth;          /* frames kept per stack */
+	bool unwind_fp;     /* walk frame pointers instead of CFI */
+	bool fork_stop;     /* forked children stop tracing */
+	bool follow_exec;   /* keep LD_PRELOAD for exec'd programs */
+	char output[4096];  /* exit snapshot path */
+};
+extern struct shim_options shim_opt;
+
+/* 1 while tracing; 0 before init, after the exit snapshot, or after an
+ * internal failure. */
+extern _Atomic int shim_active;
+/* Per-thread: inside a hook (nested allocations pass through). */
+extern __thread int shim_busy __attribute__((tls_model("initial-exec")));
+
+/* Counters of the whole process (DESIGN §4 meta totals). */
+struct shim_totals {
+	_Atomic uint64_t live_bytes, live_blocks;
+	_Atomic uint64_t allocs, frees, alloc_bytes;
+	_Atomic uint64_t peak_bytes;
+	_Atomic uint64_t peak_gen; /* bumped at every new global peak */
+	_Atomic uint64_t peak_ns;
+	uint64_t start_ns;
+};
+extern struct shim_totals shim_totals;
+
+/* An interned stack with its counters (one per distinct stack). */
+struct shim_trace {
+	struct shim_trace *next; /* hash chain */
+	uint64_t hash;
+	uint32_t depth;
+	uint32_t snap_gen; /* snapshot pass that numbered it */
+	uint32_t snap_index;
+	_Atomic uint64_t live_bytes, live_blocks, allocs, alloc_bytes;
+	/* Live bytes at the last global peak, valid when seen_gen is
+	 * older than shim_totals.peak_gen (shim_stacks.c explains). */
+	_Atomic uint64_t peak_bytes, seen_gen;
+	uintptr_t pcs[];
+};
+
+/* shim_init.c */
+void shim_init(void);
+bool shim_bootstrap_owns(const void *p);
+void *shim_bootstrap_alloc(size_t size, size_t align);
+size_t shim_bootstrap_size(const void *p);
+/* Stops tracing after an internal failure; prints one line once. */
+void shim_fail(const char *what, int err);
+/* Writes one line, "memprof: " + the parts (NULL = ""), to stderr with
+ * write(2). */
+void shim_say(const char *a, const char *b, const char *c, const char *d);
+const char *shim_errname(int err);
+uint64_t shim_now_ns(void);
+
+/* shim_mem.c: memory for the shim itself. */
+void *shim_mmap(size_t len);
+void shim_munmap(void *p, size_t len);
+/* Lock-free bump allocation from mmap'd chunks; never freed. NULL when
+ * the system refuses memory. */
+void *shim_arena_alloc(size_t len);
+uint64_t shim_arena_bytes(void);
+
+/* shim_stacks.c */
+struct shim_trace *shim_trace_capture(void);
+void shim_trace_add(struct shim_trace *t, uint64_t size);
+void shim_trace_sub(struct shim_trace *t, uint64_t size);
+/* Iterates every trace (no order); fn returns nothing. */
+void shim_trace_foreach(void (*fn)(struct shim_trace *t, void *ctx),
+			void *ctx);
+uint64_t shim_trace_count(void);
+uint64_t shim_trace_peak_bytes(const struct shim_trace *t);
+
+/* shim_table.c: the live-block table. */
+struct shim_block {
+	uintptr_t addr; /* 0 = empty slot */
+	uint64_t size;
+	struct shim_trace *trace;
+};
+/* Records a block; a stale entry for the same address is accounted as
+ * freed first. false when out of shim memory. */
+bool shim_table_insert(uintptr_t addr, uint64_t size, struct shim_trace *t);
+/* Removes addr; fills *out and returns true when it was tracked. */
+bool shim_table_remove(uintptr_t addr, struct shim_block *out);
+/* Calls fn for every live block, one shard at a time under its lock. */
+void shim_table_foreach(void (*fn)(const struct shim_block *b, void *ctx),
+			void *ctx);
+void shim_table_lock_all(void);
+void shim_table_unlock_all(void);
+void shim_table_reset_locks(void);
+uint64_t shim_table_count(void);
+
+/* shim_record.c: accounting called by the hooks. */
+void shim_record_alloc(void *p, size_t size);
+void shim_record_free(void *p);
+/* Counts a block already taken out of the table as freed. */
+void shim_account_free(const struct shim_block *b);
+
+/* shim_snapshot.c */
+/* Writes a snapshot to path; returns 0 or an errno. trigger is "exit",
+ * "api", ...; name may be NULL. */
+int shim_snapshot_write(const char *path, const char *trigger,
+			const char *name, uint64_t seq);
+
+#endif

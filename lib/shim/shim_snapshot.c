@@ -1,0 +1,435 @@
+/*
+ * shim_snapshot.c - writes the process's heap state as a .memprof file.
+ *
+ * Sections META, MODS, STKS, TRCS, BLKS (formats/snapshot.md), through the
+ * hook-safe writer in lib/common. Traces are numbered in a first pass;
+ * traces and blocks created by other threads while the file is being
+ * written are left out rather than half-written. The file is written to a
+ * temporary name and renamed, so a reader never sees a partial file.
+ *
+ * Hook-safe: no malloc, no stdio; memory from mmap. Runs with shim_busy
+ * set, so the program's threads may go on allocating meanwhile.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdatomic.h>
+#include <stdio.h> /* rename(2) only; no stdio streams */
+#include <string.h>
+#include <unistd.h>
+
+#include "common/common_format.h"
+#include "common/common_writer.h"
+#include "shim/shim_internal.h"
+
+static _Atomic uint32_t snap_gen;
+static _Atomic int snap_busy;
+
+/* ---- modules ------------------------------------------------------------ */
+
+#define MAX_MODULES 8192
+#define POOL_SIZE (4u << 20)
+
+struct mod {
+	uint32_t path_off, path_len;
+	uint64_t base, start, end;
+	unsigned char build_id[64];
+	uint32_t build_id_len;
+};
+
+struct mod_list {
+	struct mod *mods;
+	size_t n;
+	char *pool;
+	size_t pool_used;
+};
+
+static size_t slen(const char *s)
+{
+	size_t n = 0;
+	while (s[n])
+		n++;
+	return n;
+}
+
+static void find_build_id(struct dl_phdr_info *info, struct mod *m)
+{
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_NOTE)
+			continue;
+		const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+		const char *end = p + ph->p_memsz;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+			const char *name = p + sizeof(*nh);
+			const char *desc = name + ((nh->n_namesz + 3) & ~3u);
+			const char *next = desc + ((nh->n_descsz + 3) & ~3u);
+			if (next > end)
+				break;
+			if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+			    !memcmp(name, "GNU", 4) && nh->n_descsz <= 64) {
+				memcpy(m->build_id, desc, nh->n_descsz);
+				m->build_id_len = nh->n_descsz;
+				return;
+			}
+			p = next;
+		}
+	}
+}
+
+static int module_cb(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+	(void)size;
+	struct mod_list *l = ctx;
+	if (l->n >= MAX_MODULES)
+		return 1;
+	struct mod *m = &l->mods[l->n];
+	memset(m, 0, sizeof(*m));
+	char exe[4096];
+	const char *name = info->dlpi_name;
+	if (!name || !*name) {
+		/* The main program has no name here. */
+		if (l->n != 0)
+			return 0;
+		ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		exe[k > 0 ? k : 0] = '\0';
+		name = exe;
+	}
+	size_t len = slen(name);
+	if (l->pool_used + len > POOL_SIZE)
+		return 1;
+	memcpy(l->pool + l->pool_used, name, len);
+	m->path_off = (uint32_t)l->pool_used;
+	m->path_len = (uint32_t)len;
+	l->pool_used += len;
+	m->base = info->dlpi_addr;
+	uint64_t lo = UINT64_MAX, hi = 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		uint64_t s = info->dlpi_addr + ph->p_vaddr;
+		if (s < lo)
+			lo = s;
+		if (s + ph->p_memsz > hi)
+			hi = s + ph->p_memsz;
+	}
+	if (lo == UINT64_MAX)
+		return 0;
+	m->start = lo;
+	m->end = hi;
+	find_build_id(info, m);
+	l->n++;
+	return 0;
+}
+
+static void write_modules(struct mpw *w)
+{
+	struct mod_list l = {0};
+	size_t mods_len = MAX_MODULES * sizeof(struct mod);
+	l.mods = shim_mmap(mods_len);
+	l.pool = shim_mmap(POOL_SIZE);
+	if (l.mods && l.pool)
+		dl_iterate_phdr(module_cb, &l);
+	mpw_begin(w, MP_SEC_MODULES);
+	mpw_uleb(w, l.n);
+	for (size_t i = 0; i < l.n; i++) {
+		struct mod *m = &l.mods[i];
+		mpw_strn(w, l.pool + m->path_off, m->path_len);
+		mpw_uleb(w, m->base);
+		mpw_uleb(w, m->start);
+		mpw_uleb(w, m->end);
+		mpw_strn(w, (const char *)m->build_id, m->build_id_len);
+	}
+	mpw_end(w);
+	shim_munmap(l.mods, mods_len);
+	shim_munmap(l.pool, POOL_SIZE);
+}
+
+/* ---- meta ---------------------------------------------------------------- */
+
+static void write_meta(struct mpw *w, const char *trigger, const char *name,
+		       uint64_t seq)
+{
+	char exe[4096];
+	ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[k > 0 ? k : 0] = '\0';
+
+	size_t cap = 1u << 20;
+	char *args = shim_mmap(cap);
+	size_t alen = 0;
+	if (args) {
+		int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t r;
+			while (alen < cap &&
+			       ((r = read(fd, args + alen, cap - alen)) > 0 ||
+				(r < 0 && errno == EINTR)))
+				if (r > 0)
+					alen += (size_t)r;
+			close(fd);
+		}
+		/* Keep whole arguments only. */
+		while (alen > 0 && args[alen - 1] != '\0')
+			alen--;
+	}
+
+	mpw_begin(w, MP_SEC_META);
+	mpw_meta_uint(w, "pid", (uint64_t)getpid());
+	mpw_meta_uint(w, "ppid", (uint64_t)getppid());
+	mpw_meta_str(w, "exe", exe);
+	mpw_strn(w, "argv", 4);
+	mpw_uleb(w, MP_META_STR);
+	mpw_strn(w, args ? args : "", alen);
+	mpw_meta_uint(w, "start_ns", shim_totals.start_ns);
+	mpw_meta_uint(w, "snapshot_ns", shim_now_ns());
+	mpw_meta_uint(w, "peak_ns", atomic_load(&shim_totals.peak_ns));
+	mpw_meta_str(w, "trigger", trigger);
+	if (name)
+		mpw_meta_str(w, "name", name);
+	mpw_meta_uint(w, "sample_rate", 0);
+	mpw_meta_uint(w, "depth", (uint64_t)shim_opt.depth);
+	mpw_meta_uint(w, "seq", seq);
+	mpw_meta_uint(w, "live_bytes", atomic_load(&shim_totals.live_bytes));
+	mpw_meta_uint(w, "live_blocks", atomic_load(&shim_totals.live_blocks));
+	mpw_meta_uint(w, "peak_bytes", atomic_load(&shim_totals.peak_bytes));
+	mpw_meta_uint(w, "allocs", atomic_load(&shim_totals.allocs));
+	mpw_meta_uint(w, "frees", atomic_load(&shim_totals.frees));
+	mpw_meta_uint(w, "alloc_bytes", atomic_load(&shim_totals.alloc_bytes));
+	mpw_end(w);
+	shim_munmap(args, cap);
+}
+
+/* ---- stacks and traces ----------------------------------------------------- */
+
+struct number_ctx {
+	uint32_t gen, next;
+};
+
+static void number_cb(struct shim_trace *t, void *vctx)
+{
+	struct number_ctx *c = vctx;
+	t->snap_index = c->next++;
+	__atomic_store_n(&t->snap_gen, c->gen, __ATOMIC_RELEASE);
+}
+
+struct write_ctx {
+	struct mpw *w;
+	uint32_t gen;
+	uintptr_t prev_first;
+};
+
+static void stack_cb(struct shim_trace *t, void *vctx)
+{
+	struct write_ctx *c = vctx;
+	if (__atomic_load_n(&t->snap_gen, __ATOMIC_ACQUIRE) != c->gen)
+		return;
+	mpw_uleb(c->w, t->depth);
+	uintptr_t prev = c->prev_first;
+	for (uint32_t i = 0; i < t->depth; i++) {
+		mpw_sleb(c->w, (int64_t)(t->pcs[i] - prev));
+		prev = t->pcs[i];
+	}
+	if (t->depth)
+		c->prev_first = t->pcs[0];
+}
+
+static void trace_cb(struct shim_trace *t, void *vctx)
+{
+	struct write_ctx *c = vctx;
+	if (__atomic_load_n(&t->snap_gen, __ATOMIC_ACQUIRE) != c->gen)
+		return;
+	mpw_uleb(c->w, t->snap_index);
+	mpw_uleb(c->w, atomic_load(&t->live_bytes));
+	mpw_uleb(c->w, atomic_load(&t->live_blocks));
+	mpw_uleb(c->w, atomic_load(&t->allocs));
+	mpw_uleb(c->w, atomic_load(&t->alloc_bytes));
+	mpw_uleb(c->w, shim_trace_peak_bytes(t));
+}
+
+/* ---- blocks --------------------------------------------------------------- */
+
+struct blk {
+	uint64_t addr, size;
+	uint64_t trace;
+};
+
+struct block_ctx {
+	struct blk *v;
+	size_t n, cap;
+	uint32_t gen;
+	bool full;
+};
+
+static void block_cb(const struct shim_block *b, void *vctx)
+{
+	struct block_ctx *c = vctx;
+	if (__atomic_load_n(&b->trace->snap_gen, __ATOMIC_ACQUIRE) != c->gen)
+		return;
+	if (c->n == c->cap) {
+		c->full = true;
+		return;
+	}
+	c->v[c->n].addr = b->addr;
+	c->v[c->n].size = b->size;
+	c->v[c->n].trace = b->trace->snap_index;
+	c->n++;
+}
+
+/* LSD radix sort on the address, 16 bits a pass; passes where every key
+ * has the same digit are skipped (the top bits usually are). */
+static bool radix_sort(struct blk *v, size_t n)
+{
+	struct blk *tmp = shim_mmap(n * sizeof(*v) + 1);
+	size_t *count = shim_mmap(65536 * sizeof(size_t));
+	if (!tmp || !count) {
+		shim_munmap(tmp, n * sizeof(*v) + 1);
+		shim_munmap(count, 65536 * sizeof(size_t));
+		return false;
+	}
+	struct blk *src = v, *dst = tmp;
+	for (int shift = 0; shift < 64; shift += 16) {
+		memset(count, 0, 65536 * sizeof(size_t));
+		for (size_t i = 0; i < n; i++)
+			count[(src[i].addr >> shift) & 0xffff]++;
+		if (n && count[(src[0].addr >> shift) & 0xffff] == n)
+			continue;
+		size_t sum = 0;
+		for (size_t d = 0; d < 65536; d++) {
+			size_t c = count[d];
+			count[d] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[count[(src[i].addr >> shift) & 0xffff]++] = src[i];
+		struct blk *t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != v)
+		memcpy(v, src, n * sizeof(*v));
+	shim_munmap(tmp, n * sizeof(*v) + 1);
+	shim_munmap(count, 65536 * sizeof(size_t));
+	return true;
+}
+
+static int write_blocks(struct mpw *w, uint32_t gen)
+{
+	struct block_ctx c = {.gen = gen};
+	size_t len = 0;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		c.cap = shim_table_count() + shim_table_count() / 8 + 1024;
+		len = c.cap * sizeof(struct blk);
+		c.v = shim_mmap(len);
+		if (!c.v)
+			return ENOMEM;
+		c.n = 0;
+		c.full = false;
+		shim_table_foreach(block_cb, &c);
+		if (!c.full)
+			break;
+		shim_munmap(c.v, len);
+		c.v = NULL;
+	}
+	if (!c.v)
+		return ENOMEM;
+	if (!radix_sort(c.v, c.n)) {
+		shim_munmap(c.v, len);
+		return ENOMEM;
+	}
+	mpw_begin(w, MP_SEC_BLOCKS);
+	mpw_uleb(w, c.n);
+	uint64_t prev = 0;
+	for (size_t i = 0; i < c.n; i++) {
+		mpw_uleb(w, c.v[i].addr - prev);
+		mpw_uleb(w, c.v[i].size);
+		mpw_uleb(w, c.v[i].trace);
+		prev = c.v[i].addr;
+	}
+	mpw_end(w);
+	shim_munmap(c.v, len);
+	return 0;
+}
+
+/* ---- the file -------------------------------------------------------------- */
+
+static size_t build_tmp(char *dst, size_t cap, const char *path)
+{
+	size_t n = slen(path);
+	const char *sfx = ".tmp";
+	if (n + 32 > cap)
+		return 0;
+	memcpy(dst, path, n);
+	memcpy(dst + n, sfx, 4);
+	n += 4;
+	char digits[24];
+	int i = 0;
+	unsigned long v = (unsigned long)getpid();
+	do {
+		digits[i++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (i > 0)
+		dst[n++] = digits[--i];
+	dst[n] = '\0';
+	return n;
+}
+
+int shim_snapshot_write(const char *path, const char *trigger,
+			const char *name, uint64_t seq)
+{
+	if (atomic_exchange(&snap_busy, 1))
+		return EBUSY;
+	char tmp[4200];
+	int err = 0;
+	if (!build_tmp(tmp, sizeof(tmp), path)) {
+		err = ENAMETOOLONG;
+		goto out;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		err = errno;
+		goto out;
+	}
+	struct mpw w;
+	err = mpw_open(&w, fd);
+	if (err) {
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	uint32_t gen = atomic_fetch_add(&snap_gen, 1) + 1;
+	write_meta(&w, trigger, name, seq);
+	write_modules(&w);
+
+	struct number_ctx nc = {.gen = gen};
+	shim_trace_foreach(number_cb, &nc);
+	struct write_ctx wc = {.w = &w, .gen = gen};
+	mpw_begin(&w, MP_SEC_STACKS);
+	mpw_uleb(&w, nc.next);
+	shim_trace_foreach(stack_cb, &wc);
+	mpw_end(&w);
+	mpw_begin(&w, MP_SEC_TRACES);
+	mpw_uleb(&w, nc.next);
+	shim_trace_foreach(trace_cb, &wc);
+	mpw_end(&w);
+
+	int berr = write_blocks(&w, gen);
+	if (berr) {
+		mpw_abort(&w);
+		err = berr;
+	} else {
+		err = mpw_close(&w);
+	}
+	if (close(fd) != 0 && !err)
+		err = errno;
+	if (!err && rename(tmp, path) != 0)
+		err = errno;
+	if (err)
+		unlink(tmp);
+out:
+	atomic_store(&snap_busy, 0);
+	return err;
+}

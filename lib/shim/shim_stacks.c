@@ -1,0 +1,168 @@
+/*
+ * shim_stacks.c - stack capture, interning, and per-trace counters.
+ *
+ * Each allocation's call stack is unwound (shim_unwind.c), the shim's own
+ * frames are cut off, and the stack is interned: identical stacks share one
+ * struct shim_trace, found through a lock-free hash of chains (insertion is
+ * a compare-and-swap on the bucket head; traces are never freed, so readers
+ * need no protection). Counters are relaxed atomics.
+ *
+ * Bytes at the global peak (DESIGN §4) without copying every counter at
+ * every new peak: the totals keep a generation number bumped at each new
+ * peak. A trace remembers the generation it last saw; when it changes
+ * after a newer peak, its live bytes just before the change were its bytes
+ * at that peak, so it saves them first. Exact for one thread; with several,
+ * updates racing a new peak can be off by the blocks in flight.
+ *
+ * Hook-safe: no malloc, no stdio, no locks.
+ */
+#include <dlfcn.h>
+#include <link.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "shim/shim_internal.h"
+#include "shim/shim_unwind.h"
+
+#define NBUCKETS (1u << 18)
+
+static _Atomic(struct shim_trace *) *buckets;
+static _Atomic uint64_t ntraces;
+static uintptr_t self_start, self_end;
+static _Atomic int setup_state;
+
+static bool setup(void)
+{
+	int st = atomic_load_explicit(&setup_state, memory_order_acquire);
+	if (st == 2)
+		return true;
+	int expect = 0;
+	if (!atomic_compare_exchange_strong(&setup_state, &expect, 1)) {
+		while (atomic_load_explicit(&setup_state, memory_order_acquire) != 2)
+			;
+		return buckets != NULL;
+	}
+	buckets = shim_mmap(NBUCKETS * sizeof(*buckets));
+	struct dl_find_object dlfo;
+	if (_dl_find_object((void *)setup, &dlfo) == 0) {
+		self_start = (uintptr_t)dlfo.dlfo_map_start;
+		self_end = (uintptr_t)dlfo.dlfo_map_end;
+	}
+	atomic_store_explicit(&setup_state, 2, memory_order_release);
+	return buckets != NULL;
+}
+
+static inline uint64_t hash_pcs(const uintptr_t *pcs, int n)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)n;
+	for (int i = 0; i < n; i++) {
+		h ^= pcs[i];
+		h *= 0x100000001b3ull;
+		h ^= h >> 32;
+	}
+	return h;
+}
+
+static struct shim_trace *intern(const uintptr_t *pcs, int n)
+{
+	uint64_t h = hash_pcs(pcs, n);
+	_Atomic(struct shim_trace *) *head = &buckets[h & (NBUCKETS - 1)];
+	struct shim_trace *first = atomic_load_explicit(head, memory_order_acquire);
+	for (struct shim_trace *t = first; t; t = t->next)
+		if (t->hash == h && t->depth == (uint32_t)n &&
+		    !memcmp(t->pcs, pcs, (size_t)n * sizeof(*pcs)))
+			return t;
+	struct shim_trace *nt =
+		shim_arena_alloc(sizeof(*nt) + (size_t)n * sizeof(*pcs));
+	if (!nt)
+		return NULL;
+	nt->hash = h;
+	nt->depth = (uint32_t)n;
+	memcpy(nt->pcs, pcs, (size_t)n * sizeof(*pcs));
+	atomic_init(&nt->seen_gen, atomic_load(&shim_totals.peak_gen));
+	for (;;) {
+		nt->next = first;
+		if (atomic_compare_exchange_weak_explicit(
+			    head, &first, nt, memory_order_release,
+			    memory_order_acquire))
+			break;
+		/* Someone pushed first: the same stack may be among the new
+		 * heads. The piece of arena we took is simply wasted then. */
+		for (struct shim_trace *t = first; t && t != nt->next; t = t->next)
+			if (t->hash == h && t->depth == (uint32_t)n &&
+			    !memcmp(t->pcs, pcs, (size_t)n * sizeof(*pcs)))
+				return t;
+	}
+	atomic_fetch_add_explicit(&ntraces, 1, memory_order_relaxed);
+	return nt;
+}
+
+struct shim_trace *shim_trace_capture(void)
+{
+	if (unlikely(!setup()))
+		return NULL;
+	uintptr_t pcs[SHIM_MAX_DEPTH + 16];
+	int want = shim_opt.depth + 8;
+	int n = shim_opt.unwind_fp ? shim_unwind_fp(pcs, want)
+				   : shim_unwind(pcs, want);
+	int skip = 0;
+	while (skip < n && pcs[skip] >= self_start && pcs[skip] < self_end)
+		skip++;
+	n -= skip;
+	if (n > shim_opt.depth)
+		n = shim_opt.depth;
+	return intern(pcs + skip, n);
+}
+
+/* Saves this trace's bytes at the last global peak if a peak happened
+ * since it last changed (see the header comment). */
+static inline void catch_up(struct shim_trace *t)
+{
+	uint64_t g = atomic_load_explicit(&shim_totals.peak_gen,
+					  memory_order_relaxed);
+	if (atomic_load_explicit(&t->seen_gen, memory_order_relaxed) != g) {
+		atomic_store_explicit(&t->peak_bytes,
+				      atomic_load_explicit(&t->live_bytes,
+							   memory_order_relaxed),
+				      memory_order_relaxed);
+		atomic_store_explicit(&t->seen_gen, g, memory_order_relaxed);
+	}
+}
+
+void shim_trace_add(struct shim_trace *t, uint64_t size)
+{
+	catch_up(t);
+	atomic_fetch_add_explicit(&t->live_bytes, size, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->live_blocks, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->allocs, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->alloc_bytes, size, memory_order_relaxed);
+}
+
+void shim_trace_sub(struct shim_trace *t, uint64_t size)
+{
+	catch_up(t);
+	atomic_fetch_sub_explicit(&t->live_bytes, size, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&t->live_blocks, 1, memory_order_relaxed);
+}
+
+uint64_t shim_trace_peak_bytes(const struct shim_trace *t)
+{
+	uint64_t g = atomic_load(&shim_totals.peak_gen);
+	if (atomic_load(&t->seen_gen) != g)
+		return atomic_load(&t->live_bytes);
+	return atomic_load(&t->peak_bytes);
+}
+
+void shim_trace_foreach(void (*fn)(struct shim_trace *t, void *ctx), void *ctx)
+{
+	if (!buckets)
+		return;
+	for (size_t b = 0; b < NBUCKETS; b++)
+		for (struct shim_trace *t = atomic_load(&buckets[b]); t; t = t->next)
+			fn(t, ctx);
+}
+
+uint64_t shim_trace_count(void)
+{
+	return atomic_load(&ntraces);
+}

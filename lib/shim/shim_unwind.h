@@ -1,0 +1,52 @@
+/*
+ * shim_unwind.h - stack capture for the shim (DESIGN.md §3).
+ *
+ * Two x86-64 unwinders: the default one follows .eh_frame CFI (so it walks
+ * through Debian's libc and libstdc++, built without frame pointers) with a
+ * process-wide cache of decoded rules per pc; the other follows %rbp
+ * (--unwind=fp). Hook-safe: no allocation (one mmap for the cache), no
+ * locks, no stdio, no TLS; both walks are async-signal-safe.
+ */
+#ifndef MEMPROF_SHIM_UNWIND_H
+#define MEMPROF_SHIM_UNWIND_H
+
+#include <stdint.h>
+
+/*
+ * Fills pcs[0..n) with the calling thread's stack: pcs[0] is the return
+ * address of the call to shim_unwind() (an address inside the caller), then
+ * the caller's return address, and so on outwards. Returns n (0 <= n <= max).
+ * Through a signal handler the walk continues in the interrupted code: the
+ * entry after the handler's return address (into __restore_rt) is the exact
+ * interrupted pc, not a return address.
+ *
+ * Stops, keeping what it has, at the outermost frame (return address marked
+ * undefined by _start / clone, or 0), at code without CFI (JIT, stripped
+ * .eh_frame), at a rule it does not follow (DWARF expressions other than the
+ * signal frame), at a frame whose CFA is not above the previous one or more
+ * than 16 MiB away, and at max. Never crashes, never allocates, never takes a
+ * lock.
+ */
+int shim_unwind(uintptr_t *pcs, int max);
+
+/*
+ * Same contract, by walking the %rbp chain: right for code built with
+ * -fno-omit-frame-pointer only. Stops when the next frame pointer is not
+ * above the previous one, not 16-byte aligned, or more than 8 MiB away.
+ */
+int shim_unwind_fp(uintptr_t *pcs, int max);
+
+/*
+ * Optional one-time setup (maps the rule cache). shim_unwind() does the same
+ * lazily when it was never called; concurrent first calls are fine.
+ */
+void shim_unwind_init(void);
+
+/*
+ * Forgets every cached rule. Call after a library was unloaded (dlclose):
+ * another one may be mapped at the same addresses. Safe against concurrent
+ * walks; a walk racing with it may still use an old rule once.
+ */
+void shim_unwind_flush(void);
+
+#endif

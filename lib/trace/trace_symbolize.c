@@ -1,0 +1,876 @@
+/*
+ * trace_symbolize.c - mp_symbolize(): turns the return addresses of a
+ * snapshot's stacks into functions, files and lines (with the chain of
+ * inlined calls) using elfutils' libdwfl on the module files of this machine.
+ *
+ * Each distinct pc is looked up once. Two lazily built indexes keep that
+ * fast: the subprogram ranges of each compilation unit (dwarf_getscopes()
+ * would walk a whole CU for every pc) and the sorted function symbols of
+ * each module (dwfl_module_addrinfo() scans the whole symbol table per
+ * call). Results live in the snapshot's arena, strings interned so that a
+ * function or file shared by many pcs is stored once; scratch state is
+ * malloc'd and freed before returning. Never prints, never aborts.
+ */
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <gelf.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trace/trace_internal.h"
+
+/* From libstdc++ (the CLI links -lstdc++); avoids needing <cxxabi.h>. */
+extern char *__cxa_demangle(const char *mangled, char *buf, size_t *len,
+			    int *status);
+
+/* One ELF function symbol of a module, absolute addresses. */
+struct elf_sym {
+	uint64_t start, end;
+	const char *name; /* in libelf's string table */
+	int rank;         /* binding: prefer GLOBAL, then WEAK, then LOCAL */
+	bool sized;       /* st_size was set; else end was inferred */
+};
+
+/* One address range of a concrete subprogram, relative to its Dwarf. */
+struct cu_span {
+	Dwarf_Addr low, high;
+	Dwarf_Die die;
+};
+
+struct cu_index {
+	uint32_t module;
+	Dwarf_Off off; /* of the CU DIE: the key */
+	Dwarf_Die cudie;
+	const char *comp_dir;
+	struct cu_span *spans; /* sorted by low */
+	size_t nspans, cap;
+	Dwarf_Files *files; /* for DW_AT_call_file; NULL when absent */
+	size_t nfiles;
+};
+
+struct mod_state {
+	Dwfl_Module *mod; /* NULL: missing, unreadable or stale file */
+	bool syms_built;
+	struct elf_sym *syms; /* sorted by start, then rank descending */
+	size_t nsyms;
+};
+
+/* Open addressing; key and value both persist while the table is used. */
+struct str_entry {
+	const char *key;
+	const char *val;
+};
+
+struct str_table {
+	struct str_entry *v;
+	size_t cap, n; /* cap is a power of two */
+};
+
+struct cu_table {
+	struct cu_index **v;
+	size_t cap, n;
+};
+
+struct symbolizer {
+	struct mp_snapshot *snap;
+	Dwfl *dwfl;
+	struct mod_state *mods;
+	uint32_t *by_start; /* module indexes with a range, sorted by start */
+	size_t nby_start;
+	struct cu_table cus;
+	struct str_table names; /* raw symbol or DWARF name -> demangled */
+	struct str_table files; /* path -> the same path in the arena */
+	Dwarf_Die *chain;       /* scratch: subprogram, then inlines inward */
+	size_t chaincap;
+	char *path;             /* scratch: comp_dir joined with a name */
+	size_t pathcap;
+	bool oom;
+};
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return h;
+}
+
+static uint64_t hash_u64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static bool str_table_grow(struct str_table *t)
+{
+	size_t ncap = t->cap ? t->cap * 2 : 1024;
+	struct str_entry *nv = calloc(ncap, sizeof(*nv));
+
+	if (!nv)
+		return false;
+	for (size_t i = 0; i < t->cap; i++) {
+		if (!t->v[i].key)
+			continue;
+		size_t j = hash_str(t->v[i].key) & (ncap - 1);
+		while (nv[j].key)
+			j = (j + 1) & (ncap - 1);
+		nv[j] = t->v[i];
+	}
+	free(t->v);
+	t->v = nv;
+	t->cap = ncap;
+	return true;
+}
+
+/* The slot of key: its entry, or the empty one where it belongs. */
+static struct str_entry *str_table_slot(struct str_table *t, const char *key)
+{
+	size_t i = hash_str(key) & (t->cap - 1);
+
+	while (t->v[i].key && strcmp(t->v[i].key, key) != 0)
+		i = (i + 1) & (t->cap - 1);
+	return &t->v[i];
+}
+
+/* Makes room for one more entry; false on OOM (and sets s->oom). */
+static bool str_table_reserve(struct symbolizer *s, struct str_table *t)
+{
+	if ((t->n + 1) * 2 <= t->cap)
+		return true;
+	if (str_table_grow(t))
+		return true;
+	s->oom = true;
+	return false;
+}
+
+/*
+ * The demangled name of raw, stored once in the arena. raw points into
+ * libdw/libelf data, which outlives the table, so it can be the key.
+ */
+static const char *intern_name(struct symbolizer *s, const char *raw)
+{
+	struct str_entry *e;
+	char *dem = NULL;
+	int status;
+
+	if (!raw || !*raw)
+		return NULL;
+	if (!str_table_reserve(s, &s->names))
+		return NULL;
+	e = str_table_slot(&s->names, raw);
+	if (e->key)
+		return e->val;
+	/* Only Itanium-ABI names; a C function called "Zap" stays as it is. */
+	if (raw[0] == '_' && raw[1] == 'Z')
+		dem = __cxa_demangle(raw, NULL, NULL, &status);
+	e->val = mp__strdup(s->snap, dem ? dem : raw);
+	free(dem);
+	if (!e->val) {
+		s->oom = true;
+		return NULL;
+	}
+	e->key = raw;
+	s->names.n++;
+	return e->val;
+}
+
+/* name as a full path (joined to the CU's comp_dir), stored once. */
+static const char *intern_file(struct symbolizer *s, const struct cu_index *cu,
+			       const char *name)
+{
+	struct str_entry *e;
+
+	if (!name || !*name)
+		return NULL;
+	/* "<built-in>" and the like are not paths. */
+	if (name[0] != '/' && name[0] != '<' && cu && cu->comp_dir) {
+		size_t dl = strlen(cu->comp_dir), nl = strlen(name);
+
+		if (dl + nl + 2 > s->pathcap) {
+			char *p = realloc(s->path, dl + nl + 2);
+
+			if (!p) {
+				s->oom = true;
+				return NULL;
+			}
+			s->path = p;
+			s->pathcap = dl + nl + 2;
+		}
+		memcpy(s->path, cu->comp_dir, dl);
+		s->path[dl] = '/';
+		memcpy(s->path + dl + 1, name, nl + 1);
+		name = s->path;
+	}
+	if (!str_table_reserve(s, &s->files))
+		return NULL;
+	e = str_table_slot(&s->files, name);
+	if (e->key)
+		return e->val;
+	e->val = mp__strdup(s->snap, name);
+	if (!e->val) {
+		s->oom = true;
+		return NULL;
+	}
+	e->key = e->val;
+	s->files.n++;
+	return e->val;
+}
+
+/* ---- ELF symbols ---- */
+
+static int elf_sym_cmp(const void *a, const void *b)
+{
+	const struct elf_sym *x = a, *y = b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return y->rank - x->rank;
+}
+
+/* Where a sizeless symbol may end at most: the end of its section. */
+static uint64_t section_end(Elf *elf, GElf_Word shndx, Dwarf_Addr bias)
+{
+	Elf_Scn *scn;
+	GElf_Shdr shdr;
+
+	if (!elf || shndx >= SHN_LORESERVE)
+		return 0;
+	scn = elf_getscn(elf, shndx);
+	if (!scn || !gelf_getshdr(scn, &shdr) || !(shdr.sh_flags & SHF_ALLOC))
+		return 0;
+	return shdr.sh_addr + shdr.sh_size + bias;
+}
+
+static void build_elf_syms(struct symbolizer *s, struct mod_state *m)
+{
+	int n = dwfl_module_getsymtab(m->mod);
+	size_t k = 0;
+
+	m->syms_built = true;
+	if (n <= 1)
+		return;
+	m->syms = malloc((size_t)n * sizeof(*m->syms));
+	if (!m->syms) {
+		s->oom = true;
+		return;
+	}
+	for (int i = 1; i < n; i++) {
+		GElf_Sym sym;
+		GElf_Addr addr;
+		GElf_Word shndx;
+		Dwarf_Addr bias;
+		Elf *elf;
+		const char *name;
+		int type, bind;
+
+		name = dwfl_module_getsym_info(m->mod, i, &sym, &addr, &shndx,
+					       &elf, &bias);
+		if (!name || !*name || shndx == SHN_UNDEF)
+			continue;
+		type = GELF_ST_TYPE(sym.st_info);
+		if (type != STT_FUNC && type != STT_GNU_IFUNC)
+			continue;
+		bind = GELF_ST_BIND(sym.st_info);
+		m->syms[k].start = addr;
+		m->syms[k].end = sym.st_size ? addr + sym.st_size :
+					       section_end(elf, shndx, bias);
+		m->syms[k].sized = sym.st_size != 0;
+		m->syms[k].name = name;
+		m->syms[k].rank = bind == STB_GLOBAL ? 3 :
+				  bind == STB_WEAK   ? 2 : 1;
+		k++;
+	}
+	qsort(m->syms, k, sizeof(*m->syms), elf_sym_cmp);
+	m->nsyms = k;
+	/*
+	 * A sizeless symbol (hand-written assembly, _init) runs up to the next
+	 * symbol or the end of its section, as libdwfl's own lookup assumes.
+	 */
+	for (size_t i = k, next = k; i-- > 0;) {
+		struct elf_sym *e = &m->syms[i];
+
+		if (!e->sized && next < k && m->syms[next].start < e->end)
+			e->end = m->syms[next].start;
+		if (i > 0 && m->syms[i - 1].start != e->start)
+			next = i;
+	}
+}
+
+/* The raw name of the function symbol containing addr, or NULL. */
+static const char *elf_sym_at(struct symbolizer *s, struct mod_state *m,
+			      uint64_t addr)
+{
+	size_t lo = 0, hi;
+
+	if (!m->syms_built)
+		build_elf_syms(s, m);
+	hi = m->nsyms;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->syms[mid].start <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/*
+	 * Walk back over a few neighbours: an alias run at the same start
+	 * (best rank first in the array) or a sized symbol enclosing a
+	 * smaller one that ended before addr.
+	 */
+	for (size_t k = lo, seen = 0; k-- > 0 && seen < 16; seen++) {
+		const struct elf_sym *e = &m->syms[k];
+
+		if (addr < e->end) {
+			while (k > 0 && m->syms[k - 1].start == e->start &&
+			       addr < m->syms[k - 1].end)
+				e = &m->syms[--k];
+			return e->name;
+		}
+	}
+	return NULL;
+}
+
+/* ---- DWARF ---- */
+
+static bool cu_add_spans(struct symbolizer *s, struct cu_index *cu,
+			 Dwarf_Die *die)
+{
+	Dwarf_Addr base, low, high;
+	ptrdiff_t off = 0;
+
+	while ((off = dwarf_ranges(die, off, &base, &low, &high)) > 0) {
+		if (low >= high)
+			continue;
+		if (cu->nspans == cu->cap) {
+			size_t ncap = cu->cap ? cu->cap * 2 : 64;
+			struct cu_span *nv = realloc(cu->spans,
+						     ncap * sizeof(*nv));
+
+			if (!nv) {
+				s->oom = true;
+				return false;
+			}
+			cu->spans = nv;
+			cu->cap = ncap;
+		}
+		cu->spans[cu->nspans++] = (struct cu_span){ low, high, *die };
+	}
+	return true;
+}
+
+/*
+ * Collects every concrete subprogram under parent: at CU level, inside
+ * namespaces and classes (some producers put definitions there), and
+ * nested functions (GNU C) inside other subprograms and their blocks.
+ */
+static bool cu_collect(struct symbolizer *s, struct cu_index *cu,
+		       Dwarf_Die *parent, unsigned depth)
+{
+	Dwarf_Die child;
+
+	if (depth > 64 || dwarf_child(parent, &child) != 0)
+		return true;
+	do {
+		switch (dwarf_tag(&child)) {
+		case DW_TAG_subprogram:
+			if (!cu_add_spans(s, cu, &child))
+				return false;
+			/* fall through */
+		case DW_TAG_namespace:
+		case DW_TAG_class_type:
+		case DW_TAG_structure_type:
+		case DW_TAG_union_type:
+		case DW_TAG_module:
+		case DW_TAG_lexical_block:
+			if (!cu_collect(s, cu, &child, depth + 1))
+				return false;
+			break;
+		default:
+			break;
+		}
+	} while (dwarf_siblingof(&child, &child) == 0);
+	return true;
+}
+
+static int cu_span_cmp(const void *a, const void *b)
+{
+	const struct cu_span *x = a, *y = b;
+
+	if (x->low != y->low)
+		return x->low < y->low ? -1 : 1;
+	return 0;
+}
+
+static struct cu_index *cu_build(struct symbolizer *s, uint32_t module,
+				 Dwarf_Die *cudie)
+{
+	struct cu_index *cu = calloc(1, sizeof(*cu));
+	Dwarf_Attribute attr;
+
+	if (!cu) {
+		s->oom = true;
+		return NULL;
+	}
+	cu->module = module;
+	cu->off = dwarf_dieoffset(cudie);
+	cu->cudie = *cudie;
+	cu->comp_dir = dwarf_formstring(dwarf_attr(cudie, DW_AT_comp_dir,
+						   &attr));
+	if (dwarf_getsrcfiles(cudie, &cu->files, &cu->nfiles) != 0) {
+		cu->files = NULL;
+		cu->nfiles = 0;
+	}
+	if (!cu_collect(s, cu, cudie, 0)) {
+		free(cu->spans);
+		free(cu);
+		return NULL;
+	}
+	qsort(cu->spans, cu->nspans, sizeof(*cu->spans), cu_span_cmp);
+	return cu;
+}
+
+static size_t cu_hash(uint32_t module, Dwarf_Off off)
+{
+	return hash_u64(off ^ ((uint64_t)module << 48));
+}
+
+static bool cu_table_grow(struct cu_table *t)
+{
+	size_t ncap = t->cap ? t->cap * 2 : 256;
+	struct cu_index **nv = calloc(ncap, sizeof(*nv));
+
+	if (!nv)
+		return false;
+	for (size_t i = 0; i < t->cap; i++) {
+		struct cu_index *cu = t->v[i];
+
+		if (!cu)
+			continue;
+		size_t j = cu_hash(cu->module, cu->off) & (ncap - 1);
+		while (nv[j])
+			j = (j + 1) & (ncap - 1);
+		nv[j] = cu;
+	}
+	free(t->v);
+	t->v = nv;
+	t->cap = ncap;
+	return true;
+}
+
+/* The index of the CU cudie of module, built on first use. */
+static struct cu_index *cu_get(struct symbolizer *s, uint32_t module,
+			       Dwarf_Die *cudie)
+{
+	struct cu_table *t = &s->cus;
+	Dwarf_Off off = dwarf_dieoffset(cudie);
+	size_t i;
+
+	if ((t->n + 1) * 2 > t->cap && !cu_table_grow(t)) {
+		s->oom = true;
+		return NULL;
+	}
+	i = cu_hash(module, off) & (t->cap - 1);
+	while (t->v[i]) {
+		if (t->v[i]->module == module && t->v[i]->off == off)
+			return t->v[i];
+		i = (i + 1) & (t->cap - 1);
+	}
+	t->v[i] = cu_build(s, module, cudie);
+	if (t->v[i])
+		t->n++;
+	return t->v[i];
+}
+
+/* The concrete subprogram of cu whose code contains addr, or NULL. */
+static Dwarf_Die *cu_find(struct cu_index *cu, Dwarf_Addr addr)
+{
+	size_t lo = 0, hi = cu->nspans;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cu->spans[mid].low <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Spans do not overlap in sane DWARF; look back a little anyway. */
+	for (size_t k = lo, seen = 0; k-- > 0 && seen < 8; seen++) {
+		if (addr < cu->spans[k].high)
+			return &cu->spans[k].die;
+	}
+	return NULL;
+}
+
+static bool chain_push(struct symbolizer *s, size_t n, Dwarf_Die *die)
+{
+	if (n == s->chaincap) {
+		size_t ncap = s->chaincap ? s->chaincap * 2 : 16;
+		Dwarf_Die *nv = realloc(s->chain, ncap * sizeof(*nv));
+
+		if (!nv) {
+			s->oom = true;
+			return false;
+		}
+		s->chain = nv;
+		s->chaincap = ncap;
+	}
+	s->chain[n] = *die;
+	return true;
+}
+
+/*
+ * Fills s->chain with sub followed by the inlined_subroutine DIEs that
+ * contain addr, outermost first, by descending through the scopes of sub
+ * that contain addr. Returns the length, 0 on OOM.
+ */
+static size_t scope_chain(struct symbolizer *s, Dwarf_Die *sub,
+			  Dwarf_Addr addr)
+{
+	Dwarf_Die cur = *sub, child;
+	size_t n = 0;
+
+	if (!chain_push(s, n++, sub))
+		return 0;
+	for (;;) {
+		bool found = false;
+
+		if (dwarf_child(&cur, &child) != 0)
+			break;
+		do {
+			int tag = dwarf_tag(&child);
+
+			if (tag != DW_TAG_inlined_subroutine &&
+			    tag != DW_TAG_lexical_block &&
+			    tag != DW_TAG_try_block &&
+			    tag != DW_TAG_catch_block &&
+			    tag != DW_TAG_with_stmt)
+				continue;
+			if (dwarf_haspc(&child, addr) != 1)
+				continue;
+			if (tag == DW_TAG_inlined_subroutine &&
+			    !chain_push(s, n++, &child))
+				return 0;
+			cur = child;
+			found = true;
+			break;
+		} while (dwarf_siblingof(&child, &child) == 0);
+		if (!found)
+			break;
+	}
+	return n;
+}
+
+/*
+ * The name of the function of die: the demangled linkage name when there is
+ * one (it carries the namespace and the parameter types), else DW_AT_name.
+ * dwarf_attr_integrate follows DW_AT_abstract_origin (inlined and
+ * out-of-line instances) and DW_AT_specification (C++ definitions).
+ */
+static const char *die_function(struct symbolizer *s, Dwarf_Die *die)
+{
+	Dwarf_Attribute attr;
+	const char *name;
+
+	name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name,
+						     &attr));
+	if (!name)
+		name = dwarf_formstring(dwarf_attr_integrate(
+			die, DW_AT_MIPS_linkage_name, &attr));
+	if (!name)
+		name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name,
+							     &attr));
+	return intern_name(s, name);
+}
+
+/* The call site recorded on an inlined_subroutine DIE. */
+static void call_site(struct symbolizer *s, struct cu_index *cu,
+		      Dwarf_Die *inl, struct mp_frame *f)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Word v;
+
+	if (cu->files &&
+	    dwarf_formudata(dwarf_attr(inl, DW_AT_call_file, &attr), &v) == 0 &&
+	    v < cu->nfiles)
+		f->file = intern_file(s, cu, dwarf_filesrc(cu->files, v, NULL,
+							   NULL));
+	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_line, &attr), &v) == 0)
+		f->line = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+/* The frames of addr (relative to cu's Dwarf) inside subprogram sub. */
+static bool dwarf_frames(struct symbolizer *s, struct mod_state *m,
+			 struct cu_index *cu, Dwarf_Die *sub, Dwarf_Addr addr,
+			 uint64_t abs_addr, struct mp_symbol *out)
+{
+	size_t n = scope_chain(s, sub, addr);
+	struct mp_frame *frames;
+	Dwarf_Line *line;
+	int lineno;
+
+	if (n == 0)
+		return false;
+	frames = mp__alloc(s->snap, n * sizeof(*frames));
+	if (!frames) {
+		s->oom = true;
+		return false;
+	}
+	/* frames[i] is chain[n - 1 - i]: innermost inline first. */
+	for (size_t i = 0; i < n; i++) {
+		frames[i].function = die_function(s, &s->chain[n - 1 - i]);
+		if (i > 0)
+			call_site(s, cu, &s->chain[n - i], &frames[i]);
+	}
+	line = dwarf_getsrc_die(&cu->cudie, addr);
+	if (line) {
+		frames[0].file = intern_file(s, cu, dwarf_linesrc(line, NULL,
+								  NULL));
+		if (dwarf_lineno(line, &lineno) == 0 && lineno > 0)
+			frames[0].line = (uint32_t)lineno;
+	}
+	/* An artificial or nameless subprogram: the ELF symbol still names it. */
+	if (!frames[n - 1].function)
+		frames[n - 1].function =
+			intern_name(s, elf_sym_at(s, m, abs_addr));
+	out->frames = frames;
+	out->nframes = (uint32_t)n;
+	return !s->oom;
+}
+
+/* ---- driver ---- */
+
+static uint32_t module_of(const struct symbolizer *s, uint64_t pc)
+{
+	const struct mp_module *mods = s->snap->modules;
+	size_t lo = 0, hi = s->nby_start;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (mods[s->by_start[mid]].start <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo > 0 && pc < mods[s->by_start[lo - 1]].end)
+		return s->by_start[lo - 1];
+	return UINT32_MAX;
+}
+
+static void symbolize_pc(struct symbolizer *s, uint64_t pc,
+			 struct mp_symbol *out)
+{
+	struct mod_state *m;
+	struct cu_index *cu;
+	struct mp_frame *f;
+	Dwarf_Die *cudie, *sub;
+	Dwarf_Addr bias;
+	uint64_t addr;
+	const char *name;
+
+	out->pc = pc;
+	out->module = module_of(s, pc);
+	if (out->module == UINT32_MAX || pc == 0)
+		return;
+	m = &s->mods[out->module];
+	if (!m->mod)
+		return;
+	/* A return address points after the call; pc - 1 is inside it. */
+	addr = pc - 1;
+	cudie = dwfl_module_addrdie(m->mod, addr, &bias);
+	if (cudie) {
+		cu = cu_get(s, out->module, cudie);
+		if (!cu)
+			return;
+		sub = cu_find(cu, addr - bias);
+		if (sub) {
+			dwarf_frames(s, m, cu, sub, addr - bias, addr, out);
+			return;
+		}
+	}
+	name = intern_name(s, elf_sym_at(s, m, addr));
+	if (!name)
+		return;
+	f = mp__alloc(s->snap, sizeof(*f));
+	if (!f) {
+		s->oom = true;
+		return;
+	}
+	f->function = name;
+	out->frames = f;
+	out->nframes = 1;
+}
+
+static bool is_vdso(const char *path)
+{
+	return strcmp(path, "[vdso]") == 0 ||
+	       strncmp(path, "linux-vdso", 10) == 0 ||
+	       strncmp(path, "linux-gate", 10) == 0;
+}
+
+static int start_cmp(const void *a, const void *b, void *arg)
+{
+	const struct mp_module *mods = arg;
+	uint64_t x = mods[*(const uint32_t *)a].start;
+	uint64_t y = mods[*(const uint32_t *)b].start;
+
+	return x < y ? -1 : x > y;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void report_modules(struct symbolizer *s)
+{
+	struct mp_snapshot *snap = s->snap;
+
+	dwfl_report_begin(s->dwfl);
+	for (size_t i = 0; i < snap->nmodules; i++) {
+		const struct mp_module *mm = &snap->modules[i];
+		const unsigned char *bits;
+		GElf_Addr vaddr;
+		Dwfl_Module *mod;
+		int len;
+
+		if (mm->end > mm->start)
+			s->by_start[s->nby_start++] = (uint32_t)i;
+		if (!mm->path || !*mm->path || is_vdso(mm->path))
+			continue;
+		/*
+		 * base is dlpi_addr, the load bias. add_p_vaddr = true makes
+		 * libdwfl take it as the bias as it is; with false it would
+		 * subtract the first PT_LOAD's p_vaddr, wrong for prelinked
+		 * or non-zero-based objects.
+		 */
+		mod = dwfl_report_elf(s->dwfl, mm->path, mm->path, -1, mm->base,
+				      true);
+		if (!mod)
+			continue;
+		/* A rebuilt binary at the same path would give wrong lines. */
+		if (mm->build_id_len) {
+			len = dwfl_module_build_id(mod, &bits, &vaddr);
+			if (len <= 0 || (uint32_t)len != mm->build_id_len ||
+			    memcmp(bits, mm->build_id, (size_t)len) != 0)
+				continue;
+		}
+		s->mods[i].mod = mod;
+	}
+	dwfl_report_end(s->dwfl, NULL, NULL);
+	qsort_r(s->by_start, s->nby_start, sizeof(*s->by_start), start_cmp,
+		snap->modules);
+}
+
+/* The distinct pcs of all stacks, sorted; *n set. NULL with *n = 0 too. */
+static uint64_t *distinct_pcs(const struct mp_snapshot *snap, size_t *n,
+			      bool *oom)
+{
+	size_t total = 0, k = 0;
+	uint64_t *pcs;
+
+	for (size_t i = 0; i < snap->nstacks; i++)
+		total += snap->stacks[i].depth;
+	*n = 0;
+	if (total == 0)
+		return NULL;
+	pcs = malloc(total * sizeof(*pcs));
+	if (!pcs) {
+		*oom = true;
+		return NULL;
+	}
+	for (size_t i = 0; i < snap->nstacks; i++) {
+		memcpy(pcs + k, snap->stacks[i].pcs,
+		       snap->stacks[i].depth * sizeof(*pcs));
+		k += snap->stacks[i].depth;
+	}
+	qsort(pcs, total, sizeof(*pcs), u64_cmp);
+	k = 0;
+	for (size_t i = 0; i < total; i++) {
+		if (k == 0 || pcs[i] != pcs[k - 1])
+			pcs[k++] = pcs[i];
+	}
+	*n = k;
+	return pcs;
+}
+
+static void symbolizer_release(struct symbolizer *s)
+{
+	for (size_t i = 0; i < s->cus.cap; i++) {
+		if (s->cus.v[i]) {
+			free(s->cus.v[i]->spans);
+			free(s->cus.v[i]);
+		}
+	}
+	free(s->cus.v);
+	if (s->mods) {
+		for (size_t i = 0; i < s->snap->nmodules; i++)
+			free(s->mods[i].syms);
+	}
+	free(s->mods);
+	free(s->by_start);
+	free(s->names.v);
+	free(s->files.v);
+	free(s->chain);
+	free(s->path);
+	/* Last: the tables' keys point into libdw's data. */
+	if (s->dwfl)
+		dwfl_end(s->dwfl);
+}
+
+enum mp_err mp_symbolize(struct mp_snapshot *snap, struct mp_errinfo *ei)
+{
+	static char *debuginfo_path;
+	static const Dwfl_Callbacks callbacks = {
+		.find_elf = dwfl_build_id_find_elf,
+		.find_debuginfo = dwfl_standard_find_debuginfo,
+		.section_address = dwfl_offline_section_address,
+		.debuginfo_path = &debuginfo_path,
+	};
+	struct symbolizer s = { .snap = snap };
+	struct mp_symbol *syms = NULL;
+	uint64_t *pcs;
+	size_t npcs;
+
+	if (!snap)
+		return mp__fail(ei, MP_ERR_USAGE, "no snapshot to symbolize");
+	pcs = distinct_pcs(snap, &npcs, &s.oom);
+	if (s.oom)
+		return mp__fail(ei, MP_ERR_NOMEM,
+				"out of memory collecting pcs to symbolize");
+	s.dwfl = dwfl_begin(&callbacks);
+	if (!s.dwfl) {
+		free(pcs);
+		return mp__fail(ei, MP_ERR_SYMBOLS, "cannot start libdwfl: %s",
+				dwfl_errmsg(-1));
+	}
+	s.mods = calloc(snap->nmodules ? snap->nmodules : 1, sizeof(*s.mods));
+	s.by_start = calloc(snap->nmodules ? snap->nmodules : 1,
+			    sizeof(*s.by_start));
+	if (npcs)
+		syms = mp__alloc(snap, npcs * sizeof(*syms));
+	if (!s.mods || !s.by_start || (npcs && !syms)) {
+		s.oom = true;
+	} else {
+		report_modules(&s);
+		for (size_t i = 0; i < npcs && !s.oom; i++)
+			symbolize_pc(&s, pcs[i], &syms[i]);
+	}
+	free(pcs);
+	symbolizer_release(&s);
+	if (s.oom)
+		return mp__fail(ei, MP_ERR_NOMEM,
+				"out of memory symbolizing %zu pcs", npcs);
+	snap->symbols = syms;
+	snap->nsymbols = npcs;
+	snap->has_symbols = true;
+	return MP_OK;
+}

@@ -1,0 +1,402 @@
+/*
+ * test_symbolize.c - mp_symbolize() on the test process itself.
+ *
+ * The snapshot is built by hand: modules from dl_iterate_phdr() (with their
+ * GNU build-ids) and stacks holding return addresses captured in the
+ * fixtures of symbolize_fixture.c, whose expected lines those fixtures
+ * record with __LINE__.
+ */
+#include <criterion/criterion.h>
+#include <elf.h>
+#include <link.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "symbolize_fixture.h"
+#include "trace/trace_internal.h"
+
+#define SYMT_MAX_MODULES 128
+
+struct symt_modules {
+	struct mp_module v[SYMT_MAX_MODULES];
+	size_t n;
+};
+
+static void symt_build_id(struct dl_phdr_info *info, const ElfW(Phdr) *ph,
+			  struct mp_module *m)
+{
+	const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+	const char *end = p + ph->p_memsz;
+	size_t align = ph->p_align == 8 ? 8 : 4;
+
+	while (p + sizeof(ElfW(Nhdr)) <= end) {
+		const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+		size_t name = (nh->n_namesz + align - 1) & ~(align - 1);
+		size_t desc = (nh->n_descsz + align - 1) & ~(align - 1);
+		const char *d = p + sizeof(*nh) + name;
+
+		if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+		    memcmp(p + sizeof(*nh), "GNU", 4) == 0 &&
+		    nh->n_descsz <= sizeof(m->build_id)) {
+			memcpy(m->build_id, d, nh->n_descsz);
+			m->build_id_len = nh->n_descsz;
+			return;
+		}
+		p = d + desc;
+	}
+}
+
+static int symt_add_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct symt_modules *mods = arg;
+	struct mp_module *m;
+	uint64_t lo = UINT64_MAX, hi = 0;
+
+	(void)size;
+	if (mods->n == SYMT_MAX_MODULES)
+		return 1;
+	m = &mods->v[mods->n];
+	memset(m, 0, sizeof(*m));
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type == PT_LOAD) {
+			if (info->dlpi_addr + ph->p_vaddr < lo)
+				lo = info->dlpi_addr + ph->p_vaddr;
+			if (info->dlpi_addr + ph->p_vaddr + ph->p_memsz > hi)
+				hi = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+		} else if (ph->p_type == PT_NOTE && !m->build_id_len) {
+			symt_build_id(info, ph, m);
+		}
+	}
+	if (lo >= hi)
+		return 0;
+	m->base = info->dlpi_addr;
+	m->start = lo;
+	m->end = hi;
+	/* The main program has an empty name; the reader stores its path. */
+	if (info->dlpi_name && *info->dlpi_name) {
+		m->path = strdup(info->dlpi_name);
+	} else {
+		char buf[4096];
+		ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+
+		cr_assert_gt(n, 0);
+		buf[n] = '\0';
+		m->path = strdup(buf);
+	}
+	cr_assert_not_null(m->path);
+	mods->n++;
+	return 0;
+}
+
+/* A snapshot of this process's modules and the given stacks. */
+static struct mp_snapshot *symt_snapshot(const uint64_t *const *stacks,
+					 const uint32_t *depths, size_t nstacks)
+{
+	static struct symt_modules mods;
+	struct mp_snapshot *snap = mp__snapshot_new();
+
+	cr_assert_not_null(snap);
+	mods.n = 0;
+	dl_iterate_phdr(symt_add_module, &mods);
+	cr_assert_gt(mods.n, 1);
+	snap->modules = mp__alloc(snap, mods.n * sizeof(*snap->modules));
+	cr_assert_not_null(snap->modules);
+	for (size_t i = 0; i < mods.n; i++) {
+		snap->modules[i] = mods.v[i];
+		snap->modules[i].path = mp__strdup(snap, mods.v[i].path);
+		free(mods.v[i].path);
+	}
+	snap->nmodules = mods.n;
+	snap->stacks = mp__alloc(snap, nstacks * sizeof(*snap->stacks));
+	cr_assert_not_null(snap->stacks);
+	for (size_t i = 0; i < nstacks; i++) {
+		snap->stacks[i].depth = depths[i];
+		snap->stacks[i].pcs = mp__alloc(snap, depths[i] * sizeof(uint64_t));
+		cr_assert_not_null(snap->stacks[i].pcs);
+		memcpy(snap->stacks[i].pcs, stacks[i], depths[i] * sizeof(uint64_t));
+	}
+	snap->nstacks = nstacks;
+	return snap;
+}
+
+static struct mp_snapshot *symt_one_pc(uint64_t pc)
+{
+	const uint64_t *stacks[] = { &pc };
+	const uint32_t depths[] = { 1 };
+
+	return symt_snapshot(stacks, depths, 1);
+}
+
+/* Symbolizes snap, which must hold exactly one distinct pc, and returns it. */
+static const struct mp_symbol *symt_run_one(struct mp_snapshot *snap)
+{
+	struct mp_errinfo ei = { "" };
+
+	cr_assert_eq(mp_symbolize(snap, &ei), MP_OK, "%s", ei.msg);
+	cr_assert(snap->has_symbols);
+	cr_assert_eq(snap->nsymbols, 1);
+	return &snap->symbols[0];
+}
+
+static const char *symt_base(const char *path)
+{
+	const char *slash;
+
+	cr_assert_not_null(path);
+	slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
+}
+
+/* The index of the module holding the executable, as the reader has it. */
+static uint32_t symt_exe_module(const struct mp_snapshot *snap, uint64_t pc)
+{
+	for (size_t i = 0; i < snap->nmodules; i++) {
+		if (pc >= snap->modules[i].start && pc < snap->modules[i].end)
+			return (uint32_t)i;
+	}
+	cr_assert_fail("pc %#llx in no module", (unsigned long long)pc);
+	return UINT32_MAX;
+}
+
+static void symt_frame_is(const struct mp_frame *f, const char *function,
+			  const char *file, int line)
+{
+	cr_assert_str_eq(f->function, function);
+	cr_assert_str_eq(symt_base(f->file), file);
+	cr_assert_eq(f->line, (uint32_t)line, "%s: line %u, want %d",
+		     function, f->line, line);
+	/* Paths are made whole with the CU's comp_dir. */
+	cr_assert_eq(f->file[0], '/', "%s", f->file);
+}
+
+Test(symbolize, names_plain_call)
+{
+	struct mp_snapshot *snap;
+	const struct mp_symbol *sym;
+
+	symfix_plain();
+	snap = symt_one_pc(symfix_pc);
+	sym = symt_run_one(snap);
+	cr_assert_eq(sym->pc, symfix_pc);
+	cr_assert_eq(sym->module, symt_exe_module(snap, symfix_pc));
+	cr_assert_eq(sym->nframes, 1);
+	symt_frame_is(&sym->frames[0], "symfix_plain", "symbolize_fixture.c",
+		      symfix_line_plain);
+	mp_snapshot_free(snap);
+}
+
+Test(symbolize, names_inlined_call_chain)
+{
+	struct mp_snapshot *snap;
+	const struct mp_symbol *sym;
+
+	symfix_inline_caller();
+	snap = symt_one_pc(symfix_pc);
+	sym = symt_run_one(snap);
+	cr_assert_eq(sym->nframes, 2);
+	symt_frame_is(&sym->frames[0], "symfix_inl", "symbolize_fixture.c",
+		      symfix_line_inline_inner);
+	symt_frame_is(&sym->frames[1], "symfix_inline_caller",
+		      "symbolize_fixture.c", symfix_line_inline_call);
+	mp_snapshot_free(snap);
+}
+
+/* GCC records the asm label as DW_AT_linkage_name: it wins over DW_AT_name. */
+Test(symbolize, demangles_dwarf_linkage_name)
+{
+	struct mp_snapshot *snap;
+	const struct mp_symbol *sym;
+
+	symfix_cxx(7);
+	snap = symt_one_pc(symfix_pc);
+	sym = symt_run_one(snap);
+	cr_assert_eq(sym->nframes, 1);
+	symt_frame_is(&sym->frames[0], "memprof::fixture(int)",
+		      "symbolize_fixture.c", symfix_line_cxx);
+	mp_snapshot_free(snap);
+}
+
+#if defined(__x86_64__)
+Test(symbolize, falls_back_to_demangled_elf_symbol)
+{
+	struct mp_snapshot *snap;
+	const struct mp_symbol *sym;
+
+	symfix_asm_thunk();
+	snap = symt_one_pc(symfix_pc);
+	sym = symt_run_one(snap);
+	cr_assert_eq(sym->module, symt_exe_module(snap, symfix_pc));
+	cr_assert_eq(sym->nframes, 1);
+	cr_assert_str_eq(sym->frames[0].function, "memprof::asm_thunk()");
+	cr_assert_null(sym->frames[0].file);
+	cr_assert_eq(sym->frames[0].line, 0);
+	mp_snapshot_free(snap);
+}
+#endif
+
+Test(symbolize, pc_outside_modules_has_no_frames)
+{
+	struct mp_snapshot *snap = symt_one_pc(0x10);
+	const struct mp_symbol *sym = symt_run_one(snap);
+
+	cr_assert_eq(sym->pc, 0x10);
+	cr_assert_eq(sym->module, UINT32_MAX);
+	cr_assert_eq(sym->nframes, 0);
+	cr_assert_null(sym->frames);
+	mp_snapshot_free(snap);
+}
+
+Test(symbolize, stale_build_id_gives_no_frames)
+{
+	struct mp_snapshot *snap;
+	const struct mp_symbol *sym;
+	uint32_t exe;
+
+	symfix_plain();
+	snap = symt_one_pc(symfix_pc);
+	exe = symt_exe_module(snap, symfix_pc);
+	cr_assert_gt(snap->modules[exe].build_id_len, 0,
+		     "the test binary must be linked with a build-id");
+	snap->modules[exe].build_id[0] ^= 0xff;
+	sym = symt_run_one(snap);
+	cr_assert_eq(sym->module, exe);
+	cr_assert_eq(sym->nframes, 0);
+	mp_snapshot_free(snap);
+}
+
+Test(symbolize, missing_module_file_gives_no_frames)
+{
+	struct mp_snapshot *snap;
+	const struct mp_symbol *sym;
+	uint32_t exe;
+
+	symfix_plain();
+	snap = symt_one_pc(symfix_pc);
+	exe = symt_exe_module(snap, symfix_pc);
+	snap->modules[exe].path = mp__strdup(snap, "/nonexistent/memprof-x");
+	sym = symt_run_one(snap);
+	cr_assert_eq(sym->module, exe);
+	cr_assert_eq(sym->nframes, 0);
+	mp_snapshot_free(snap);
+}
+
+Test(symbolize, dedups_pcs_across_stacks_and_sorts_them)
+{
+	uint64_t plain, inl, cxx;
+	struct mp_snapshot *snap;
+	struct mp_errinfo ei = { "" };
+
+	symfix_plain();
+	plain = symfix_pc;
+	symfix_inline_caller();
+	inl = symfix_pc;
+	symfix_cxx(1);
+	cxx = symfix_pc;
+
+	const uint64_t s0[] = { cxx, plain, 0x10, inl };
+	const uint64_t s1[] = { inl, inl, cxx };
+	const uint64_t s2[] = { plain };
+	const uint64_t *stacks[] = { s0, s1, s2 };
+	const uint32_t depths[] = { 4, 3, 1 };
+
+	snap = symt_snapshot(stacks, depths, 3);
+	cr_assert_eq(mp_symbolize(snap, &ei), MP_OK, "%s", ei.msg);
+	cr_assert_eq(snap->nsymbols, 4);
+	for (size_t i = 1; i < snap->nsymbols; i++)
+		cr_assert_lt(snap->symbols[i - 1].pc, snap->symbols[i].pc);
+	cr_assert_eq(snap->symbols[0].pc, 0x10);
+	for (size_t i = 1; i < snap->nsymbols; i++) {
+		cr_assert_geq(snap->symbols[i].nframes, 1);
+		if (snap->symbols[i].pc == inl)
+			cr_assert_eq(snap->symbols[i].nframes, 2);
+	}
+	/* Both fixtures live in one file: its name is stored once. */
+	cr_assert_eq(snap->symbols[1].frames[0].file,
+		     snap->symbols[2].frames[0].file);
+	mp_snapshot_free(snap);
+}
+
+Test(symbolize, empty_snapshot_has_empty_symbols)
+{
+	struct mp_snapshot *snap = symt_snapshot(NULL, NULL, 0);
+	struct mp_errinfo ei = { "" };
+
+	cr_assert_eq(mp_symbolize(snap, &ei), MP_OK, "%s", ei.msg);
+	cr_assert(snap->has_symbols);
+	cr_assert_eq(snap->nsymbols, 0);
+	mp_snapshot_free(snap);
+}
+
+static uint64_t symt_qsort_pc;
+
+static int symt_cmp(const void *a, const void *b)
+{
+	symt_qsort_pc = (uint64_t)(uintptr_t)__builtin_return_address(0);
+	__asm__ volatile("" ::: "memory");
+	return *(const int *)a - *(const int *)b;
+}
+
+/* A pc inside libc (qsort calling back): named, in libc's module. */
+Test(symbolize, names_pc_in_shared_library)
+{
+	int v[] = { 3, 1, 2 };
+	struct mp_snapshot *snap;
+	const struct mp_symbol *sym;
+
+	qsort(v, 3, sizeof(v[0]), symt_cmp);
+	snap = symt_one_pc(symt_qsort_pc);
+	sym = symt_run_one(snap);
+	cr_assert_neq(sym->module, UINT32_MAX);
+	cr_assert(strstr(snap->modules[sym->module].path, "libc"),
+		  "%s", snap->modules[sym->module].path);
+	cr_assert_geq(sym->nframes, 1);
+	cr_assert_not_null(sym->frames[sym->nframes - 1].function);
+	mp_snapshot_free(snap);
+}
+
+/*
+ * Every 16th byte of libc's mapping, and of the executable's: tens of
+ * thousands of distinct pcs, each in its right module, in order.
+ */
+Test(symbolize, handles_many_distinct_pcs, .timeout = 60)
+{
+	struct mp_snapshot *snap = symt_one_pc(0);
+	struct mp_errinfo ei = { "" };
+	size_t n = 0, cap = 0, named = 0;
+	uint64_t *pcs = NULL;
+
+	for (size_t i = 0; i < snap->nmodules; i++) {
+		const struct mp_module *m = &snap->modules[i];
+
+		if (!strstr(m->path, "libc.so") && i != 0)
+			continue;
+		for (uint64_t pc = m->start + 1; pc < m->end; pc += 16) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 65536;
+				pcs = realloc(pcs, cap * sizeof(*pcs));
+				cr_assert_not_null(pcs);
+			}
+			pcs[n++] = pc;
+		}
+	}
+	cr_assert_gt(n, 10000);
+	snap->stacks[0].pcs = pcs;
+	snap->stacks[0].depth = (uint32_t)n;
+	cr_assert_eq(mp_symbolize(snap, &ei), MP_OK, "%s", ei.msg);
+	cr_assert_eq(snap->nsymbols, n);
+	for (size_t i = 0; i < n; i++) {
+		const struct mp_symbol *sym = &snap->symbols[i];
+
+		cr_assert_eq(sym->pc, pcs[i]);
+		cr_assert_neq(sym->module, UINT32_MAX);
+		cr_assert(pcs[i] >= snap->modules[sym->module].start &&
+			  pcs[i] < snap->modules[sym->module].end);
+		named += sym->nframes > 0;
+	}
+	cr_assert_gt(named, n / 4);
+	free(pcs);
+	mp_snapshot_free(snap);
+}

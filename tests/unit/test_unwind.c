@@ -1,0 +1,499 @@
+/*
+ * test_unwind.c - the shim's stack walkers (lib/shim/shim_unwind.c).
+ *
+ * Chains of functions built without frame pointers record their own return
+ * addresses; a walk from the innermost one must return exactly those, in
+ * order. glibc's backtrace() (libgcc's unwinder) is the independent oracle
+ * for the frames we cannot name (libc's qsort, the signal trampoline, thread
+ * start).
+ */
+#include "../../lib/shim/shim_unwind.c"
+
+#include <criterion/criterion.h>
+#include <execinfo.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#ifdef __clang__
+#define TU_NOINLINE __attribute__((noinline))
+#define TU_NOFP
+#define TU_FP
+#else
+/* noipa: no inlining, cloning or identical-code folding of the levels. */
+#define TU_NOINLINE __attribute__((noipa))
+#define TU_NOFP __attribute__((optimize("omit-frame-pointer")))
+#define TU_FP __attribute__((optimize("no-omit-frame-pointer")))
+#endif
+/* After a call: the call cannot become a tail call. */
+#define TU_BARRIER() __asm__ volatile("" ::: "memory")
+
+#define TU_MAX 128
+
+static uintptr_t tu_pcs[TU_MAX], tu_bt[TU_MAX];
+static int tu_n, tu_bt_n;
+static uintptr_t tu_cap_ra; /* return address into capture's caller */
+static volatile int tu_sink;
+
+/* Walks with shim_unwind, then with backtrace() from the same function. */
+TU_NOINLINE TU_NOFP static void tu_capture(void)
+{
+	tu_cap_ra = (uintptr_t)__builtin_return_address(0);
+	tu_n = shim_unwind(tu_pcs, TU_MAX);
+	TU_BARRIER();
+	void *bt[TU_MAX];
+	tu_bt_n = backtrace(bt, TU_MAX);
+	TU_BARRIER();
+	for (int i = 0; i < tu_bt_n; i++)
+		tu_bt[i] = (uintptr_t)bt[i];
+}
+
+static bool tu_in_fn(uintptr_t pc, const void *fn, size_t size)
+{
+	return pc > (uintptr_t)fn && pc < (uintptr_t)fn + size;
+}
+
+static int tu_find(const uintptr_t *pcs, int n, uintptr_t pc)
+{
+	for (int i = 0; i < n; i++)
+		if (pcs[i] == pc)
+			return i;
+	return -1;
+}
+
+/* Frames 1.. of our walk equal backtrace()'s (frame 0: different calls). */
+static void tu_assert_matches_backtrace(void)
+{
+	cr_assert_gt(tu_n, 1);
+	cr_assert_eq(tu_n, tu_bt_n, "shim_unwind %d frames, backtrace %d", tu_n,
+		     tu_bt_n);
+	for (int i = 1; i < tu_n; i++)
+		cr_assert_eq(tu_pcs[i], tu_bt[i], "frame %d: %#lx != %#lx", i,
+			     (unsigned long)tu_pcs[i], (unsigned long)tu_bt[i]);
+}
+
+/* ---- a 12-deep chain without frame pointers ---------------------------- */
+
+static uintptr_t tu_chain_ra[13];
+
+#define TU_LEVEL(k, next)                                                     \
+	TU_NOINLINE TU_NOFP static void tu_level##k(void)                     \
+	{                                                                     \
+		volatile char pad[8 * k + 3];                                 \
+		pad[0] = (char)k;                                             \
+		tu_chain_ra[k] = (uintptr_t)__builtin_return_address(0);      \
+		next();                                                       \
+		TU_BARRIER();                                                 \
+		tu_sink += pad[0];                                            \
+	}
+
+TU_LEVEL(12, tu_capture)
+TU_LEVEL(11, tu_level12)
+TU_LEVEL(10, tu_level11)
+TU_LEVEL(9, tu_level10)
+TU_LEVEL(8, tu_level9)
+TU_LEVEL(7, tu_level8)
+TU_LEVEL(6, tu_level7)
+TU_LEVEL(5, tu_level6)
+TU_LEVEL(4, tu_level5)
+TU_LEVEL(3, tu_level4)
+TU_LEVEL(2, tu_level3)
+TU_LEVEL(1, tu_level2)
+
+static void tu_assert_chain(const uintptr_t *pcs, int n)
+{
+	cr_assert_gt(n, 13);
+	cr_assert(tu_in_fn(pcs[0], (const void *)tu_capture, 256),
+		  "pcs[0] %#lx not in tu_capture %p", (unsigned long)pcs[0],
+		  (const void *)tu_capture);
+	cr_assert_eq(pcs[1], tu_cap_ra);
+	for (int k = 12; k >= 1; k--)
+		cr_assert_eq(pcs[14 - k], tu_chain_ra[k], "level %d", k);
+}
+
+Test(unwind, walks_twelve_frames_without_frame_pointers)
+{
+	tu_level1();
+	TU_BARRIER();
+	tu_assert_chain(tu_pcs, tu_n);
+	tu_assert_matches_backtrace();
+}
+
+/* One call site for every round, whatever the test's loop becomes. */
+static void tu_nothing(void)
+{
+}
+
+TU_NOINLINE static void tu_chain_walk(bool flush)
+{
+	/* A call either way: a branch would let gcc duplicate the walk. */
+	void (*volatile before)(void) = flush ? shim_unwind_flush : tu_nothing;
+	before();
+	tu_level1();
+	TU_BARRIER();
+}
+
+Test(unwind, cached_rules_give_the_same_stack)
+{
+	uintptr_t first[TU_MAX];
+	int n1 = 0;
+	for (int round = 0; round < 4; round++) {
+		tu_chain_walk(round == 2);
+		tu_assert_chain(tu_pcs, tu_n);
+		if (round == 0) {
+			n1 = tu_n;
+			memcpy(first, tu_pcs, sizeof first);
+			continue;
+		}
+		/* The rules of the chain are in the cache, except just after
+		 * the flush (round 2 refills it). */
+		struct unw_slot *tab = unw_table_get();
+		cr_assert_not_null(tab);
+		for (int i = 1; i < 14; i++) {
+			struct unw_rule r;
+			cr_assert(unw_cache_get(tab, tu_pcs[i] - 1, &r), "frame %d", i);
+			cr_assert(r.flags & UNW_VALID);
+		}
+		cr_assert_eq(tu_n, n1);
+		for (int i = 0; i < n1; i++)
+			cr_assert_eq(tu_pcs[i], first[i],
+				     "round %d frame %d: %#lx != %#lx", round, i,
+				     (unsigned long)tu_pcs[i],
+				     (unsigned long)first[i]);
+	}
+}
+
+Test(unwind, flush_forgets_cached_rules)
+{
+	tu_chain_walk(false);
+	struct unw_slot *tab = unw_table_get();
+	struct unw_rule r;
+	cr_assert(unw_cache_get(tab, tu_chain_ra[5] - 1, &r));
+	shim_unwind_flush();
+	for (int k = 1; k <= 12; k++)
+		cr_assert_not(unw_cache_get(tab, tu_chain_ra[k] - 1, &r), "level %d", k);
+	tu_chain_walk(false);
+	tu_assert_chain(tu_pcs, tu_n);
+	cr_assert(unw_cache_get(tab, tu_chain_ra[5] - 1, &r));
+}
+
+Test(unwind, stops_at_max)
+{
+	tu_level1();
+	TU_BARRIER();
+	uintptr_t full[TU_MAX];
+	int n = tu_n;
+	memcpy(full, tu_pcs, sizeof full);
+
+	uintptr_t few[4] = {0, 0, 0, 0};
+	/* From the same depth as tu_capture: one frame shallower. */
+	int m = shim_unwind(few, 3);
+	cr_assert_eq(m, 3);
+	cr_assert_eq(few[3], 0);
+	cr_assert_eq(shim_unwind(few, 0), 0);
+	cr_assert_gt(n, 3);
+}
+
+/* ---- a dynamic stack frame: CFA from %rbp ------------------------------- */
+
+static uintptr_t tu_dyn_ra[2];
+static volatile size_t tu_dyn_size = 200;
+
+TU_NOINLINE TU_NOFP static void tu_dyn_alloca(size_t size)
+{
+	char *p = __builtin_alloca(size);
+	memset(p, 1, size);
+	tu_dyn_ra[1] = (uintptr_t)__builtin_return_address(0);
+	tu_capture();
+	TU_BARRIER();
+	tu_sink += p[size - 1];
+}
+
+TU_NOINLINE TU_NOFP static void tu_dyn_outer(void)
+{
+	tu_dyn_ra[0] = (uintptr_t)__builtin_return_address(0);
+	tu_dyn_alloca(tu_dyn_size);
+	TU_BARRIER();
+}
+
+Test(unwind, walks_through_a_dynamic_frame)
+{
+	tu_dyn_outer();
+	TU_BARRIER();
+	cr_assert_gt(tu_n, 4);
+	cr_assert_eq(tu_pcs[1], tu_cap_ra);
+	cr_assert_eq(tu_pcs[2], tu_dyn_ra[1]);
+	cr_assert_eq(tu_pcs[3], tu_dyn_ra[0]);
+	tu_assert_matches_backtrace();
+
+	/* The case is the one we mean: alloca's frame is found from %rbp. */
+	struct unw_rule r;
+	cr_assert(unw_decode(tu_cap_ra - 1, tu_cap_ra, &r));
+	cr_assert(r.flags & UNW_CFA_RBP, "flags %#x", r.flags);
+}
+
+/* ---- through libc: qsort's comparator ----------------------------------- */
+
+static int tu_cmp_calls;
+static uintptr_t tu_sort_ra;
+
+TU_NOINLINE TU_NOFP static int tu_cmp(const void *a, const void *b)
+{
+	if (tu_cmp_calls++ == 0) {
+		tu_capture();
+		TU_BARRIER();
+	}
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+TU_NOINLINE TU_NOFP static void tu_sort_caller(void)
+{
+	int v[64];
+	for (int i = 0; i < 64; i++)
+		v[i] = (i * 37) % 64;
+	tu_sort_ra = (uintptr_t)__builtin_return_address(0);
+	qsort(v, 64, sizeof v[0], tu_cmp);
+	TU_BARRIER();
+	tu_sink += v[0];
+}
+
+Test(unwind, walks_through_libc_qsort)
+{
+	tu_cmp_calls = 0;
+	tu_sort_caller();
+	TU_BARRIER();
+	cr_assert_eq(tu_pcs[1], tu_cap_ra);
+	int i = tu_find(tu_pcs, tu_n, tu_sort_ra);
+	cr_assert_gt(i, 3, "tu_sort_caller's return address at %d", i);
+	/* The frame before is the call to qsort inside tu_sort_caller, and
+	 * everything between is libc (built without frame pointers). */
+	cr_assert(tu_in_fn(tu_pcs[i - 1], (const void *)tu_sort_caller, 512));
+	struct dl_find_object libc, fo;
+	cr_assert_eq(_dl_find_object((void *)(uintptr_t)qsort, &libc), 0);
+	cr_assert_lt(2, i - 1);
+	for (int j = 2; j < i - 1; j++) {
+		cr_assert_eq(_dl_find_object((void *)tu_pcs[j], &fo), 0);
+		cr_assert_eq(fo.dlfo_map_start, libc.dlfo_map_start, "frame %d", j);
+	}
+	tu_assert_matches_backtrace();
+}
+
+/* ---- through a signal handler ------------------------------------------- */
+
+static uintptr_t tu_raise_ra, tu_handler_ra, tu_handler_sp;
+
+TU_NOINLINE TU_NOFP static void tu_handler(int sig)
+{
+	volatile int here = sig;
+	tu_handler_sp = (uintptr_t)&here;
+	tu_handler_ra = (uintptr_t)__builtin_return_address(0);
+	tu_capture();
+	TU_BARRIER();
+}
+
+TU_NOINLINE TU_NOFP static void tu_raiser(void)
+{
+	tu_raise_ra = (uintptr_t)__builtin_return_address(0);
+	raise(SIGUSR1);
+	TU_BARRIER();
+}
+
+static void tu_assert_signal_walk(void)
+{
+	cr_assert_eq(tu_pcs[1], tu_cap_ra);
+	cr_assert_eq(tu_pcs[2], tu_handler_ra);
+	/* The handler returns into glibc's __restore_rt. */
+	cr_assert_eq(memcmp((const void *)tu_handler_ra, unw_sigreturn_code,
+			    sizeof unw_sigreturn_code), 0);
+	int i = tu_find(tu_pcs, tu_n, tu_raise_ra);
+	cr_assert_gt(i, 3, "tu_raiser's return address at %d", i);
+	cr_assert(tu_in_fn(tu_pcs[i - 1], (const void *)tu_raiser, 256));
+	tu_assert_matches_backtrace();
+}
+
+Test(unwind, walks_out_of_a_signal_handler)
+{
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = tu_handler;
+	cr_assert_eq(sigaction(SIGUSR1, &sa, &old), 0);
+	tu_raiser();
+	TU_BARRIER();
+	sigaction(SIGUSR1, &old, NULL);
+	tu_assert_signal_walk();
+}
+
+Test(unwind, walks_from_an_alternate_signal_stack)
+{
+	static char altstack[1 << 16] __attribute__((aligned(16)));
+	stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack}, old_ss;
+	cr_assert_eq(sigaltstack(&ss, &old_ss), 0);
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = tu_handler;
+	sa.sa_flags = SA_ONSTACK;
+	cr_assert_eq(sigaction(SIGUSR1, &sa, &old), 0);
+	tu_raiser();
+	TU_BARRIER();
+	sigaction(SIGUSR1, &old, NULL);
+	sigaltstack(&old_ss, NULL);
+	cr_assert(tu_handler_sp >= (uintptr_t)altstack &&
+		  tu_handler_sp < (uintptr_t)altstack + sizeof altstack);
+	tu_assert_signal_walk();
+}
+
+/* ---- a second thread ---------------------------------------------------- */
+
+static uintptr_t tu_thread_ra;
+
+TU_NOINLINE TU_NOFP static void *tu_thread_body(void *arg)
+{
+	tu_thread_ra = (uintptr_t)__builtin_return_address(0);
+	tu_capture();
+	TU_BARRIER();
+	return arg;
+}
+
+Test(unwind, ends_cleanly_at_thread_start)
+{
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, tu_thread_body, NULL), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(tu_pcs[1], tu_cap_ra);
+	cr_assert_eq(tu_pcs[2], tu_thread_ra);
+	/* start_thread's return address into clone3, then the end. */
+	cr_assert_leq(tu_n, 5, "%d frames", tu_n);
+	tu_assert_matches_backtrace();
+}
+
+/* Many threads walking (and filling the cache) at once, and a flush. */
+static void *tu_race_body(void *arg)
+{
+	(void)arg;
+	uintptr_t first[TU_MAX];
+	int n1 = -1;
+	for (int i = 0; i < 20000; i++) {
+		uintptr_t pcs[TU_MAX];
+		int n = shim_unwind(pcs, TU_MAX);
+		if (n1 < 0) {
+			n1 = n;
+			memcpy(first, pcs, sizeof first);
+		} else if (n != n1 || memcmp(pcs, first, (size_t)n * sizeof *pcs)) {
+			return (void *)1;
+		}
+		if (i % 5000 == 0)
+			shim_unwind_flush();
+	}
+	return n1 >= 2 ? NULL : (void *)1;
+}
+
+Test(unwind, concurrent_walks_agree)
+{
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, tu_race_body, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		void *ret;
+		cr_assert_eq(pthread_join(t[i], &ret), 0);
+		cr_assert_null(ret, "thread %d saw a different stack", i);
+	}
+}
+
+/* ---- code without CFI (as JIT code is) ---------------------------------- */
+
+Test(unwind, stops_at_code_without_cfi)
+{
+	/* sub $8,%rsp; movabs $tu_capture,%rax; call *%rax; add $8,%rsp; ret */
+	uint8_t code[] = {0x48, 0x83, 0xec, 0x08, 0x48, 0xb8, 0, 0, 0, 0, 0, 0,
+			  0, 0, 0xff, 0xd0, 0x48, 0x83, 0xc4, 0x08, 0xc3};
+	uintptr_t target = (uintptr_t)tu_capture;
+	memcpy(code + 6, &target, sizeof target);
+	void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	memcpy(m, code, sizeof code);
+	cr_assert_eq(mprotect(m, 4096, PROT_READ | PROT_EXEC), 0);
+	((void (*)(void))m)();
+	TU_BARRIER();
+	cr_assert_eq(tu_n, 2);
+	cr_assert_eq(tu_pcs[1], (uintptr_t)m + 16);
+	munmap(m, 4096);
+}
+
+/* ---- the frame-pointer walk --------------------------------------------- */
+
+static uintptr_t tu_fp_ra[4], tu_fp_pcs[TU_MAX];
+static int tu_fp_n;
+
+TU_NOINLINE TU_FP static void tu_fp3(void)
+{
+	tu_fp_ra[3] = (uintptr_t)__builtin_return_address(0);
+	tu_fp_n = shim_unwind_fp(tu_fp_pcs, TU_MAX);
+	TU_BARRIER();
+}
+
+TU_NOINLINE TU_FP static void tu_fp2(void)
+{
+	volatile char pad[40];
+	pad[0] = 2;
+	tu_fp_ra[2] = (uintptr_t)__builtin_return_address(0);
+	tu_fp3();
+	TU_BARRIER();
+	tu_sink += pad[0];
+}
+
+TU_NOINLINE TU_FP static void tu_fp1(void)
+{
+	tu_fp_ra[1] = (uintptr_t)__builtin_return_address(0);
+	tu_fp2();
+	TU_BARRIER();
+}
+
+TU_NOINLINE TU_FP static void tu_fp0(void)
+{
+	tu_fp_ra[0] = (uintptr_t)__builtin_return_address(0);
+	tu_fp1();
+	TU_BARRIER();
+}
+
+Test(unwind, fp_walks_a_frame_pointer_chain)
+{
+	tu_fp0();
+	TU_BARRIER();
+	/* The chain ends where tu_fp0's caller keeps no frame pointer. */
+	cr_assert_geq(tu_fp_n, 4);
+	cr_assert(tu_in_fn(tu_fp_pcs[0], (const void *)tu_fp3, 256));
+	cr_assert_eq(tu_fp_pcs[1], tu_fp_ra[3]);
+	cr_assert_eq(tu_fp_pcs[2], tu_fp_ra[2]);
+	cr_assert_eq(tu_fp_pcs[3], tu_fp_ra[1]);
+	cr_assert_eq(tu_fp_pcs[4], tu_fp_ra[0]);
+	cr_assert_eq(shim_unwind_fp(tu_fp_pcs, 0), 0);
+}
+
+/* ---- the decoder on its own --------------------------------------------- */
+
+Test(unwind, decodes_the_signal_trampoline_and_program_start)
+{
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = tu_handler;
+	cr_assert_eq(sigaction(SIGUSR1, &sa, &old), 0);
+	tu_raiser();
+	TU_BARRIER();
+	sigaction(SIGUSR1, &old, NULL);
+
+	struct unw_rule r;
+	cr_assert(unw_decode(tu_handler_ra - 1, tu_handler_ra, &r));
+	cr_assert_eq(r.flags & UNW_SIGNAL, UNW_SIGNAL, "flags %#x", r.flags);
+
+	/* The outermost frame of the main thread has its return address
+	 * undefined (glibc's _start). */
+	struct unw_rule last;
+	uintptr_t pc = tu_pcs[tu_n - 1];
+	cr_assert(unw_decode(pc - 1, pc, &last));
+	cr_assert(last.flags & UNW_END, "flags %#x", last.flags);
+
+	/* Nothing is found for an address in no object. */
+	cr_assert_not(unw_decode(16, 17, &r));
+}
