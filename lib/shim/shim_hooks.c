@@ -24,16 +24,16 @@
 
 static inline bool tracing(void)
 {
-	return !shim_busy &&
-	       atomic_load_explicit(&shim_active, memory_order_relaxed);
+	return atomic_load_explicit(&shim_active, memory_order_relaxed) &&
+	       !shim_busy_get();
 }
 
 static inline void after_alloc(void *p, size_t size)
 {
 	int e = errno;
-	shim_busy++;
+	shim_busy_add(1);
 	shim_record_alloc(p, size);
-	shim_busy--;
+	shim_busy_add(-1);
 	errno = e;
 }
 
@@ -46,9 +46,9 @@ EXPORT void *malloc(size_t size)
 	}
 	if (!tracing())
 		return shim_real.malloc(size);
-	shim_busy++;
+	shim_busy_add(1);
 	void *p = shim_real.malloc(size);
-	shim_busy--;
+	shim_busy_add(-1);
 	if (p)
 		after_alloc(p, size);
 	return p;
@@ -65,9 +65,9 @@ EXPORT void free(void *p)
 	}
 	if (tracing()) {
 		int e = errno;
-		shim_busy++;
+		shim_busy_add(1);
 		shim_record_free(p);
-		shim_busy--;
+		shim_busy_add(-1);
 		errno = e;
 	}
 	shim_real.free(p);
@@ -87,9 +87,9 @@ EXPORT void *calloc(size_t n, size_t size)
 	}
 	if (!tracing())
 		return shim_real.calloc(n, size);
-	shim_busy++;
+	shim_busy_add(1);
 	void *p = shim_real.calloc(n, size);
-	shim_busy--;
+	shim_busy_add(-1);
 	if (p)
 		after_alloc(p, n * size);
 	return p;
@@ -117,7 +117,7 @@ EXPORT void *realloc(void *p, size_t size)
 	}
 	if (!tracing())
 		return shim_real.realloc(p, size);
-	shim_busy++;
+	shim_busy_add(1);
 	struct shim_block old;
 	bool had = shim_table_remove((uintptr_t)p, &old);
 	void *q = shim_real.realloc(p, size);
@@ -134,7 +134,7 @@ EXPORT void *realloc(void *p, size_t size)
 		if (q)
 			shim_record_alloc(q, size);
 	}
-	shim_busy--;
+	shim_busy_add(-1);
 	errno = e;
 	return q;
 }
@@ -158,9 +158,9 @@ EXPORT void *memalign(size_t align, size_t size)
 	}
 	if (!tracing())
 		return shim_real.memalign(align, size);
-	shim_busy++;
+	shim_busy_add(1);
 	void *p = shim_real.memalign(align, size);
-	shim_busy--;
+	shim_busy_add(-1);
 	if (p)
 		after_alloc(p, size);
 	return p;
@@ -180,9 +180,9 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 	}
 	if (!tracing())
 		return shim_real.posix_memalign(out, align, size);
-	shim_busy++;
+	shim_busy_add(1);
 	int r = shim_real.posix_memalign(out, align, size);
-	shim_busy--;
+	shim_busy_add(-1);
 	if (r == 0)
 		after_alloc(*out, size);
 	return r;
@@ -197,9 +197,9 @@ EXPORT void *aligned_alloc(size_t align, size_t size)
 	}
 	if (!tracing())
 		return shim_real.aligned_alloc(align, size);
-	shim_busy++;
+	shim_busy_add(1);
 	void *p = shim_real.aligned_alloc(align, size);
-	shim_busy--;
+	shim_busy_add(-1);
 	if (p)
 		after_alloc(p, size);
 	return p;
@@ -214,9 +214,9 @@ EXPORT void *valloc(size_t size)
 	}
 	if (!tracing())
 		return shim_real.valloc(size);
-	shim_busy++;
+	shim_busy_add(1);
 	void *p = shim_real.valloc(size);
-	shim_busy--;
+	shim_busy_add(-1);
 	if (p)
 		after_alloc(p, size);
 	return p;
@@ -233,9 +233,9 @@ EXPORT void *pvalloc(size_t size)
 	}
 	if (!tracing())
 		return shim_real.pvalloc(size);
-	shim_busy++;
+	shim_busy_add(1);
 	void *p = shim_real.pvalloc(size);
-	shim_busy--;
+	shim_busy_add(-1);
 	/* pvalloc rounds up to whole pages; record what was asked for, as
 	 * Valgrind does. */
 	if (p)

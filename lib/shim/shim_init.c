@@ -28,7 +28,7 @@ struct shim_real shim_real;
 struct shim_options shim_opt = {.depth = SHIM_DEFAULT_DEPTH};
 struct shim_totals shim_totals;
 _Atomic int shim_active;
-__thread int shim_busy __attribute__((tls_model("initial-exec")));
+pthread_key_t shim_key;
 
 extern char **environ;
 
@@ -276,7 +276,8 @@ void shim_init(void)
 	}
 	atomic_store(&init_tid, tid);
 	int saved = errno;
-	shim_busy++;
+	/* Allocations made by dlsym from here on pass through: shim_active
+	 * is still 0 (or come from the bootstrap arena). */
 	RESOLVE(malloc);
 	RESOLVE(free);
 	RESOLVE(calloc);
@@ -287,13 +288,13 @@ void shim_init(void)
 	RESOLVE(valloc);
 	RESOLVE(pvalloc);
 	RESOLVE(malloc_usable_size);
-	shim_busy--;
 	shim_totals.start_ns = shim_now_ns();
 	atomic_store(&self_pid, getpid());
 	read_options();
 	shim_unwind_init();
 	bool ok = shim_real.malloc && shim_real.free && shim_real.calloc &&
-		  shim_real.realloc && shim_real.memalign;
+		  shim_real.realloc && shim_real.memalign &&
+		  pthread_key_create(&shim_key, NULL) == 0;
 	atomic_store_explicit(&init_state, 2, memory_order_release);
 	if (!ok)
 		shim_say("cannot find the real malloc; not tracing", "", "", "");
@@ -306,14 +307,14 @@ void shim_init(void)
 
 static void atfork_prepare(void)
 {
-	shim_busy++;
+	shim_busy_add(1);
 	shim_table_lock_all();
 }
 
 static void atfork_parent(void)
 {
 	shim_table_unlock_all();
-	shim_busy--;
+	shim_busy_add(-1);
 }
 
 /* FILE.memprof -> FILE.pidPID.memprof (the extension kept last). */
@@ -350,7 +351,7 @@ static void append_pid(char *o, size_t cap, long pid)
 static void atfork_child(void)
 {
 	shim_table_reset_locks();
-	shim_busy--;
+	shim_busy_add(-1);
 	atomic_store(&self_pid, getpid());
 	forked_child = true;
 	if (shim_opt.fork_stop) {
@@ -402,7 +403,7 @@ static void unpreload_self(void)
 __attribute__((constructor)) static void shim_constructor(void)
 {
 	shim_init();
-	shim_busy++;
+	shim_busy_add(1);
 	read_options();
 	if (!shim_opt.output[0])
 		default_output();
@@ -423,7 +424,7 @@ __attribute__((constructor)) static void shim_constructor(void)
 		}
 	}
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-	shim_busy--;
+	shim_busy_add(-1);
 }
 
 /* Writes the exit snapshot once, from the process that owns the state. */
@@ -431,13 +432,13 @@ static void exit_snapshot(void)
 {
 	if (!atomic_load(&shim_active) || getpid() != atomic_load(&self_pid))
 		return;
-	shim_busy++;
+	shim_busy_add(1);
 	int err = shim_snapshot_write(shim_opt.output, "exit", NULL, 0);
 	atomic_store(&shim_active, 0);
 	if (err)
 		shim_say("cannot write '", shim_opt.output, "': ",
 			 shim_errname(err));
-	shim_busy--;
+	shim_busy_add(-1);
 }
 
 __attribute__((destructor)) static void shim_destructor(void)

@@ -13,6 +13,9 @@
  * TLS; async-signal-safe. It reads only the live stack between frames it has
  * validated and the ELF data of loaded objects.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* _dl_find_object, REG_RIP */
+#endif
 #include "shim/shim_unwind.h"
 
 #include <dlfcn.h>

@@ -49,11 +49,20 @@ struct cu_index {
 	size_t nfiles;
 };
 
+/* The address range of one CU, relative to its Dwarf. */
+struct cu_range {
+	Dwarf_Addr low, high;
+	Dwarf_Off off;
+};
+
 struct mod_state {
 	Dwfl_Module *mod; /* NULL: missing, unreadable or stale file */
 	bool syms_built;
 	struct elf_sym *syms; /* sorted by start, then rank descending */
 	size_t nsyms;
+	bool cus_built;
+	struct cu_range *cus; /* sorted by low; only built when needed */
+	size_t ncus;
 };
 
 /* Open addressing; key and value both persist while the table is used. */
@@ -486,6 +495,85 @@ static struct cu_index *cu_get(struct symbolizer *s, uint32_t module,
 	return t->v[i];
 }
 
+static int cu_range_cmp(const void *a, const void *b)
+{
+	const struct cu_range *x = a, *y = b;
+
+	if (x->low != y->low)
+		return x->low < y->low ? -1 : 1;
+	return 0;
+}
+
+static void build_cu_ranges(struct symbolizer *s, struct mod_state *m)
+{
+	Dwarf_Addr bias, base, low, high;
+	Dwarf *dw = dwfl_module_getdwarf(m->mod, &bias);
+	Dwarf_CU *unit = NULL;
+	Dwarf_Die cudie;
+	size_t cap = 0;
+
+	m->cus_built = true;
+	if (!dw)
+		return;
+	while (dwarf_get_units(dw, unit, &unit, NULL, NULL, &cudie, NULL) == 0) {
+		ptrdiff_t off = 0;
+
+		while ((off = dwarf_ranges(&cudie, off, &base, &low, &high)) > 0) {
+			if (low >= high)
+				continue;
+			if (m->ncus == cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+				struct cu_range *nv = realloc(m->cus,
+							      ncap * sizeof(*nv));
+
+				if (!nv) {
+					s->oom = true;
+					return;
+				}
+				m->cus = nv;
+				cap = ncap;
+			}
+			m->cus[m->ncus++] = (struct cu_range){
+				low, high, dwarf_dieoffset(&cudie)
+			};
+		}
+	}
+	qsort(m->cus, m->ncus, sizeof(*m->cus), cu_range_cmp);
+}
+
+/*
+ * The CU containing addr found from the CUs' own ranges. libdw 0.188 finds
+ * CUs only through .debug_aranges, which clang does not emit by default
+ * (and GCC not for every CU), so its lookup misses them.
+ */
+static Dwarf_Die *cu_fallback(struct symbolizer *s, struct mod_state *m,
+			      uint64_t addr, Dwarf_Die *mem, Dwarf_Addr *bias)
+{
+	Dwarf *dw;
+	size_t lo = 0, hi;
+
+	if (!m->cus_built)
+		build_cu_ranges(s, m);
+	dw = dwfl_module_getdwarf(m->mod, bias);
+	if (!dw || addr < *bias)
+		return NULL;
+	addr -= *bias;
+	hi = m->ncus;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->cus[mid].low <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t k = lo, seen = 0; k-- > 0 && seen < 8; seen++) {
+		if (addr < m->cus[k].high)
+			return dwarf_offdie(dw, m->cus[k].off, mem);
+	}
+	return NULL;
+}
+
 /* The concrete subprogram of cu whose code contains addr, or NULL. */
 static Dwarf_Die *cu_find(struct cu_index *cu, Dwarf_Addr addr)
 {
@@ -669,7 +757,7 @@ static void symbolize_pc(struct symbolizer *s, uint64_t pc,
 	struct mod_state *m;
 	struct cu_index *cu;
 	struct mp_frame *f;
-	Dwarf_Die *cudie, *sub;
+	Dwarf_Die *cudie, *sub, cumem;
 	Dwarf_Addr bias;
 	uint64_t addr;
 	const char *name;
@@ -684,6 +772,8 @@ static void symbolize_pc(struct symbolizer *s, uint64_t pc,
 	/* A return address points after the call; pc - 1 is inside it. */
 	addr = pc - 1;
 	cudie = dwfl_module_addrdie(m->mod, addr, &bias);
+	if (!cudie)
+		cudie = cu_fallback(s, m, addr, &cumem, &bias);
 	if (cudie) {
 		cu = cu_get(s, out->module, cudie);
 		if (!cu)
@@ -812,8 +902,10 @@ static void symbolizer_release(struct symbolizer *s)
 	}
 	free(s->cus.v);
 	if (s->mods) {
-		for (size_t i = 0; i < s->snap->nmodules; i++)
+		for (size_t i = 0; i < s->snap->nmodules; i++) {
 			free(s->mods[i].syms);
+			free(s->mods[i].cus);
+		}
 	}
 	free(s->mods);
 	free(s->by_start);

@@ -1,0 +1,1148 @@
+/*
+ * test_format.c - the .memprof format: writer (common_writer.c) and reader
+ * (trace_reader.c) against formats/snapshot.md.
+ *
+ * Builds files in memory or in a private temporary directory; never touches
+ * anything else. Corrupt files are made by editing valid ones byte by byte,
+ * so each test names the one rule it breaks.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "common/common_format.h"
+#include "common/common_writer.h"
+#include "memprof_trace.h"
+#include "trace/trace_internal.h"
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                            */
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+	strcpy(tmpdir, "/tmp/memprof-test-format-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		cr_log_warn("could not remove %s", tmpdir);
+}
+
+TestSuite(format, .init = make_tmpdir, .fini = remove_tmpdir);
+
+static char *tmp_path(const char *name)
+{
+	static char path[2][128];
+	static int which;
+	char *p = path[which++ & 1];
+
+	snprintf(p, sizeof(path[0]), "%s/%s", tmpdir, name);
+	return p;
+}
+
+static unsigned char *read_all(const char *path, size_t *len)
+{
+	struct stat st;
+	unsigned char *buf;
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+	cr_assert_eq(fstat(fd, &st), 0);
+	buf = malloc((size_t)st.st_size + 1);
+	cr_assert_not_null(buf);
+	n = read(fd, buf, (size_t)st.st_size);
+	cr_assert_eq(n, st.st_size);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return buf;
+}
+
+static unsigned char *save_to_buf(const struct mp_snapshot *snap, size_t *len)
+{
+	struct mp_errinfo ei = { "" };
+	const char *path = tmp_path("saved.memprof");
+
+	cr_assert_eq(mp_snapshot_save(snap, path, &ei), MP_OK, "save: %s",
+		     ei.msg);
+	return read_all(path, len);
+}
+
+/* Writes a file through the raw mpw_* API and returns its bytes. */
+static unsigned char *write_raw(void (*fill)(struct mpw *w), size_t *len)
+{
+	const char *path = tmp_path("raw.memprof");
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	struct mpw w;
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(mpw_open(&w, fd), 0);
+	fill(&w);
+	cr_assert_eq(mpw_close(&w), 0);
+	close(fd);
+	return read_all(path, len);
+}
+
+static enum mp_err open_buf(const unsigned char *b, size_t len,
+			    struct mp_errinfo *ei)
+{
+	struct mp_snapshot *snap = NULL;
+	enum mp_err err = mp_snapshot_open_mem(b, len, &snap, ei);
+
+	if (err)
+		cr_assert_null(snap, "out written on failure");
+	mp_snapshot_free(snap);
+	return err;
+}
+
+static uint32_t rd32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t rd64(const unsigned char *p)
+{
+	return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+static void wr32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void wr64(unsigned char *p, uint64_t v)
+{
+	wr32(p, (uint32_t)v);
+	wr32(p + 4, (uint32_t)(v >> 32));
+}
+
+static void fix_header_crc(unsigned char *h)
+{
+	wr32(h + 28, (uint32_t)crc32(0, h, 28));
+}
+
+struct secpos {
+	size_t off; /* header offset */
+	size_t size; /* header + payload */
+	uint32_t tag;
+};
+
+/* The sections of a valid file, END included. */
+static size_t walk(const unsigned char *b, size_t len, struct secpos *out,
+		   size_t max)
+{
+	size_t pos = MP_FILE_HEADER_LEN, n = 0;
+
+	while (pos + MP_SECTION_HEADER_LEN <= len && n < max) {
+		out[n].off = pos;
+		out[n].tag = rd32(b + pos);
+		out[n].size = MP_SECTION_HEADER_LEN + (size_t)rd64(b + pos + 8);
+		pos += out[n].size;
+		n++;
+	}
+	cr_assert_eq(pos, len, "walk did not end at the end of the file");
+	return n;
+}
+
+static struct secpos find(const unsigned char *b, size_t len, uint32_t tag)
+{
+	struct secpos s[32];
+	size_t n = walk(b, len, s, 32);
+
+	for (size_t i = 0; i < n; i++)
+		if (s[i].tag == tag)
+			return s[i];
+	cr_assert_fail("section %.4s not found", (const char *)&tag);
+	return s[0];
+}
+
+/* A copy of b with [at, at + cut) replaced by ins (ins_len bytes). */
+static unsigned char *edit_bytes(const unsigned char *b, size_t len, size_t at,
+			     size_t cut, const void *ins, size_t ins_len,
+			     size_t *out_len)
+{
+	unsigned char *o = malloc(len - cut + ins_len + 1);
+
+	cr_assert_not_null(o);
+	memcpy(o, b, at);
+	memcpy(o + at, ins, ins_len);
+	memcpy(o + at + ins_len, b + at + cut, len - at - cut);
+	*out_len = len - cut + ins_len;
+	return o;
+}
+
+/* ------------------------------------------------------------------ */
+/* A snapshot with every field set                                    */
+
+static const unsigned char bid1[20] = { 0xde, 0xad, 0x00, 0xbe, 0xef, 1, 2,
+					3,    4,    5,    6,    7,    8, 9,
+					10,   11,   12,   0,    0xff, 0x80 };
+
+static struct mp_snapshot *make_full(void)
+{
+	struct mp_snapshot *s = mp__snapshot_new();
+	struct mp_meta *m;
+	static const uint64_t pcs0[] = { 0x555555555123, 0x7ffff7a01234,
+					 0x555555554fff };
+	static const uint64_t pcs1[] = { 0x10, 0xffffffffffffff00, 0x20 };
+	static const uint64_t pcs3[] = { UINT64_MAX, 0, 0x8000000000000000 };
+	const uint64_t *pcs[] = { pcs0, pcs1, NULL, pcs3 };
+	const uint32_t depth[] = { 3, 3, 0, 3 };
+
+	cr_assert_not_null(s);
+	m = &s->meta;
+	m->pid = 4242;
+	m->ppid = 1;
+	m->exe = mp__strdup(s, "/usr/bin/demo");
+	m->argv = mp__alloc(s, 4 * sizeof(char *));
+	m->argv[0] = mp__strdup(s, "demo");
+	m->argv[1] = mp__strdup(s, "--flag=1");
+	m->argv[2] = mp__strdup(s, "two words");
+	m->argc = 3;
+	m->start_ns = 1700000000123456789ull;
+	m->snapshot_ns = 1700000005000000000ull;
+	m->peak_ns = 1700000004000000000ull;
+	m->trigger = mp__strdup(s, "api");
+	m->name = mp__strdup(s, "phase one");
+	m->sample_rate = 4096;
+	m->depth = 64;
+	m->seq = 3;
+	m->totals = (struct mp_totals){ .live_bytes = 1000,
+					.live_blocks = 7,
+					.peak_bytes = 5000,
+					.allocs = 123,
+					.frees = 116,
+					.alloc_bytes = UINT64_MAX };
+
+	s->nmodules = 2;
+	s->modules = mp__alloc(s, 2 * sizeof(*s->modules));
+	s->modules[0] = (struct mp_module){ .path = mp__strdup(s, "/usr/bin/demo"),
+					    .base = 0x555555554000,
+					    .start = 0x555555554000,
+					    .end = 0x555555559000,
+					    .build_id_len = 20 };
+	memcpy(s->modules[0].build_id, bid1, 20);
+	s->modules[1] = (struct mp_module){
+		.path = mp__strdup(s, "/lib/x86_64-linux-gnu/libc.so.6"),
+		.base = 0x7ffff7a00000,
+		.start = 0x7ffff7a00000,
+		.end = 0x7ffff7c00000,
+		.build_id_len = 64
+	};
+	for (int i = 0; i < 64; i++)
+		s->modules[1].build_id[i] = (unsigned char)(i * 7);
+
+	s->nstacks = 4;
+	s->stacks = mp__alloc(s, 4 * sizeof(*s->stacks));
+	for (int i = 0; i < 4; i++) {
+		s->stacks[i].depth = depth[i];
+		if (depth[i]) {
+			s->stacks[i].pcs = mp__alloc(s, depth[i] * 8);
+			memcpy(s->stacks[i].pcs, pcs[i], depth[i] * 8);
+		}
+	}
+
+	s->ntraces = 3;
+	s->traces = mp__alloc(s, 3 * sizeof(*s->traces));
+	s->traces[0] = (struct mp_trace){ 0, 600, 3, 10, 6000, 700 };
+	s->traces[1] = (struct mp_trace){ 3, 400, 4, 20, 8000, UINT64_MAX };
+	s->traces[2] = (struct mp_trace){ 2, 0, 0, 1, 16, 0 };
+
+	s->has_blocks = true;
+	s->nblocks = 3;
+	s->blocks = mp__alloc(s, 3 * sizeof(*s->blocks));
+	s->blocks[0] = (struct mp_block){ 0x1000, 100, 0 };
+	s->blocks[1] = (struct mp_block){ 0x1070, 500, 1 };
+	s->blocks[2] = (struct mp_block){ 0xffffffffffff0000, 1, 0 };
+
+	s->has_symbols = true;
+	s->nsymbols = 3;
+	s->symbols = mp__alloc(s, 3 * sizeof(*s->symbols));
+	s->symbols[0] = (struct mp_symbol){ .pc = 0x10,
+					    .module = UINT32_MAX,
+					    .nframes = 0 };
+	s->symbols[1] = (struct mp_symbol){ .pc = 0x555555555123,
+					    .module = 0,
+					    .nframes = 3 };
+	s->symbols[1].frames = mp__alloc(s, 3 * sizeof(struct mp_frame));
+	s->symbols[1].frames[0] =
+		(struct mp_frame){ "std::vector<int>::push_back(int const&)",
+				   "/usr/include/c++/12/bits/stl_vector.h", 1287 };
+	s->symbols[1].frames[1] =
+		(struct mp_frame){ "fill", "/src/demo.c", 12 };
+	s->symbols[1].frames[2] =
+		(struct mp_frame){ "main", "/src/demo.c", 40 };
+	s->symbols[2] = (struct mp_symbol){ .pc = 0x7ffff7a01234,
+					    .module = 1,
+					    .nframes = 2 };
+	s->symbols[2].frames = mp__alloc(s, 2 * sizeof(struct mp_frame));
+	s->symbols[2].frames[0] = (struct mp_frame){ NULL, NULL, 0 };
+	s->symbols[2].frames[1] =
+		(struct mp_frame){ "malloc", "/src/demo.c", UINT32_MAX };
+	return s;
+}
+
+static void assert_str_or_null(const char *a, const char *b)
+{
+	if (!b)
+		cr_assert_null(a);
+	else
+		cr_assert_str_eq(a, b);
+}
+
+static void assert_same(const struct mp_snapshot *a,
+			const struct mp_snapshot *b)
+{
+	const struct mp_meta *x = &a->meta, *y = &b->meta;
+
+	cr_assert_eq(x->pid, y->pid);
+	cr_assert_eq(x->ppid, y->ppid);
+	assert_str_or_null(x->exe, y->exe);
+	cr_assert_eq(x->argc, y->argc);
+	for (size_t i = 0; i < y->argc; i++)
+		cr_assert_str_eq(x->argv[i], y->argv[i]);
+	cr_assert_null(x->argv[x->argc]);
+	cr_assert_eq(x->start_ns, y->start_ns);
+	cr_assert_eq(x->snapshot_ns, y->snapshot_ns);
+	cr_assert_eq(x->peak_ns, y->peak_ns);
+	assert_str_or_null(x->trigger, y->trigger);
+	assert_str_or_null(x->name, y->name);
+	cr_assert_eq(x->sample_rate, y->sample_rate);
+	cr_assert_eq(x->depth, y->depth);
+	cr_assert_eq(x->seq, y->seq);
+	cr_assert_eq(memcmp(&x->totals, &y->totals, sizeof(x->totals)), 0);
+
+	cr_assert_eq(a->nmodules, b->nmodules);
+	for (size_t i = 0; i < b->nmodules; i++) {
+		const struct mp_module *p = &a->modules[i], *q = &b->modules[i];
+
+		cr_assert_str_eq(p->path, q->path);
+		cr_assert_eq(p->base, q->base);
+		cr_assert_eq(p->start, q->start);
+		cr_assert_eq(p->end, q->end);
+		cr_assert_eq(p->build_id_len, q->build_id_len);
+		cr_assert_eq(memcmp(p->build_id, q->build_id, q->build_id_len),
+			     0);
+	}
+	cr_assert_eq(a->nstacks, b->nstacks);
+	for (size_t i = 0; i < b->nstacks; i++) {
+		cr_assert_eq(a->stacks[i].depth, b->stacks[i].depth);
+		for (size_t j = 0; j < b->stacks[i].depth; j++)
+			cr_assert_eq(a->stacks[i].pcs[j], b->stacks[i].pcs[j],
+				     "stack %zu pc %zu", i, j);
+	}
+	cr_assert_eq(a->ntraces, b->ntraces);
+	cr_assert_eq(memcmp(a->traces, b->traces,
+			    b->ntraces * sizeof(*b->traces)),
+		     0);
+	cr_assert_eq(a->has_blocks, b->has_blocks);
+	cr_assert_eq(a->nblocks, b->nblocks);
+	for (size_t i = 0; i < b->nblocks; i++) {
+		cr_assert_eq(a->blocks[i].addr, b->blocks[i].addr);
+		cr_assert_eq(a->blocks[i].size, b->blocks[i].size);
+		cr_assert_eq(a->blocks[i].trace, b->blocks[i].trace);
+	}
+	cr_assert_eq(a->has_symbols, b->has_symbols);
+	cr_assert_eq(a->nsymbols, b->nsymbols);
+	for (size_t i = 0; i < b->nsymbols; i++) {
+		const struct mp_symbol *p = &a->symbols[i], *q = &b->symbols[i];
+
+		cr_assert_eq(p->pc, q->pc);
+		cr_assert_eq(p->module, q->module);
+		cr_assert_eq(p->nframes, q->nframes);
+		for (size_t j = 0; j < q->nframes; j++) {
+			assert_str_or_null(p->frames[j].function,
+					   q->frames[j].function);
+			assert_str_or_null(p->frames[j].file,
+					   q->frames[j].file);
+			cr_assert_eq(p->frames[j].line, q->frames[j].line);
+		}
+	}
+}
+
+/* The bytes of make_full() as saved. */
+static unsigned char *full_file(size_t *len)
+{
+	struct mp_snapshot *s = make_full();
+	unsigned char *b = save_to_buf(s, len);
+
+	mp_snapshot_free(s);
+	return b;
+}
+
+/* ------------------------------------------------------------------ */
+/* Round trips                                                        */
+
+Test(format, round_trips_every_field)
+{
+	struct mp_snapshot *s = make_full(), *back = NULL;
+	struct mp_errinfo ei = { "" };
+	const char *path = tmp_path("full.memprof");
+
+	cr_assert_eq(mp_snapshot_save(s, path, &ei), MP_OK, "%s", ei.msg);
+	cr_assert_eq(mp_snapshot_open(path, &back, &ei), MP_OK, "%s", ei.msg);
+	cr_assert_eq(back->version_major, 1);
+	cr_assert_eq(back->version_minor, 0);
+	assert_same(back, s);
+
+	/* A second generation is byte-identical: nothing drifts. */
+	{
+		size_t l1, l2;
+		unsigned char *b1 = read_all(path, &l1);
+		unsigned char *b2 = save_to_buf(back, &l2);
+
+		cr_assert_eq(l1, l2);
+		cr_assert_eq(memcmp(b1, b2, l1), 0);
+		free(b1);
+		free(b2);
+	}
+	mp_snapshot_free(back);
+	mp_snapshot_free(s);
+}
+
+Test(format, round_trips_an_empty_snapshot)
+{
+	struct mp_snapshot *s = mp__snapshot_new(), *back = NULL;
+	struct mp_errinfo ei = { "" };
+	size_t len;
+	unsigned char *b = save_to_buf(s, &len);
+
+	cr_assert_eq(mp_snapshot_open_mem(b, len, &back, &ei), MP_OK, "%s",
+		     ei.msg);
+	cr_assert_eq(back->meta.argc, 0);
+	cr_assert_not_null(back->meta.argv);
+	cr_assert_null(back->meta.argv[0]);
+	cr_assert_null(back->meta.exe);
+	cr_assert_eq(back->nstacks, 0);
+	cr_assert(!back->has_blocks);
+	cr_assert(!back->has_symbols);
+	mp_snapshot_free(back);
+	mp_snapshot_free(s);
+	free(b);
+}
+
+Test(format, finds_symbols_and_modules_by_pc)
+{
+	struct mp_snapshot *s = make_full();
+
+	cr_assert_eq(mp_snapshot_symbol(s, 0x555555555123), &s->symbols[1]);
+	cr_assert_eq(mp_snapshot_symbol(s, 0x10), &s->symbols[0]);
+	cr_assert_null(mp_snapshot_symbol(s, 0x555555555124));
+	cr_assert_eq(mp_snapshot_module(s, 0x555555554000), &s->modules[0]);
+	cr_assert_eq(mp_snapshot_module(s, 0x7ffff7bfffff), &s->modules[1]);
+	cr_assert_null(mp_snapshot_module(s, 0x555555559000));
+	mp_snapshot_free(s);
+}
+
+static void fill_with_unknown(struct mpw *w)
+{
+	static const char raw[] = "uncompressed future data";
+
+	mpw_begin(w, MP_SEC_META);
+	mpw_meta_uint(w, "pid", 7);
+	mpw_meta_str(w, "future_key", "ignored");
+	mpw_meta_uint(w, "future_uint", 99);
+	mpw_end(w);
+	mpw_begin(w, MP_TAG('X', 'T', 'R', 'A'));
+	for (int i = 0; i < 1000; i++)
+		mpw_uleb(w, (uint64_t)i * i);
+	mpw_end(w);
+	mpw_begin(w, MP_SEC_MODULES);
+	mpw_uleb(w, 0);
+	mpw_end(w);
+	mpw_begin(w, MP_SEC_GRAPH);
+	mpw_str(w, "edges of a later version");
+	mpw_end(w);
+	mpw_begin(w, MP_SEC_STACKS);
+	mpw_uleb(w, 1);
+	mpw_uleb(w, 1);
+	mpw_sleb(w, 0x401000);
+	mpw_end(w);
+	mpw_begin(w, MP_SEC_TRACES);
+	mpw_uleb(w, 0);
+	mpw_end(w);
+	mpw_copy_section(w, MP_TAG('R', 'A', 'W', '!'), 0, sizeof(raw),
+			 (uint32_t)crc32(0, (const unsigned char *)raw,
+					 sizeof(raw)),
+			 raw, sizeof(raw));
+}
+
+static void assert_section_copied(const unsigned char *a, size_t alen,
+				  const unsigned char *b, size_t blen,
+				  uint32_t tag)
+{
+	struct secpos x = find(a, alen, tag), y = find(b, blen, tag);
+
+	cr_assert_eq(x.size, y.size);
+	cr_assert_eq(memcmp(a + x.off, b + y.off, x.size), 0,
+		     "section %.4s changed", (const char *)&tag);
+}
+
+Test(format, keeps_unknown_sections_on_save)
+{
+	struct mp_snapshot *s = NULL, *again = NULL;
+	struct mp_errinfo ei = { "" };
+	size_t len, len2;
+	unsigned char *b = write_raw(fill_with_unknown, &len), *b2;
+
+	cr_assert_eq(mp_snapshot_open_mem(b, len, &s, &ei), MP_OK, "%s",
+		     ei.msg);
+	cr_assert_eq(s->meta.pid, 7);
+	b2 = save_to_buf(s, &len2);
+	assert_section_copied(b, len, b2, len2, MP_TAG('X', 'T', 'R', 'A'));
+	assert_section_copied(b, len, b2, len2, MP_TAG('R', 'A', 'W', '!'));
+	assert_section_copied(b, len, b2, len2, MP_SEC_GRAPH);
+	cr_assert_eq(mp_snapshot_open_mem(b2, len2, &again, &ei), MP_OK, "%s",
+		     ei.msg);
+	cr_assert_eq(again->stacks[0].pcs[0], 0x401000);
+	mp_snapshot_free(again);
+	mp_snapshot_free(s);
+	free(b);
+	free(b2);
+}
+
+Test(format, save_failure_leaves_path_untouched)
+{
+	struct mp_snapshot *s = make_full();
+	struct mp_errinfo ei = { "" };
+	const char *path = tmp_path("keep.memprof");
+	size_t l1, l2;
+	unsigned char *before, *after;
+
+	cr_assert_eq(mp_snapshot_save(s, path, &ei), MP_OK);
+	before = read_all(path, &l1);
+	s->traces[0].stack = 99;
+	cr_assert_eq(mp_snapshot_save(s, path, &ei), MP_ERR_USAGE);
+	after = read_all(path, &l2);
+	cr_assert_eq(l1, l2);
+	cr_assert_eq(memcmp(before, after, l1), 0);
+	cr_assert_eq(mp_snapshot_save(s, "/nonexistent-dir/x.memprof", &ei),
+		     MP_ERR_USAGE);
+	s->traces[0].stack = 0;
+	cr_assert_eq(mp_snapshot_save(s, "/nonexistent-dir/x.memprof", &ei),
+		     MP_ERR_IO);
+	cr_assert_str_eq(ei.msg, "No such file or directory");
+	{
+		/* Only path is left in the directory: no temporary remains. */
+		char cmd[160];
+
+		snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) -eq 1",
+			 tmpdir);
+		cr_assert_eq(system(cmd), 0);
+	}
+	mp_snapshot_free(s);
+	free(before);
+	free(after);
+}
+
+Test(format, reports_a_missing_file)
+{
+	struct mp_snapshot *s = NULL;
+	struct mp_errinfo ei = { "" };
+
+	cr_assert_eq(mp_snapshot_open(tmp_path("absent.memprof"), &s, &ei),
+		     MP_ERR_IO);
+	cr_assert_null(s);
+	cr_assert_str_eq(ei.msg, "No such file or directory");
+	cr_assert_str_eq(mp_strerror(MP_ERR_TRUNCATED), "truncated file");
+}
+
+/* ------------------------------------------------------------------ */
+/* The file header                                                    */
+
+Test(format, rejects_bad_magic)
+{
+	struct mp_errinfo ei = { "" };
+	size_t len;
+	unsigned char *b = full_file(&len);
+
+	b[1] = 'm';
+	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_NOT_SNAPSHOT);
+	cr_assert_str_eq(ei.msg, "not a memprof snapshot (bad magic)");
+	cr_assert_eq(open_buf((const unsigned char *)"#!/bin/sh", 9, &ei),
+		     MP_ERR_NOT_SNAPSHOT);
+	free(b);
+}
+
+Test(format, rejects_unknown_major_version)
+{
+	struct mp_errinfo ei = { "" };
+	size_t len;
+	unsigned char *b = full_file(&len);
+
+	b[8] = 7;
+	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_VERSION);
+	cr_assert_str_eq(ei.msg,
+			 "unsupported format version 7.0 (this memprof reads 1.x)");
+	b[8] = 0;
+	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_VERSION);
+	free(b);
+}
+
+Test(format, accepts_higher_minor_version)
+{
+	struct mp_snapshot *s = NULL;
+	struct mp_errinfo ei = { "" };
+	size_t len;
+	unsigned char *b = full_file(&len);
+
+	b[10] = 9;
+	cr_assert_eq(mp_snapshot_open_mem(b, len, &s, &ei), MP_OK, "%s",
+		     ei.msg);
+	cr_assert_eq(s->version_major, 1);
+	cr_assert_eq(s->version_minor, 9);
+	mp_snapshot_free(s);
+	free(b);
+}
+
+Test(format, rejects_file_flags)
+{
+	struct mp_errinfo ei = { "" };
+	size_t len;
+	unsigned char *b = full_file(&len);
+
+	b[12] = 1;
+	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_CORRUPT);
+	free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Damage                                                             */
+
+Test(format, rejects_truncation_at_every_length)
+{
+	struct mp_errinfo ei = { "" };
+	size_t len;
+	unsigned char *b = full_file(&len);
+
+	for (size_t l = 0; l < len; l++) {
+		/* A fresh copy, so that ASan sees any read past the end. */
+		unsigned char *p = malloc(l ? l : 1);
+
+		memcpy(p, b, l);
+		cr_assert_eq(open_buf(p, l, &ei), MP_ERR_TRUNCATED,
+			     "prefix of %zu bytes: %s", l, ei.msg);
+		free(p);
+	}
+	cr_assert_eq(open_buf(b, len, &ei), MP_OK);
+	free(b);
+}
+
+Test(format, names_section_and_byte_of_truncation)
+{
+	struct mp_errinfo ei = { "" };
+	size_t len;
+	unsigned char *b = full_file(&len);
+	struct secpos st = find(b, len, MP_SEC_STACKS);
+	size_t cut = st.off + MP_SECTION_HEADER_LEN + 3;
+	char want[96];
+
+	cr_assert_eq(open_buf(b, cut, &ei), MP_ERR_TRUNCATED);
+	snprintf(want, sizeof(want), "truncated in section 'stacks' at byte %zu",
+		 cut);
+	cr_assert_str_eq(ei.msg, want);
+	cr_assert_eq(open_buf(b, st.off + 10, &ei), MP_ERR_TRUNCATED);
+	cr_assert(strstr(ei.msg, "truncated in section 'stacks'"), "%s",
+		  ei.msg);
+	free(b);
+}
+
+Test(format, rejects_flipped_bit_in_section_header)
+{
+	struct mp_errinfo ei = { "" };
+	struct secpos s[16];
+	size_t len, n;
+	unsigned char *b = full_file(&len);
+
+	n = walk(b, len, s, 16);
+	cr_assert_eq(n, 7, "META MODS STKS TRCS BLKS SYMS END");
+	for (size_t i = 0; i < n; i++) {
+		char want[80];
+
+		snprintf(want, sizeof(want),
+			 "bad checksum in section header at byte %zu", s[i].off);
+		for (size_t bit = 0; bit < 8 * MP_SECTION_HEADER_LEN; bit++) {
+			b[s[i].off + bit / 8] ^= (unsigned char)(1u << (bit % 8));
+			cr_assert_eq(open_buf(b, len, &ei), MP_ERR_CORRUPT,
+				     "section %zu bit %zu", i, bit);
+			cr_assert_str_eq(ei.msg, want);
+			b[s[i].off + bit / 8] ^= (unsigned char)(1u << (bit % 8));
+		}
+	}
+	free(b);
+}
+
+Test(format, rejects_flipped_bit_in_payload)
+{
+	struct mp_errinfo ei = { "" };
+	struct secpos s[16];
+	size_t len, n;
+	unsigned char *b = full_file(&len);
+
+	n = walk(b, len, s, 16);
+	for (size_t i = 0; i < n; i++) {
+		size_t start = s[i].off + MP_SECTION_HEADER_LEN;
+
+		for (size_t at = start; at < s[i].off + s[i].size; at++)
+			for (int bit = 0; bit < 8; bit++) {
+				b[at] ^= (unsigned char)(1u << bit);
+				cr_assert_eq(open_buf(b, len, &ei),
+					     MP_ERR_CORRUPT, "byte %zu bit %d: %s",
+					     at, bit, ei.msg);
+				b[at] ^= (unsigned char)(1u << bit);
+			}
+	}
+	free(b);
+}
+
+Test(format, rejects_payload_checksum_mismatch)
+{
+	struct mp_errinfo ei = { "" };
+	size_t len;
+	unsigned char *b = full_file(&len);
+	struct secpos t = find(b, len, MP_SEC_TRACES);
+	char want[80];
+
+	wr32(b + t.off + 24, rd32(b + t.off + 24) ^ 1);
+	fix_header_crc(b + t.off);
+	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_CORRUPT);
+	snprintf(want, sizeof(want),
+		 "bad checksum in section 'traces' (header at byte %zu)", t.off);
+	cr_assert_str_eq(ei.msg, want);
+	free(b);
+}
+
+Test(format, rejects_wrong_raw_len)
+{
+	struct mp_errinfo ei = { "" };
+	size_t len;
+	unsigned char *b = full_file(&len);
+	struct secpos m = find(b, len, MP_SEC_META);
+	uint64_t raw = rd64(b + m.off + 16);
+
+	wr64(b + m.off + 16, raw + 1);
+	fix_header_crc(b + m.off);
+	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_CORRUPT);
+	cr_assert(strstr(ei.msg, "corrupt section 'meta'"), "%s", ei.msg);
+	wr64(b + m.off + 16, raw - 1);
+	fix_header_crc(b + m.off);
+	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_CORRUPT);
+	cr_assert(strstr(ei.msg, "corrupt section 'meta'"), "%s", ei.msg);
+	/* A claim far beyond what the stored bytes can hold. */
+	wr64(b + m.off + 16, (uint64_t)1 << 40);
+	fix_header_crc(b + m.off);
+	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_CORRUPT);
+	cr_assert(strstr(ei.msg, "impossible raw length"), "%s", ei.msg);
+	free(b);
+}
+
+Test(format, rejects_missing_end)
+{
+	struct mp_errinfo ei = { "" };
+	size_t len;
+	unsigned char *b = full_file(&len);
+
+	cr_assert_eq(open_buf(b, len - MP_SECTION_HEADER_LEN, &ei),
+		     MP_ERR_TRUNCATED);
+	cr_assert_str_eq(ei.msg, "no END section: the file is truncated");
+	free(b);
+}
+
+Test(format, rejects_data_after_end)
+{
+	struct mp_errinfo ei = { "" };
+	size_t len, l2;
+	unsigned char *b = full_file(&len), *b2;
+	char want[64];
+
+	b2 = edit_bytes(b, len, len, 0, "\0", 1, &l2);
+	cr_assert_eq(open_buf(b2, l2, &ei), MP_ERR_CORRUPT);
+	snprintf(want, sizeof(want), "data after END section at byte %zu", len);
+	cr_assert_str_eq(ei.msg, want);
+	free(b2);
+	/* A second END is data after the first. */
+	b2 = edit_bytes(b, len, len, 0, b + len - 32, 32, &l2);
+	cr_assert_eq(open_buf(b2, l2, &ei), MP_ERR_CORRUPT);
+	free(b2);
+	free(b);
+}
+
+Test(format, rejects_duplicate_section)
+{
+	struct mp_errinfo ei = { "" };
+	size_t len, l2;
+	unsigned char *b = full_file(&len), *b2;
+	struct secpos t = find(b, len, MP_SEC_TRACES);
+	char want[64];
+
+	b2 = edit_bytes(b, len, t.off + t.size, 0, b + t.off, t.size, &l2);
+	cr_assert_eq(open_buf(b2, l2, &ei), MP_ERR_CORRUPT);
+	snprintf(want, sizeof(want), "duplicate section 'traces' at byte %zu",
+		 t.off + t.size);
+	cr_assert_str_eq(ei.msg, want);
+	free(b2);
+	free(b);
+}
+
+Test(format, rejects_missing_required_section)
+{
+	static const struct {
+		uint32_t tag;
+		const char *name;
+	} req[] = { { MP_SEC_META, "meta" },
+		    { MP_SEC_MODULES, "modules" },
+		    { MP_SEC_STACKS, "stacks" },
+		    { MP_SEC_TRACES, "traces" } };
+	struct mp_errinfo ei = { "" };
+	size_t len, l2;
+	unsigned char *b = full_file(&len), *b2;
+
+	for (size_t i = 0; i < 4; i++) {
+		struct secpos s = find(b, len, req[i].tag);
+		char want[64];
+
+		b2 = edit_bytes(b, len, s.off, s.size, "", 0, &l2);
+		cr_assert_eq(open_buf(b2, l2, &ei), MP_ERR_CORRUPT);
+		snprintf(want, sizeof(want), "missing section '%s'",
+			 req[i].name);
+		cr_assert_str_eq(ei.msg, want);
+		free(b2);
+	}
+	/* BLKS and SYMS are optional. */
+	{
+		struct secpos s = find(b, len, MP_SEC_BLOCKS);
+
+		b2 = edit_bytes(b, len, s.off, s.size, "", 0, &l2);
+		cr_assert_eq(open_buf(b2, l2, &ei), MP_OK, "%s", ei.msg);
+		free(b2);
+	}
+	free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Payload rules, through the raw writer                              */
+
+static void w_meta(struct mpw *w)
+{
+	mpw_begin(w, MP_SEC_META);
+	mpw_meta_uint(w, "pid", 1);
+	mpw_end(w);
+	mpw_begin(w, MP_SEC_MODULES);
+	mpw_uleb(w, 0);
+	mpw_end(w);
+}
+
+static void w_one_stack(struct mpw *w)
+{
+	mpw_begin(w, MP_SEC_STACKS);
+	mpw_uleb(w, 1);
+	mpw_uleb(w, 1);
+	mpw_sleb(w, 0x1234);
+	mpw_end(w);
+}
+
+static void fill_bad_stack_ref(struct mpw *w)
+{
+	w_meta(w);
+	w_one_stack(w);
+	mpw_begin(w, MP_SEC_TRACES);
+	mpw_uleb(w, 1);
+	mpw_uleb(w, 1); /* only stack 0 exists */
+	for (int i = 0; i < 5; i++)
+		mpw_uleb(w, 0);
+	mpw_end(w);
+}
+
+static void w_one_trace(struct mpw *w)
+{
+	mpw_begin(w, MP_SEC_TRACES);
+	mpw_uleb(w, 1);
+	for (int i = 0; i < 6; i++)
+		mpw_uleb(w, 0);
+	mpw_end(w);
+}
+
+static void fill_bad_trace_ref(struct mpw *w)
+{
+	w_meta(w);
+	w_one_stack(w);
+	w_one_trace(w);
+	mpw_begin(w, MP_SEC_BLOCKS);
+	mpw_uleb(w, 1);
+	mpw_uleb(w, 0x1000); /* two bytes */
+	mpw_uleb(w, 16);
+	mpw_uleb(w, 99);
+	mpw_end(w);
+}
+
+static void fill_non_ascending_blocks(struct mpw *w)
+{
+	w_meta(w);
+	w_one_stack(w);
+	w_one_trace(w);
+	mpw_begin(w, MP_SEC_BLOCKS);
+	mpw_uleb(w, 2);
+	mpw_uleb(w, 0x1000);
+	mpw_uleb(w, 16);
+	mpw_uleb(w, 0);
+	mpw_uleb(w, 0); /* same address again */
+	mpw_uleb(w, 16);
+	mpw_uleb(w, 0);
+	mpw_end(w);
+}
+
+static void fill_unknown_meta_type(struct mpw *w)
+{
+	mpw_begin(w, MP_SEC_META);
+	mpw_str(w, "pid");
+	mpw_uleb(w, 2);
+	mpw_uleb(w, 1);
+	mpw_end(w);
+	mpw_begin(w, MP_SEC_MODULES);
+	mpw_uleb(w, 0);
+	mpw_end(w);
+	w_one_stack(w);
+	w_one_trace(w);
+}
+
+static void fill_bad_string_ref(struct mpw *w)
+{
+	w_meta(w);
+	w_one_stack(w);
+	w_one_trace(w);
+	mpw_begin(w, MP_SEC_SYMBOLS);
+	mpw_uleb(w, 1);
+	mpw_str(w, "main");
+	mpw_uleb(w, 1);
+	mpw_uleb(w, 0x1234);
+	mpw_uleb(w, 0);
+	mpw_uleb(w, 1);
+	mpw_uleb(w, 1);
+	mpw_uleb(w, 2); /* only string 1 exists */
+	mpw_uleb(w, 7);
+	mpw_end(w);
+}
+
+static void fill_huge_count(struct mpw *w)
+{
+	w_meta(w);
+	mpw_begin(w, MP_SEC_STACKS);
+	mpw_uleb(w, UINT64_MAX / 2);
+	mpw_end(w);
+	w_one_trace(w);
+}
+
+static void fill_trailing_bytes(struct mpw *w)
+{
+	w_meta(w);
+	w_one_stack(w);
+	w_one_trace(w);
+	mpw_begin(w, MP_SEC_BLOCKS);
+	mpw_uleb(w, 0);
+	mpw_uleb(w, 0);
+	mpw_end(w);
+}
+
+static void expect_corrupt(void (*fill)(struct mpw *w), const char *want)
+{
+	struct mp_errinfo ei = { "" };
+	size_t len;
+	unsigned char *b = write_raw(fill, &len);
+
+	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_CORRUPT, "%s", ei.msg);
+	cr_assert_str_eq(ei.msg, want);
+	free(b);
+}
+
+Test(format, rejects_stack_index_out_of_range)
+{
+	expect_corrupt(fill_bad_stack_ref,
+		       "corrupt section 'traces': stack index 1 out of range at byte 1 of its data");
+}
+
+Test(format, rejects_trace_index_out_of_range)
+{
+	expect_corrupt(fill_bad_trace_ref,
+		       "corrupt section 'blocks': trace index 99 out of range at byte 4 of its data");
+}
+
+Test(format, rejects_non_ascending_blocks)
+{
+	expect_corrupt(fill_non_ascending_blocks,
+		       "corrupt section 'blocks': block addresses not ascending at byte 5 of its data");
+}
+
+Test(format, rejects_unknown_meta_type)
+{
+	expect_corrupt(fill_unknown_meta_type,
+		       "corrupt section 'meta': unknown value type 2 at byte 4 of its data");
+}
+
+Test(format, rejects_string_reference_out_of_range)
+{
+	expect_corrupt(fill_bad_string_ref,
+		       "corrupt section 'symbols': string reference 2 out of range at byte 12 of its data");
+}
+
+Test(format, rejects_count_beyond_the_data)
+{
+	expect_corrupt(fill_huge_count,
+		       "corrupt section 'stacks': count 9223372036854775807 exceeds the data at byte 0 of its data");
+}
+
+Test(format, rejects_bytes_left_over_in_a_section)
+{
+	expect_corrupt(fill_trailing_bytes,
+		       "corrupt section 'blocks': 1 bytes left over at byte 1 of its data");
+}
+
+/* ------------------------------------------------------------------ */
+/* The shim's path: the raw writer                                    */
+
+#define BIG_NSTACKS 20000
+
+static void fill_raw_api(struct mpw *w)
+{
+	static const char argv[] = "prog\0-v\0";
+	static const unsigned char bid[3] = { 1, 0, 2 };
+
+	mpw_begin(w, MP_SEC_META);
+	mpw_meta_uint(w, "pid", 99);
+	mpw_meta_str(w, "exe", "/bin/prog");
+	mpw_meta_str(w, "trigger", "exit");
+	mpw_str(w, "argv");
+	mpw_uleb(w, MP_META_STR);
+	mpw_strn(w, argv, sizeof(argv) - 1);
+	mpw_meta_uint(w, "live_bytes", 1ull << 40);
+	mpw_end(w);
+
+	mpw_begin(w, MP_SEC_MODULES);
+	mpw_uleb(w, 1);
+	mpw_str(w, "/bin/prog");
+	mpw_uleb(w, 0x400000);
+	mpw_uleb(w, 0x400000);
+	mpw_uleb(w, 0x500000);
+	mpw_uleb(w, sizeof(bid));
+	mpw_bytes(w, bid, sizeof(bid));
+	mpw_end(w);
+
+	/* More than the 64 KiB staging buffer, to stream several chunks. */
+	mpw_begin(w, MP_SEC_STACKS);
+	mpw_uleb(w, BIG_NSTACKS);
+	for (uint64_t i = 0; i < BIG_NSTACKS; i++) {
+		mpw_uleb(w, 4);
+		mpw_sleb(w, i ? 0x10 : 0x401000);
+		mpw_sleb(w, -0x300000);
+		mpw_sleb(w, (int64_t)(i * 0x9e3779b97f4a7c15ull));
+		mpw_sleb(w, INT64_MIN);
+	}
+	mpw_end(w);
+
+	mpw_begin(w, MP_SEC_TRACES);
+	mpw_uleb(w, 2);
+	for (uint64_t i = 0; i < 2; i++) {
+		mpw_uleb(w, BIG_NSTACKS - 1 - i);
+		mpw_uleb(w, 100 * (i + 1));
+		mpw_uleb(w, i + 1);
+		mpw_uleb(w, 5);
+		mpw_uleb(w, 500);
+		mpw_uleb(w, 50);
+	}
+	mpw_end(w);
+	/* mpw_close() writes END. */
+}
+
+Test(format, reads_what_the_raw_writer_wrote)
+{
+	struct mp_snapshot *s = NULL;
+	struct mp_errinfo ei = { "" };
+	size_t len;
+	unsigned char *b = write_raw(fill_raw_api, &len);
+	uint64_t first = 0x401000;
+
+	cr_assert_eq(mp_snapshot_open_mem(b, len, &s, &ei), MP_OK, "%s",
+		     ei.msg);
+	cr_assert_eq(s->meta.pid, 99);
+	cr_assert_str_eq(s->meta.exe, "/bin/prog");
+	cr_assert_str_eq(s->meta.trigger, "exit");
+	cr_assert_null(s->meta.name);
+	cr_assert_eq(s->meta.argc, 2);
+	cr_assert_str_eq(s->meta.argv[0], "prog");
+	cr_assert_str_eq(s->meta.argv[1], "-v");
+	cr_assert_null(s->meta.argv[2]);
+	cr_assert_eq(s->meta.totals.live_bytes, 1ull << 40);
+	cr_assert_eq(s->nmodules, 1);
+	cr_assert_eq(s->modules[0].build_id_len, 3);
+	cr_assert_eq(s->modules[0].build_id[2], 2);
+	cr_assert_eq(s->modules[0].end, 0x500000);
+	cr_assert_eq(s->nstacks, BIG_NSTACKS);
+	for (uint64_t i = 0; i < BIG_NSTACKS; i++) {
+		const uint64_t *pc = s->stacks[i].pcs;
+		uint64_t p2;
+
+		if (i)
+			first += 0x10;
+		p2 = first - 0x300000 + i * 0x9e3779b97f4a7c15ull;
+		cr_assert_eq(s->stacks[i].depth, 4);
+		cr_assert_eq(pc[0], first);
+		cr_assert_eq(pc[1], first - 0x300000);
+		cr_assert_eq(pc[2], p2);
+		cr_assert_eq(pc[3], p2 + 0x8000000000000000ull);
+	}
+	cr_assert_eq(s->ntraces, 2);
+	cr_assert_eq(s->traces[1].stack, BIG_NSTACKS - 2);
+	cr_assert_eq(s->traces[1].live_bytes, 200);
+	cr_assert(!s->has_blocks);
+	/* The streamed section really was compressed, in one zlib stream. */
+	{
+		struct secpos st = find(b, len, MP_SEC_STACKS);
+
+		cr_assert_eq(rd32(b + st.off + 4), MP_SECTION_ZLIB);
+		cr_assert_gt(rd64(b + st.off + 16), 64 * 1024);
+	}
+	mp_snapshot_free(s);
+	free(b);
+}
+
+Test(format, writer_errors_are_sticky)
+{
+	const char *path = tmp_path("sticky.memprof");
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	struct mpw w;
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(mpw_open(&w, fd), 0);
+	mpw_uleb(&w, 1); /* no section open */
+	mpw_begin(&w, MP_SEC_META);
+	mpw_meta_uint(&w, "pid", 1);
+	mpw_end(&w);
+	cr_assert_eq(mpw_close(&w), EINVAL);
+	cr_assert_eq(mpw_close(&w), EINVAL);
+	close(fd);
+
+	fd = open(path, O_RDONLY);
+	cr_assert_eq(mpw_open(&w, fd), EBADF);
+	cr_assert_eq(mpw_close(&w), EBADF);
+	close(fd);
+
+	fd = open(path, O_RDWR | O_TRUNC);
+	cr_assert_eq(mpw_open(&w, fd), 0);
+	mpw_begin(&w, MP_SEC_META);
+	mpw_abort(&w);
+	cr_assert_eq(mpw_close(&w), ECANCELED);
+	close(fd);
+}
