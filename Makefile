@@ -169,7 +169,7 @@ install: all
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
 	install -m 755 $(B)/memprof $(DESTDIR)$(BINDIR)/memprof
 	install -m 644 $(B)/libmemprof.so $(DESTDIR)$(LIBDIR)/libmemprof.so
-	install -m 644 lib/memprof.h $(DESTDIR)$(INCDIR)/memprof.h
+	$(if $(wildcard lib/memprof.h),install -m 644 lib/memprof.h $(DESTDIR)$(INCDIR)/memprof.h)
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5/
 

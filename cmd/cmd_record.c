@@ -35,8 +35,10 @@ static const char record_usage[] =
 	"  -d, --depth N         frames kept per stack, 1-256 (default 64)\n"
 	"      --unwind MODE     cfi (default: .eh_frame, works without frame\n"
 	"                        pointers) or fp (frame pointers, faster)\n"
-	"      --follow-fork     also trace programs that PROGRAM execs; forked\n"
-	"                        children write FILE.pidPID.memprof (always)\n"
+	"      --fork MODE       forked children: own (default: each writes\n"
+	"                        FILE.pidPID.memprof when it exits) or stop\n"
+	"      --follow-fork     also trace programs that PROGRAM's children\n"
+	"                        exec (each writes FILE.pidPID.memprof)\n"
 	"      --no-symbols      do not symbolize (run 'memprof symbolize' later)\n"
 	"  -q, --quiet           no summary on stderr\n"
 	"  -h, --help            show this help\n";
@@ -204,6 +206,7 @@ int cmd_record(int argc, char **argv)
 		{"depth", required_argument, NULL, 'd'},
 		{"unwind", required_argument, NULL, 'U'},
 		{"follow-fork", no_argument, NULL, 'F'},
+		{"fork", required_argument, NULL, 'K'},
 		{"no-symbols", no_argument, NULL, 'S'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -211,7 +214,7 @@ int cmd_record(int argc, char **argv)
 	};
 	const char *output = NULL, *unwind = "cfi";
 	long depth = 64;
-	bool follow = false, symbols = true, quiet = false;
+	bool follow = false, symbols = true, quiet = false, fork_stop = false;
 	int c;
 	optind = 1;
 	/* '+': stop at the first non-option, the program. */
@@ -236,6 +239,12 @@ int cmd_record(int argc, char **argv)
 			break;
 		case 'F':
 			follow = true;
+			break;
+		case 'K':
+			if (strcmp(optarg, "own") && strcmp(optarg, "stop"))
+				return cli_error("--fork takes own or stop, not "
+						 "'%s'", optarg);
+			fork_stop = !strcmp(optarg, "stop");
 			break;
 		case 'S':
 			symbols = false;
@@ -314,6 +323,12 @@ int cmd_record(int argc, char **argv)
 		setenv("MEMPROF_UNWIND", unwind, 1);
 		if (follow)
 			setenv("MEMPROF_FOLLOW_EXEC", "1", 1);
+		if (fork_stop)
+			setenv("MEMPROF_FORK", "stop", 1);
+		/* The shim tells this process (and what it execs) from its
+		 * descendants by this pid. */
+		snprintf(num, sizeof(num), "%d", (int)getpid());
+		setenv("MEMPROF_PID", num, 1);
 		set_preload(shim);
 		execvp(prog_argv[0], prog_argv);
 		int e = errno;

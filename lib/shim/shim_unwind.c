@@ -56,33 +56,33 @@ enum {
 	UNW_VALID = 1 << 6,     /* never 0 as a whole */
 };
 
+/* The return address is always at CFA - 8 (what call pushed; any other
+ * rule is UNW_STOP). In the cache a rule is one word: cfa_off in bits 0-31,
+ * rbp_off8 in 32-39, flags in 40-47, so the walk decodes it in registers. */
 struct unw_rule {
 	int32_t cfa_off;
-	int8_t ra_off8;  /* return address at CFA + ra_off8 * 8 */
 	int8_t rbp_off8; /* with UNW_RBP_SAVED */
 	uint8_t flags;
-	uint8_t pad;
 };
-
-_Static_assert(sizeof(struct unw_rule) == 8, "a rule packs into one word");
 
 static inline uint64_t unw_rule_pack(struct unw_rule r)
 {
-	uint64_t v;
-	memcpy(&v, &r, sizeof v);
-	return v;
+	return (uint64_t)(uint32_t)r.cfa_off | (uint64_t)(uint8_t)r.rbp_off8 << 32 |
+	       (uint64_t)r.flags << 40;
 }
 
 static inline struct unw_rule unw_rule_unpack(uint64_t v)
 {
-	struct unw_rule r;
-	memcpy(&r, &v, sizeof r);
+	struct unw_rule r = {(int32_t)(uint32_t)v, (int8_t)(uint8_t)(v >> 32),
+			     (uint8_t)(v >> 40)};
 	return r;
 }
 
 /* ---- the cache ------------------------------------------------------------
- * Direct-mapped, overwrite on collision. A slot's key word holds the lookup
- * pc (bits 0-47), a version (bits 48-62) bumped at every write, and a busy
+ * Direct-mapped, overwrite on collision, indexed by the low bits of the pc
+ * as found on the stack (code addresses are spread evenly there, and the
+ * walk's critical path is load -> index -> load). A slot's key word holds
+ * the lookup address (pc, or pc - 1 for a return address; bits 0-47), a version (bits 48-62) bumped at every write, and a busy
  * bit (63). A writer claims the slot with a CAS to busy (or gives up: it
  * never waits), stores the rule, then publishes the new key with release.
  * A reader loads key, rule, key again (seqlock) and accepts the rule only if
@@ -131,29 +131,29 @@ static inline struct unw_slot *unw_table_get(void)
 	return t == UNW_TABLE_FAILED ? NULL : t;
 }
 
-static inline size_t unw_hash(uintptr_t pc)
+static inline struct unw_slot *unw_slot_of(struct unw_slot *tab, uintptr_t pc)
 {
-	return (size_t)((pc * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - UNW_CACHE_BITS));
+	return &tab[pc & (UNW_CACHE_SLOTS - 1)];
 }
 
-static inline bool unw_cache_get(struct unw_slot *tab, uintptr_t pc,
-				 struct unw_rule *out)
+/* The packed rule for lookup address key (found from pc), or 0. */
+static inline uint64_t unw_cache_get(struct unw_slot *tab, uintptr_t pc,
+				     uintptr_t key)
 {
-	struct unw_slot *s = &tab[unw_hash(pc)];
+	struct unw_slot *s = unw_slot_of(tab, pc);
 	uint64_t k1 = atomic_load_explicit(&s->key, memory_order_acquire);
-	if ((k1 & (UNW_KEY_PC | UNW_KEY_BUSY)) != pc)
-		return false;
 	uint64_t v = atomic_load_explicit(&s->val, memory_order_relaxed);
 	atomic_thread_fence(memory_order_acquire);
-	if (atomic_load_explicit(&s->key, memory_order_relaxed) != k1)
-		return false;
-	*out = unw_rule_unpack(v);
-	return true;
+	uint64_t k2 = atomic_load_explicit(&s->key, memory_order_relaxed);
+	if ((k1 & (UNW_KEY_PC | UNW_KEY_BUSY)) != key || k1 != k2)
+		return 0;
+	return v;
 }
 
-static void unw_cache_put(struct unw_slot *tab, uintptr_t pc, struct unw_rule r)
+static void unw_cache_put(struct unw_slot *tab, uintptr_t pc, uintptr_t key,
+			  uint64_t v)
 {
-	struct unw_slot *s = &tab[unw_hash(pc)];
+	struct unw_slot *s = unw_slot_of(tab, pc);
 	uint64_t k = atomic_load_explicit(&s->key, memory_order_relaxed);
 	if (k & UNW_KEY_BUSY)
 		return;
@@ -162,9 +162,9 @@ static void unw_cache_put(struct unw_slot *tab, uintptr_t pc, struct unw_rule r)
 						     memory_order_relaxed))
 		return;
 	atomic_thread_fence(memory_order_release);
-	atomic_store_explicit(&s->val, unw_rule_pack(r), memory_order_relaxed);
+	atomic_store_explicit(&s->val, v, memory_order_relaxed);
 	uint64_t ver = ((k & UNW_KEY_VER) + UNW_KEY_VER_ONE) & UNW_KEY_VER;
-	atomic_store_explicit(&s->key, ver | pc, memory_order_release);
+	atomic_store_explicit(&s->key, ver | key, memory_order_release);
 }
 
 void shim_unwind_init(void)
@@ -603,7 +603,7 @@ UNW_NOSAN static bool unw_decode_fde(const uint8_t *fde, const uint8_t *lo,
 		c.p += alen;
 	}
 
-	struct unw_rule r = {0, -1, 0, UNW_VALID, 0};
+	struct unw_rule r = {0, 0, UNW_VALID};
 	if (cie.signal) {
 		r.flags |= UNW_SIGNAL;
 		*out = r;
@@ -635,9 +635,8 @@ UNW_NOSAN static bool unw_decode_fde(const uint8_t *fde, const uint8_t *lo,
 	if (row.cfa_off < INT32_MIN || row.cfa_off > INT32_MAX)
 		goto stop;
 	r.cfa_off = (int32_t)row.cfa_off;
-	if ((row.ra_off & 7) || row.ra_off < -1024 || row.ra_off >= 0)
+	if (row.ra_off != -8)
 		goto stop;
-	r.ra_off8 = (int8_t)(row.ra_off / 8);
 	if (row.rbp_how == HOW_OFFSET) {
 		if ((row.rbp_off & 7) || row.rbp_off < -1024 || row.rbp_off >= 0) {
 			r.flags |= UNW_RBP_LOST;
@@ -727,7 +726,7 @@ UNW_NOSAN static bool unw_decode(uintptr_t key, uintptr_t pc,
 	    !(out->flags & UNW_STOP))
 		return true;
 	/* No usable FDE: a sigreturn trampoline without CFI is still known. */
-	struct unw_rule r = {0, -1, 0, UNW_VALID | UNW_STOP, 0};
+	struct unw_rule r = {0, 0, UNW_VALID | UNW_STOP};
 	if (pc >= (uintptr_t)lo && pc < (uintptr_t)hi &&
 	    (uintptr_t)hi - pc >= sizeof unw_sigreturn_code &&
 	    memcmp((const void *)pc, unw_sigreturn_code,
@@ -737,15 +736,17 @@ UNW_NOSAN static bool unw_decode(uintptr_t key, uintptr_t pc,
 	return true;
 }
 
-__attribute__((noinline)) UNW_NOSAN static bool
-unw_rule_slow(struct unw_slot *tab, uintptr_t key, uintptr_t pc,
-	      struct unw_rule *out)
+/* The packed rule for key (found from pc) when it is not cached, or 0. */
+__attribute__((noinline)) UNW_NOSAN static uint64_t
+unw_rule_slow(struct unw_slot *tab, uintptr_t pc, uintptr_t key)
 {
-	if (!unw_decode(key, pc, out))
-		return false;
+	struct unw_rule r;
+	if (!unw_decode(key, pc, &r))
+		return 0;
+	uint64_t v = unw_rule_pack(r);
 	if (tab && key <= UNW_KEY_PC)
-		unw_cache_put(tab, key, *out);
-	return true;
+		unw_cache_put(tab, pc, key, v);
+	return v;
 }
 
 /* ---- the walks ------------------------------------------------------------ */
@@ -763,14 +764,19 @@ unw_walk(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, uintptr_t bp)
 	while (n < max) {
 		/* A return address may be the first byte after a noreturn call
 		 * that ends its function: look its rule up inside the call. */
-		uintptr_t key = exact ? pc : pc - 1;
-		struct unw_rule r;
-		if (!(tab && key <= UNW_KEY_PC && unw_cache_get(tab, key, &r)) &&
-		    !unw_rule_slow(tab, key, pc, &r))
-			break;
+		uintptr_t key = pc - !exact;
+		uint64_t v = 0;
+		if (__builtin_expect(tab != NULL, 1))
+			v = unw_cache_get(tab, pc, key);
+		if (__builtin_expect(v == 0, 0)) {
+			v = unw_rule_slow(tab, pc, key);
+			if (v == 0)
+				break;
+		}
+		unsigned flags = (unsigned)(v >> 40) & 0xff;
 
-		if (__builtin_expect(r.flags & (UNW_END | UNW_STOP | UNW_SIGNAL), 0)) {
-			if (!(r.flags & UNW_SIGNAL))
+		if (__builtin_expect(flags & (UNW_END | UNW_STOP | UNW_SIGNAL), 0)) {
+			if (!(flags & UNW_SIGNAL))
 				break;
 			/* The handler returned into the trampoline: its CFA
 			 * (our sp) is the ucontext of struct rt_sigframe. */
@@ -793,24 +799,23 @@ unw_walk(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, uintptr_t bp)
 		}
 
 		uintptr_t base = sp;
-		if (r.flags & UNW_CFA_RBP) {
+		if (flags & UNW_CFA_RBP) {
 			if (!bp_ok)
 				break;
 			base = bp;
 		}
-		uintptr_t cfa = base + (intptr_t)r.cfa_off;
-		if (cfa <= sp || cfa - sp > UNW_MAX_FRAME)
+		uintptr_t cfa = base + (uintptr_t)(intptr_t)(int32_t)v;
+		/* Above the previous frame, room for the return address
+		 * (so the slots read below are in [sp, cfa)), not too far. */
+		if (cfa - sp - 8 >= UNW_MAX_FRAME)
 			break;
-		uintptr_t ra_at = cfa + (intptr_t)r.ra_off8 * 8;
-		if (ra_at < sp)
-			break;
-		uintptr_t ra = *(const uintptr_t *)ra_at;
-		if (r.flags & UNW_RBP_SAVED) {
-			uintptr_t bp_at = cfa + (intptr_t)r.rbp_off8 * 8;
+		uintptr_t ra = ((const uintptr_t *)cfa)[-1];
+		if (flags & UNW_RBP_SAVED) {
+			uintptr_t bp_at = cfa + (uintptr_t)((intptr_t)(int8_t)(v >> 32) * 8);
 			if (bp_at < sp)
 				break;
 			bp = *(const uintptr_t *)bp_at;
-		} else if (r.flags & UNW_RBP_LOST) {
+		} else if (flags & UNW_RBP_LOST) {
 			bp_ok = false;
 		}
 		if (ra == 0)

@@ -655,25 +655,26 @@ static size_t scope_chain(struct symbolizer *s, Dwarf_Die *sub,
 }
 
 /*
- * The name of the function of die: the demangled linkage name when there is
- * one (it carries the namespace and the parameter types), else DW_AT_name.
- * dwarf_attr_integrate follows DW_AT_abstract_origin (inlined and
- * out-of-line instances) and DW_AT_specification (C++ definitions).
+ * The name of the function of die. A C++ linkage name, demangled, carries
+ * the namespace and the parameter types, so it wins; any other linkage name
+ * is an assembler alias (glibc's "__GI___qsort_r" for qsort_r), worse than
+ * DW_AT_name. dwarf_attr_integrate follows DW_AT_abstract_origin (inlined
+ * and out-of-line instances) and DW_AT_specification (C++ definitions).
  */
 static const char *die_function(struct symbolizer *s, Dwarf_Die *die)
 {
 	Dwarf_Attribute attr;
-	const char *name;
+	const char *link, *name;
 
-	name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name,
+	link = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name,
 						     &attr));
-	if (!name)
-		name = dwarf_formstring(dwarf_attr_integrate(
+	if (!link)
+		link = dwarf_formstring(dwarf_attr_integrate(
 			die, DW_AT_MIPS_linkage_name, &attr));
-	if (!name)
-		name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name,
-							     &attr));
-	return intern_name(s, name);
+	if (link && link[0] == '_' && link[1] == 'Z')
+		return intern_name(s, link);
+	name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &attr));
+	return intern_name(s, name ? name : link);
 }
 
 /* The call site recorded on an inlined_subroutine DIE. */

@@ -12,7 +12,7 @@
 volatile uintptr_t symfix_pc;
 volatile int symfix_line_plain;
 volatile int symfix_line_inline_inner, symfix_line_inline_call;
-volatile int symfix_line_cxx;
+volatile int symfix_line_cxx, symfix_line_alias;
 
 __attribute__((noinline)) void symfix_record(void)
 {
@@ -42,6 +42,12 @@ __attribute__((noinline)) void symfix_cxx(int x)
 {
 	__asm__ volatile("" : : "r"(x) : "memory");
 	symfix_line_cxx = __LINE__; symfix_record();
+	__asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) void symfix_alias(void)
+{
+	symfix_line_alias = __LINE__; symfix_record();
 	__asm__ volatile("" ::: "memory");
 }
 

@@ -204,7 +204,7 @@ Test(symbolize, names_inlined_call_chain)
 	mp_snapshot_free(snap);
 }
 
-/* GCC records the asm label as DW_AT_linkage_name: it wins over DW_AT_name. */
+/* The asm label is recorded as DW_AT_linkage_name; a C++ one wins. */
 Test(symbolize, demangles_dwarf_linkage_name)
 {
 	struct mp_snapshot *snap;
@@ -216,6 +216,21 @@ Test(symbolize, demangles_dwarf_linkage_name)
 	cr_assert_eq(sym->nframes, 1);
 	symt_frame_is(&sym->frames[0], "memprof::fixture(int)",
 		      "symbolize_fixture.c", symfix_line_cxx);
+	mp_snapshot_free(snap);
+}
+
+/* A linkage name that is no C++ name is an alias: DW_AT_name wins. */
+Test(symbolize, prefers_dwarf_name_to_plain_linkage_name)
+{
+	struct mp_snapshot *snap;
+	const struct mp_symbol *sym;
+
+	symfix_alias();
+	snap = symt_one_pc(symfix_pc);
+	sym = symt_run_one(snap);
+	cr_assert_eq(sym->nframes, 1);
+	symt_frame_is(&sym->frames[0], "symfix_alias", "symbolize_fixture.c",
+		      symfix_line_alias);
 	mp_snapshot_free(snap);
 }
 
