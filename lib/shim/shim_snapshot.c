@@ -185,7 +185,12 @@ static void write_meta(struct mpw *w, const char *trigger, const char *name,
 	mpw_strn(w, args ? args : "", alen);
 	mpw_meta_uint(w, "start_ns", shim_totals.start_ns);
 	mpw_meta_uint(w, "snapshot_ns", shim_now_ns());
-	mpw_meta_uint(w, "peak_ns", atomic_load(&shim_totals.peak_ns));
+	/* The peak's clock is the coarse one (cheap on the hot path); it may
+	 * read a few ms before the precise start time. */
+	uint64_t peak_ns = atomic_load(&shim_totals.peak_ns);
+	if (peak_ns && peak_ns < shim_totals.start_ns)
+		peak_ns = shim_totals.start_ns;
+	mpw_meta_uint(w, "peak_ns", peak_ns);
 	mpw_meta_str(w, "trigger", trigger);
 	if (name)
 		mpw_meta_str(w, "name", name);

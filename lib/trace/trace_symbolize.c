@@ -3,13 +3,14 @@
  * snapshot's stacks into functions, files and lines (with the chain of
  * inlined calls) using elfutils' libdwfl on the module files of this machine.
  *
- * Each distinct pc is looked up once. Two lazily built indexes keep that
- * fast: the subprogram ranges of each compilation unit (dwarf_getscopes()
- * would walk a whole CU for every pc) and the sorted function symbols of
- * each module (dwfl_module_addrinfo() scans the whole symbol table per
- * call). Results live in the snapshot's arena, strings interned so that a
- * function or file shared by many pcs is stored once; scratch state is
- * malloc'd and freed before returning. Never prints, never aborts.
+ * Each distinct pc is looked up once. Lazily built indexes keep that fast:
+ * the subprogram ranges of each compilation unit (dwarf_getscopes() would
+ * walk a whole CU for every pc), the sorted function symbols of each module
+ * (libdwfl's address-to-symbol lookup scans the symbol table per call), and
+ * the CU ranges of a module when it lacks .debug_aranges. Results live in
+ * the snapshot's arena, strings interned so that a function or file shared
+ * by many pcs is stored once; scratch state is malloc'd and freed before
+ * returning. Never prints, never aborts.
  */
 #include <dwarf.h>
 #include <elfutils/libdw.h>
