@@ -21,6 +21,12 @@
 int cmd_record(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_symbolize(int argc, char **argv);
+
+/* Symbolizes the snapshot at path with this machine's binaries and
+ * rewrites it with the symbols embedded. Prints one line on failure
+ * (unless quiet) and returns -1; the file is then left as it was. */
+int cli_symbolize_file(const char *path, bool quiet);
 
 /* "memprof: " + message + newline on stderr (git's style: lowercase, no
  * full stop). Returns MP_EXIT_USAGE so callers can `return cli_error(..)`. */

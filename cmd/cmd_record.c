@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -150,23 +151,6 @@ static void set_preload(const char *shim)
 	}
 }
 
-static int symbolize_file(const char *path, bool quiet)
-{
-	struct mp_snapshot *snap = cli_open_snapshot(path);
-	if (!snap)
-		return -1;
-	struct mp_errinfo ei = {{0}};
-	enum mp_err err = mp_symbolize(snap, &ei);
-	if (err == MP_OK)
-		err = mp_snapshot_save(snap, path, &ei);
-	if (err != MP_OK && !quiet)
-		cli_error("cannot symbolize '%s': %s (the snapshot is kept "
-			  "without symbols)",
-			  path, ei.msg[0] ? ei.msg : mp_strerror(err));
-	mp_snapshot_free(snap);
-	return err == MP_OK ? 0 : -1;
-}
-
 static void summary(const char *prog, int status, const char *path)
 {
 	char b1[32], b2[32], b3[32];
@@ -182,20 +166,23 @@ static void summary(const char *prog, int status, const char *path)
 		return;
 	const struct mp_totals *t = &snap->meta.totals;
 	fprintf(stderr,
-		"memprof: %llu allocations (%s), %llu frees; peak %s; "
-		"at exit %s live in %llu blocks\n",
-		(unsigned long long)t->allocs, cli_format_size(t->alloc_bytes, b1),
-		(unsigned long long)t->frees, cli_format_size(t->peak_bytes, b2),
+		"memprof: %llu allocation%s (%s), %llu free%s; peak %s; "
+		"at exit %s live in %llu block%s\n",
+		(unsigned long long)t->allocs, t->allocs == 1 ? "" : "s",
+		cli_format_size(t->alloc_bytes, b1),
+		(unsigned long long)t->frees, t->frees == 1 ? "" : "s",
+		cli_format_size(t->peak_bytes, b2),
 		cli_format_size(t->live_bytes, b3),
-		(unsigned long long)t->live_blocks);
+		(unsigned long long)t->live_blocks,
+		t->live_blocks == 1 ? "" : "s");
 	struct stat st;
 	char b4[32];
 	if (stat(path, &st) == 0)
 		fprintf(stderr,
-			"memprof: wrote %s (%s, %zu stacks); see 'memprof top "
+			"memprof: wrote %s (%s, %zu stack%s); see 'memprof top "
 			"%s'\n",
 			path, cli_format_size((uint64_t)st.st_size, b4),
-			snap->nstacks, path);
+			snap->nstacks, snap->nstacks == 1 ? "" : "s", path);
 	mp_snapshot_free(snap);
 }
 
@@ -216,9 +203,10 @@ int cmd_record(int argc, char **argv)
 	long depth = 64;
 	bool follow = false, symbols = true, quiet = false, fork_stop = false;
 	int c;
-	optind = 1;
+	opterr = 0;
+	optind = 0; /* glibc: full reset */
 	/* '+': stop at the first non-option, the program. */
-	while ((c = getopt_long(argc, argv, "+o:d:qh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:o:d:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			output = optarg;
@@ -255,16 +243,22 @@ int cmd_record(int argc, char **argv)
 		case 'h':
 			fputs(record_usage, stdout);
 			return MP_EXIT_OK;
+		case ':':
+			return cli_error("record: option '%s' needs a value",
+					 argv[optind - 1]);
 		default:
-			fputs(record_usage, stderr);
-			return MP_EXIT_USAGE;
+			if (optopt)
+				return cli_error("record: unknown option '-%c'; "
+						 "see 'memprof record --help'",
+						 optopt);
+			return cli_error("record: unknown option '%s'; see "
+					 "'memprof record --help'",
+					 argv[optind - 1]);
 		}
 	}
-	if (optind >= argc) {
-		cli_error("no program to run");
-		fputs(record_usage, stderr);
-		return MP_EXIT_USAGE;
-	}
+	if (optind >= argc)
+		return cli_error("record: no program to run; see 'memprof "
+				 "record --help'");
 	char **prog_argv = argv + optind;
 	char *shim = find_shim();
 	if (!shim)
@@ -282,20 +276,42 @@ int cmd_record(int argc, char **argv)
 	}
 	free(resolved);
 
+	/* The program writes the file when it exits, maybe after a chdir:
+	 * give it an absolute path. The default name needs the child's pid,
+	 * so the child completes it. */
+	char *outdir = NULL;
 	if (output) {
-		/* Fail before running the program if the file cannot be made
-		 * there, rather than lose the run. */
 		char *dup = strdup(output);
-		const char *dir = dirname(dup);
-		if (access(dir, W_OK | X_OK) != 0) {
-			int e = errno;
-			cli_error("cannot write '%s': %s", output, strerror(e));
-			free(dup);
-			free(shim);
-			return MP_EXIT_USAGE;
-		}
+		outdir = strdup(dirname(dup));
+		free(dup);
+	} else {
+		outdir = strdup(".");
+	}
+	char *absdir = realpath(outdir, NULL);
+	if (!absdir || access(absdir, W_OK | X_OK) != 0) {
+		int e = errno;
+		cli_error("cannot write '%s': %s",
+			  output ? output : "memprof.PROG.PID.memprof",
+			  strerror(e));
+		free(outdir);
+		free(absdir);
+		free(shim);
+		return MP_EXIT_USAGE;
+	}
+	free(outdir);
+	char *base_name = NULL;
+	if (output) {
+		char *dup = strdup(output);
+		base_name = strdup(basename(dup));
 		free(dup);
 	}
+	char abspath[PATH_MAX + 256] = "";
+	if (output)
+		snprintf(abspath, sizeof(abspath), "%s/%s", absdir, base_name);
+	struct stat before;
+	bool existed = output && stat(abspath, &before) == 0;
+	struct timespec started;
+	clock_gettime(CLOCK_REALTIME, &started);
 
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) != 0) {
@@ -310,13 +326,16 @@ int cmd_record(int argc, char **argv)
 	}
 	if (pid == 0) {
 		close(pfd[0]);
-		char buf[PATH_MAX + 64];
+		char buf[PATH_MAX + 512];
 		if (output)
-			snprintf(buf, sizeof(buf), "%s", output);
+			snprintf(buf, sizeof(buf), "%s", abspath);
 		else
-			snprintf(buf, sizeof(buf), "memprof.%s.%d.memprof",
-				 basename(prog_argv[0]), (int)getpid());
+			snprintf(buf, sizeof(buf), "%s/memprof.%s.%d.memprof",
+				 absdir, basename(prog_argv[0]), (int)getpid());
 		setenv("MEMPROF_OUTPUT", buf, 1);
+		/* Only what this command line asks for reaches the shim. */
+		unsetenv("MEMPROF_FOLLOW_EXEC");
+		unsetenv("MEMPROF_FORK");
 		char num[32];
 		snprintf(num, sizeof(num), "%ld", depth);
 		setenv("MEMPROF_DEPTH", num, 1);
@@ -369,20 +388,36 @@ int cmd_record(int argc, char **argv)
 	int code = WIFEXITED(status) ? WEXITSTATUS(status)
 				     : 128 + WTERMSIG(status);
 
-	char path[PATH_MAX + 64];
+	/* Paths as the user would write them: -o as given, the default
+	 * name in the current directory. */
+	char path[PATH_MAX + 512];
 	if (output)
 		snprintf(path, sizeof(path), "%s", output);
 	else
 		snprintf(path, sizeof(path), "memprof.%s.%d.memprof",
 			 basename(prog_argv[0]), (int)pid);
-	if (access(path, F_OK) != 0) {
-		cli_error("no snapshot was written to '%s': the program ended "
-			  "without running its exit handlers (_exit, exec, or "
-			  "a signal)", path);
+	free(absdir);
+	free(base_name);
+	struct stat after;
+	bool fresh = stat(path, &after) == 0 &&
+		     !(existed && after.st_ino == before.st_ino &&
+		       after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+		       after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+	if (!fresh) {
+		if (WIFSIGNALED(status))
+			cli_error("no snapshot was written to '%s': the "
+				  "program was killed by signal %d (%s)",
+				  path, WTERMSIG(status),
+				  strsignal(WTERMSIG(status)));
+		else
+			cli_error("no snapshot was written to '%s' (the "
+				  "program exec'd a program that was not "
+				  "traced, or the shim could not write; see "
+				  "its message above)", path);
 		return code;
 	}
 	if (symbols) {
-		symbolize_file(path, quiet);
+		cli_symbolize_file(path, quiet);
 		/* Forked children's files: FILE.pid*.memprof. */
 		char pat[PATH_MAX + 80];
 		size_t n = strlen(path);
@@ -392,8 +427,15 @@ int cmd_record(int argc, char **argv)
 		snprintf(pat, sizeof(pat), "%.*s.pid*.memprof", (int)stem, path);
 		glob_t g;
 		if (glob(pat, 0, NULL, &g) == 0) {
-			for (size_t i = 0; i < g.gl_pathc; i++)
-				symbolize_file(g.gl_pathv[i], quiet);
+			for (size_t i = 0; i < g.gl_pathc; i++) {
+				/* Only this run's children, not old files. */
+				struct stat cs;
+				if (stat(g.gl_pathv[i], &cs) == 0 &&
+				    (cs.st_mtim.tv_sec > started.tv_sec ||
+				     (cs.st_mtim.tv_sec == started.tv_sec &&
+				      cs.st_mtim.tv_nsec >= started.tv_nsec)))
+					cli_symbolize_file(g.gl_pathv[i], quiet);
+			}
 			globfree(&g);
 		}
 	}

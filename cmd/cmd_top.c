@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "memprof_trace.h"
 #include "trace/trace_json.h"
-#include "trace/trace_profile.h"
 
 #define MAX_ALLOC_FNS 64
 

@@ -21,6 +21,8 @@ static const struct subcommand subcommands[] = {
 	{"record", cmd_record, "run a program under the shim and write snapshots"},
 	{"top", cmd_top, "list the call sites that hold memory"},
 	{"info", cmd_info, "show a snapshot's metadata and totals"},
+	{"symbolize", cmd_symbolize,
+	 "add symbols to snapshots recorded without them"},
 };
 
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))

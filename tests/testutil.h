@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "memprof_trace.h"
-#include "trace/trace_profile.h"
 
 #define TU_SHIM MP_BUILD_DIR "/libmemprof.so"
 #define TU_MEMPROF MP_BUILD_DIR "/memprof"

@@ -43,6 +43,7 @@
 
 #define UNW_MAX_FRAME ((uintptr_t)16 << 20) /* CFA - rsp of one frame */
 #define UNW_FP_MAX_FRAME ((uintptr_t)8 << 20)
+#define UNW_RED_ZONE 128 /* x86-64 psABI 3.2.2 */
 
 /* ---- decoded rules ------------------------------------------------------ */
 
@@ -69,13 +70,6 @@ static inline uint64_t unw_rule_pack(struct unw_rule r)
 {
 	return (uint64_t)(uint32_t)r.cfa_off | (uint64_t)(uint8_t)r.rbp_off8 << 32 |
 	       (uint64_t)r.flags << 40;
-}
-
-static inline struct unw_rule unw_rule_unpack(uint64_t v)
-{
-	struct unw_rule r = {(int32_t)(uint32_t)v, (int8_t)(uint8_t)(v >> 32),
-			     (uint8_t)(v >> 40)};
-	return r;
 }
 
 /* ---- the cache ------------------------------------------------------------
@@ -305,8 +299,9 @@ enum { HOW_SAME, HOW_OFFSET, HOW_UNDEF, HOW_LOST };
 struct unw_row {
 	int64_t cfa_off;
 	int64_t rbp_off, ra_off;
+	const uint8_t *cfa_expr; /* DW_CFA_def_cfa_expression, or NULL */
+	uint64_t cfa_expr_len;
 	uint32_t cfa_reg;
-	uint8_t cfa_expr;
 	uint8_t rbp_how, ra_how;
 };
 
@@ -431,11 +426,11 @@ UNW_NOSAN static bool unw_run(struct unw_cur *c, const struct unw_cie *cie,
 		case 0x0c: /* DW_CFA_def_cfa */
 			row->cfa_reg = (uint32_t)unw_uleb(c);
 			row->cfa_off = (int64_t)unw_uleb(c);
-			row->cfa_expr = 0;
+			row->cfa_expr = NULL;
 			break;
 		case 0x0d: /* DW_CFA_def_cfa_register */
 			row->cfa_reg = (uint32_t)unw_uleb(c);
-			row->cfa_expr = 0;
+			row->cfa_expr = NULL;
 			break;
 		case 0x0e: /* DW_CFA_def_cfa_offset */
 			row->cfa_off = (int64_t)unw_uleb(c);
@@ -444,8 +439,9 @@ UNW_NOSAN static bool unw_run(struct unw_cur *c, const struct unw_cie *cie,
 			off = (int64_t)unw_uleb(c);
 			if (!unw_need(c, (size_t)off))
 				return false;
+			row->cfa_expr = c->p;
+			row->cfa_expr_len = (uint64_t)off;
 			c->p += off;
-			row->cfa_expr = 1;
 			break;
 		case 0x10: /* DW_CFA_expression */
 		case 0x16: /* DW_CFA_val_expression */
@@ -464,7 +460,7 @@ UNW_NOSAN static bool unw_run(struct unw_cur *c, const struct unw_cie *cie,
 		case 0x12: /* DW_CFA_def_cfa_sf */
 			row->cfa_reg = (uint32_t)unw_uleb(c);
 			row->cfa_off = unw_sleb(c) * da;
-			row->cfa_expr = 0;
+			row->cfa_expr = NULL;
 			break;
 		case 0x13: /* DW_CFA_def_cfa_offset_sf */
 			row->cfa_off = unw_sleb(c) * da;
@@ -502,6 +498,100 @@ UNW_NOSAN static bool unw_run(struct unw_cur *c, const struct unw_cie *cie,
 		*loc += delta;
 	}
 	return !c->bad;
+}
+
+/*
+ * Evaluates a CFA expression at pc, where it must come to %rsp + constant:
+ * the form of the PLT's "rsp + 8 + ((rip & 15) >= 11 ? 8 : 0)". Other
+ * expressions (dereferences, other registers) return false.
+ */
+UNW_NOSAN static bool unw_eval_cfa(const uint8_t *expr, uint64_t len,
+				   uintptr_t pc, int64_t *off)
+{
+	struct { int64_t v; bool rsp; } st[8];
+	int sp = 0;
+	struct unw_cur c = {expr, expr + len, false};
+	while (c.p < c.end) {
+		uint8_t op = unw_u8(&c);
+		int64_t a, b;
+		bool ra, rb;
+		if (op >= 0x30 && op <= 0x4f) { /* DW_OP_lit0..31 */
+			if (sp == 8)
+				return false;
+			st[sp].v = op - 0x30;
+			st[sp++].rsp = false;
+			continue;
+		}
+		switch (op) {
+		case 0x77: /* DW_OP_breg7 (rsp) */
+		case 0x80: /* DW_OP_breg16 (rip) */
+		case 0x08: case 0x09: case 0x0a: case 0x0b:
+		case 0x0c: case 0x0d: case 0x10: case 0x11: /* DW_OP_const* */
+			if (sp == 8)
+				return false;
+			switch (op) {
+			case 0x77: a = unw_sleb(&c); break;
+			case 0x80: a = (int64_t)pc + unw_sleb(&c); break;
+			case 0x08: a = (int64_t)unw_fixed(&c, 1); break;
+			case 0x09: a = (int8_t)unw_fixed(&c, 1); break;
+			case 0x0a: a = (int64_t)unw_fixed(&c, 2); break;
+			case 0x0b: a = (int16_t)unw_fixed(&c, 2); break;
+			case 0x0c: a = (int64_t)unw_fixed(&c, 4); break;
+			case 0x0d: a = (int32_t)unw_fixed(&c, 4); break;
+			case 0x10: a = (int64_t)unw_uleb(&c); break;
+			default: a = unw_sleb(&c); break;
+			}
+			st[sp].v = a;
+			st[sp++].rsp = op == 0x77;
+			continue;
+		case 0x23: /* DW_OP_plus_uconst */
+			if (sp < 1)
+				return false;
+			st[sp - 1].v += (int64_t)unw_uleb(&c);
+			continue;
+		}
+		/* Binary operators: only + and - may involve %rsp. */
+		if (sp < 2)
+			return false;
+		b = st[--sp].v;
+		rb = st[sp].rsp;
+		a = st[sp - 1].v;
+		ra = st[sp - 1].rsp;
+		if (op == 0x22) { /* DW_OP_plus */
+			if (ra && rb)
+				return false;
+			st[sp - 1].v = a + b;
+			st[sp - 1].rsp = ra || rb;
+			continue;
+		}
+		if (op == 0x1c) { /* DW_OP_minus */
+			if (rb)
+				return false;
+			st[sp - 1].v = a - b;
+			continue;
+		}
+		if (ra || rb)
+			return false;
+		switch (op) {
+		case 0x1a: a &= b; break;           /* DW_OP_and */
+		case 0x21: a |= b; break;           /* DW_OP_or */
+		case 0x1e: a *= b; break;           /* DW_OP_mul */
+		case 0x24: a = (int64_t)((uint64_t)a << (b & 63)); break; /* shl */
+		case 0x25: a = (int64_t)((uint64_t)a >> (b & 63)); break; /* shr */
+		case 0x29: a = a == b; break;       /* DW_OP_eq */
+		case 0x2a: a = a >= b; break;       /* DW_OP_ge */
+		case 0x2b: a = a > b; break;        /* DW_OP_gt */
+		case 0x2c: a = a <= b; break;       /* DW_OP_le */
+		case 0x2d: a = a < b; break;        /* DW_OP_lt */
+		case 0x2e: a = a != b; break;       /* DW_OP_ne */
+		default: return false;
+		}
+		st[sp - 1].v = a;
+	}
+	if (c.bad || sp != 1 || !st[0].rsp)
+		return false;
+	*off = st[0].v;
+	return true;
 }
 
 /* Parses the CIE at cie (an address inside [lo, hi)). */
@@ -553,10 +643,9 @@ UNW_NOSAN static bool unw_parse_cie(const uint8_t *p, const uint8_t *hi,
 			}
 			case 'S': out->signal = true; break;
 			case 'B': case 'G': break;
-			default: goto skip; /* unknown: the length lets us skip */
+			default: return false; /* its data might precede 'R' */
 			}
 		}
-	skip:
 		if (c.bad)
 			return false;
 		c.p = aend;
@@ -626,7 +715,13 @@ UNW_NOSAN static bool unw_decode_fde(const uint8_t *fde, const uint8_t *lo,
 		*out = r;
 		return true;
 	}
-	if (row.cfa_expr || row.ra_how != HOW_OFFSET)
+	if (row.cfa_expr) {
+		/* Only exact pcs can be in a PLT stub (it makes no calls). */
+		if (!unw_eval_cfa(row.cfa_expr, row.cfa_expr_len, pc, &row.cfa_off))
+			goto stop;
+		row.cfa_reg = DW_REG_RSP;
+	}
+	if (row.ra_how != HOW_OFFSET)
 		goto stop;
 	if (row.cfa_reg == DW_REG_RBP)
 		r.flags |= UNW_CFA_RBP;
@@ -812,9 +907,14 @@ unw_walk(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, uintptr_t bp)
 		uintptr_t ra = ((const uintptr_t *)cfa)[-1];
 		if (flags & UNW_RBP_SAVED) {
 			uintptr_t bp_at = cfa + (uintptr_t)((intptr_t)(int8_t)(v >> 32) * 8);
-			if (bp_at < sp)
+			/* Below sp only in an interrupted leaf that saved it in
+			 * the red zone, or an epilogue that popped it already
+			 * (gcc emits no DW_CFA_restore there): the kernel left
+			 * the red zone intact, the value is still there. */
+			if (bp_at < sp - UNW_RED_ZONE)
 				break;
 			bp = *(const uintptr_t *)bp_at;
+			bp_ok = true;
 		} else if (flags & UNW_RBP_LOST) {
 			bp_ok = false;
 		}

@@ -8,8 +8,8 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "memprof_trace.h"
 #include "trace/trace_json.h"
-#include "trace/trace_profile.h"
 
 void mp_json_init(struct mp_json *j, FILE *f, bool pretty)
 {

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trace/trace_profile.h"
+#include "memprof_trace.h"
 
 /* The libc malloc family, matched exactly. */
 static const char *const allocator_names[] = {

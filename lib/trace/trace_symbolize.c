@@ -695,9 +695,10 @@ static void call_site(struct symbolizer *s, struct cu_index *cu,
 }
 
 /* The frames of addr (relative to cu's Dwarf) inside subprogram sub. */
-static bool dwarf_frames(struct symbolizer *s, struct mod_state *m,
-			 struct cu_index *cu, Dwarf_Die *sub, Dwarf_Addr addr,
-			 uint64_t abs_addr, struct mp_symbol *out)
+static bool frames_from_dwarf(struct symbolizer *s, struct mod_state *m,
+			      struct cu_index *cu, Dwarf_Die *sub,
+			      Dwarf_Addr addr, uint64_t abs_addr,
+			      struct mp_symbol *out)
 {
 	size_t n = scope_chain(s, sub, addr);
 	struct mp_frame *frames;
@@ -782,7 +783,7 @@ static void symbolize_pc(struct symbolizer *s, uint64_t pc,
 			return;
 		sub = cu_find(cu, addr - bias);
 		if (sub) {
-			dwarf_frames(s, m, cu, sub, addr - bias, addr, out);
+			frames_from_dwarf(s, m, cu, sub, addr - bias, addr, out);
 			return;
 		}
 	}

@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "trace/trace_internal.h"
+#include "memprof_trace.h"
 #include "trace/trace_json.h"
-#include "trace/trace_profile.h"
 
 #define CAP 32
 

@@ -13,7 +13,9 @@
 #include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #ifdef __clang__
 #define TU_NOINLINE __attribute__((noinline))
@@ -130,7 +132,7 @@ Test(unwind, walks_twelve_frames_without_frame_pointers)
 static bool tu_cached(struct unw_slot *tab, uintptr_t ra)
 {
 	uint64_t v = unw_cache_get(tab, ra, ra - 1);
-	return v != 0 && (unw_rule_unpack(v).flags & UNW_VALID);
+	return v != 0 && ((v >> 40) & UNW_VALID);
 }
 
 /* One call site for every round, whatever the test's loop becomes. */
@@ -351,6 +353,97 @@ Test(unwind, walks_from_an_alternate_signal_stack)
 	cr_assert(tu_handler_sp >= (uintptr_t)altstack &&
 		  tu_handler_sp < (uintptr_t)altstack + sizeof altstack);
 	tu_assert_signal_walk();
+}
+
+/* ---- signals at arbitrary instructions ----------------------------------
+ * A thread runs libc code (qsort, snprintf, malloc) while another one
+ * signals it: every walk from the handler starts at whatever instruction
+ * was interrupted (prologues, epilogues, PLT stubs) and must equal libgcc's.
+ */
+static _Atomic int tu_async_stop, tu_async_samples, tu_async_bad;
+static _Atomic uintptr_t tu_async_bad_pc;
+
+static void tu_async_handler(int sig)
+{
+	(void)sig;
+	uintptr_t pcs[64];
+	void *bt[64];
+	int n = shim_unwind(pcs, 64);
+	int m = backtrace(bt, 64);
+	int j = n > 1 ? tu_find((const uintptr_t *)bt, m < 3 ? m : 3, pcs[1]) : -1;
+	bool same = j >= 1 && n - 1 == m - j;
+	for (int i = 1; same && i < n; i++)
+		same = pcs[i] == (uintptr_t)bt[i - 1 + j];
+	if (!same) {
+		tu_async_bad++;
+		tu_async_bad_pc = n > 2 ? pcs[2] : 0;
+	}
+	tu_async_samples++;
+}
+
+static int tu_async_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void *tu_async_work(void *arg)
+{
+	unsigned long seed = 1;
+	(void)arg;
+	while (!tu_async_stop) {
+		char *v[64];
+		for (int i = 0; i < 64; i++) {
+			seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+			v[i] = malloc(24);
+			snprintf(v[i], 24, "%lu", seed >> 20);
+		}
+		qsort(v, 64, sizeof v[0], tu_async_cmp);
+		for (int i = 0; i < 64; i++)
+			free(v[i]);
+	}
+	return NULL;
+}
+
+Test(unwind, walks_from_asynchronous_signals_like_libgcc, .timeout = 60)
+{
+	void *warm[4];
+	backtrace(warm, 4); /* loads libgcc_s outside the handler */
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = tu_async_handler;
+	sa.sa_flags = SA_RESTART;
+	cr_assert_eq(sigaction(SIGPROF, &sa, &old), 0);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, tu_async_work, NULL), 0);
+	struct timespec pause = {0, 20000}, start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	do {
+		pthread_kill(t, SIGPROF);
+		nanosleep(&pause, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (tu_async_samples < 3000 && now.tv_sec - start.tv_sec < 5);
+	tu_async_stop = 1;
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	sigaction(SIGPROF, &old, NULL);
+	cr_assert_gt(tu_async_samples, 100);
+	cr_assert_eq(tu_async_bad, 0, "%d of %d walks differ, e.g. after %#lx",
+		     (int)tu_async_bad, (int)tu_async_samples,
+		     (unsigned long)tu_async_bad_pc);
+}
+
+Test(unwind, evaluates_the_plt_cfa_expression)
+{
+	/* rsp + 8 + ((rip & 15) >= 11 ? 8 : 0), as ld writes it for .plt */
+	static const uint8_t plt[] = {0x77, 0x08, 0x80, 0x00, 0x3f, 0x1a, 0x3b,
+				      0x2a, 0x33, 0x24, 0x22};
+	int64_t off = 0;
+	cr_assert(unw_eval_cfa(plt, sizeof plt, 0x1006, &off));
+	cr_assert_eq(off, 8);
+	cr_assert(unw_eval_cfa(plt, sizeof plt, 0x100b, &off));
+	cr_assert_eq(off, 16);
+	/* __restore_rt's: a dereference, left to the signal-frame code */
+	static const uint8_t deref[] = {0x77, 0xa0, 0x01, 0x06};
+	cr_assert_not(unw_eval_cfa(deref, sizeof deref, 0x1000, &off));
 }
 
 /* ---- a second thread ---------------------------------------------------- */

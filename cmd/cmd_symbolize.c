@@ -1,0 +1,79 @@
+/*
+ * cmd_symbolize.c - memprof symbolize: embed symbols into snapshots.
+ *
+ * For files recorded with --no-symbols or written by the shim without
+ * `record` (LD_PRELOAD by hand, forked children): resolves every return
+ * address with libdw from the binaries on this machine and rewrites the
+ * file in place (through a temporary file, so a failure keeps the old one).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char symbolize_usage[] =
+	"usage: memprof symbolize [-q] FILE...\n"
+	"\n"
+	"Adds function, file and line information to each snapshot, read from\n"
+	"the program's binaries and debug info on this machine, and embeds it\n"
+	"in the file. Binaries whose build-id changed since the recording are\n"
+	"skipped, so a rebuilt program never gives wrong lines.\n"
+	"\n"
+	"  -q, --quiet   no message per file\n"
+	"  -h, --help    show this help\n";
+
+int cli_symbolize_file(const char *path, bool quiet)
+{
+	struct mp_snapshot *snap = cli_open_snapshot(path);
+	if (!snap)
+		return -1;
+	struct mp_errinfo ei = {{0}};
+	enum mp_err err = mp_symbolize(snap, &ei);
+	if (err == MP_OK)
+		err = mp_snapshot_save(snap, path, &ei);
+	if (err != MP_OK && !quiet)
+		cli_error("cannot symbolize '%s': %s (the snapshot is kept "
+			  "without symbols)",
+			  path, ei.msg[0] ? ei.msg : mp_strerror(err));
+	mp_snapshot_free(snap);
+	return err == MP_OK ? 0 : -1;
+}
+
+int cmd_symbolize(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool quiet = false;
+	int c;
+	opterr = 0;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			fputs(symbolize_usage, stdout);
+			return MP_EXIT_OK;
+		default:
+			return cli_error("symbolize: unknown option '%s'; see "
+					 "'memprof symbolize --help'",
+					 argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_error("symbolize: no snapshot file given; see "
+				 "'memprof symbolize --help'");
+	int status = MP_EXIT_OK;
+	for (int i = optind; i < argc; i++) {
+		if (cli_symbolize_file(argv[i], quiet) != 0)
+			status = MP_EXIT_USAGE;
+		else if (!quiet)
+			fprintf(stderr, "memprof: symbolized %s\n", argv[i]);
+	}
+	return status;
+}
