@@ -144,6 +144,8 @@ uint64_t shim_table_count(void);
 
 /* shim_record.c: accounting called by the hooks. */
 void shim_record_alloc(void *p, size_t size);
+/* The same with the trace already known. */
+void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t);
 void shim_record_free(void *p);
 /* Counts a block already taken out of the table as freed. */
 void shim_account_free(const struct shim_block *b);

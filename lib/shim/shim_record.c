@@ -47,6 +47,11 @@ void shim_record_alloc(void *p, size_t size)
 		shim_fail("out of memory for stack traces", ENOMEM);
 		return;
 	}
+	shim_record_alloc_trace(p, size, t);
+}
+
+void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t)
+{
 	shim_trace_add(t, size);
 	global_add(size);
 	if (unlikely(!shim_table_insert((uintptr_t)p, size, t))) {
