@@ -6,8 +6,9 @@
  * CIE and FDE call-frame programs up to the pc and keeps only what an x86-64
  * walk needs (CFA = %rsp or %rbp + offset, where the return address and %rbp
  * are saved). The decoded rule goes into a process-wide, lock-free,
- * direct-mapped cache keyed by pc, so a warm walk costs one hashed load per
- * frame plus the two stack reads.
+ * direct-mapped cache indexed by pc, so a warm walk costs one table load per
+ * frame plus the stack reads. Signal frames are followed through the
+ * ucontext the kernel saved; PLT stubs through their CFA expression.
  *
  * Hook-safe: no allocation (the cache is one mmap), no locks, no stdio, no
  * TLS; async-signal-safe. It reads only the live stack between frames it has
