@@ -149,10 +149,10 @@ deps:
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all helpers $(B)/tests/unit $(B)/tests/shim $(B)/tests/cli
-	$(Q)status=0; \
+	$(Q)rm -rf $(B)/tmp && mkdir -p $(B)/tmp; status=0; \
 	for t in unit shim cli; do \
 		echo "== $$t tests"; \
-		$(B)/tests/$$t $(CRITERION_OPTS) || status=1; \
+		TMPDIR=$(CURDIR)/$(B)/tmp $(B)/tests/$$t $(CRITERION_OPTS) || status=1; \
 	done; \
 	exit $$status
 

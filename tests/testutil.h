@@ -25,9 +25,14 @@
 #define TU_MEMPROF MP_BUILD_DIR "/memprof"
 #define TU_HELPER(name) MP_BUILD_DIR "/helpers/" name
 
+/* A fresh directory under $TMPDIR (make check points it into build/tmp,
+ * which it empties first, so runs leave nothing in /tmp). */
 static __attribute__((unused)) char *tu_tmpdir(void)
 {
-	char *d = strdup("/tmp/memprof-test-XXXXXX");
+	const char *root = getenv("TMPDIR");
+	char *d = NULL;
+	cr_assert(asprintf(&d, "%s/memprof-test-XXXXXX",
+			   root && *root ? root : "/tmp") > 0);
 	cr_assert_not_null(mkdtemp(d));
 	return d;
 }

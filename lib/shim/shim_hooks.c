@@ -11,6 +11,7 @@
  *
  * Hook-safe: no malloc, no stdio.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdatomic.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "shim/shim_internal.h"
+#include "shim/shim_unwind.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -255,4 +257,20 @@ EXPORT size_t malloc_usable_size(void *p)
 			return 0;
 	}
 	return shim_real.malloc_usable_size(p);
+}
+
+/* The unwinder caches rules by address; a library loaded later at the
+ * addresses of one that is unloaded must not inherit them. */
+EXPORT int dlclose(void *handle)
+{
+	static int (*real_dlclose)(void *);
+	if (unlikely(!real_dlclose))
+		real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+	if (unlikely(!real_dlclose))
+		return -1;
+	int r = real_dlclose(handle);
+	int e = errno;
+	shim_unwind_flush();
+	errno = e;
+	return r;
 }

@@ -157,7 +157,9 @@ static void write_meta(struct mpw *w, const char *trigger, const char *name,
 	ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[k > 0 ? k : 0] = '\0';
 
-	size_t cap = 1u << 20;
+	/* The format caps a string at 1 MiB (formats/snapshot.md); longer
+	 * command lines are cut on an argument boundary below. */
+	size_t cap = (1u << 20) - 1;
 	char *args = shim_mmap(cap);
 	size_t alen = 0;
 	if (args) {

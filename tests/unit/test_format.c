@@ -1183,3 +1183,52 @@ Test(format, writer_errors_are_sticky)
 	cr_assert_eq(mpw_close(&w), ECANCELED);
 	close(fd);
 }
+
+/* ------------------------------------------------------------------ */
+/* Compatibility                                                      */
+
+#ifndef MP_SOURCE_DIR
+#define MP_SOURCE_DIR "."
+#endif
+
+/*
+ * A 1.0 file written once and committed: every later reader must still
+ * read it, whatever the writer has become since.
+ */
+Test(format, reads_the_golden_1_0_file)
+{
+	struct mp_snapshot *s = NULL;
+	struct mp_errinfo ei = { "" };
+	const struct mp_symbol *sym;
+
+	cr_assert_eq(mp_snapshot_open(MP_SOURCE_DIR
+				      "/testdata/format/golden-1.0.memprof",
+				      &s, &ei),
+		     MP_OK, "%s", ei.msg);
+	cr_assert_eq(s->meta.pid, 5);
+	cr_assert_str_eq(s->meta.exe, "/bin/x");
+	cr_assert_eq(s->meta.argc, 2);
+	cr_assert_str_eq(s->meta.argv[1], "y");
+	cr_assert_str_eq(s->meta.trigger, "exit");
+	cr_assert_eq(s->nmodules, 1);
+	cr_assert_eq(s->modules[0].end, 0x500000);
+	cr_assert_eq(s->nstacks, 2);
+	cr_assert_eq(s->stacks[0].pcs[1], 0x402000);
+	cr_assert_eq(s->stacks[1].pcs[0], 0x400100);
+	cr_assert_eq(s->ntraces, 2);
+	cr_assert_eq(s->traces[0].live_bytes, 10);
+	cr_assert_eq(s->traces[1].stack, 1);
+	cr_assert_eq(s->nblocks, 2);
+	cr_assert_eq(s->blocks[1].addr, 0x2000);
+	cr_assert_eq(s->blocks[1].trace, 1);
+	sym = mp_snapshot_symbol(s, 0x401000);
+	cr_assert_not_null(sym);
+	cr_assert_eq(sym->module, 0);
+	cr_assert_eq(sym->nframes, 2);
+	cr_assert_str_eq(sym->frames[0].function, "f");
+	cr_assert_str_eq(sym->frames[0].file, "a.c");
+	cr_assert_eq(sym->frames[0].line, 3);
+	cr_assert_str_eq(sym->frames[1].function, "main");
+	cr_assert_eq(mp_snapshot_symbol(s, 0x402000)->module, UINT32_MAX);
+	mp_snapshot_free(s);
+}
