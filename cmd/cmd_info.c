@@ -131,8 +131,7 @@ static void print_text(FILE *out, const char *path,
 						64));
 	}
 	fputc('\n', out);
-	fprintf(out,
-		"allocated:  %s in %" PRIu64 " %s; %" PRIu64 " %s\n",
+	fprintf(out, "allocated:  %s in %" PRIu64 " %s; %" PRIu64 " %s\n",
 		cli_format_size(t->alloc_bytes, b1), t->allocs,
 		plural(t->allocs, "allocation", "allocations"), t->frees,
 		plural(t->frees, "free", "frees"));
@@ -208,12 +207,8 @@ int cmd_info(int argc, char **argv)
 	optind = 0; /* glibc: full reset, parsing starts at argv[1] */
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'J':
-			json = true;
-			break;
-		case 'h':
-			info_usage(stdout);
-			return MP_EXIT_OK;
+		case 'J': json = true; break;
+		case 'h': info_usage(stdout); return MP_EXIT_OK;
 		default:
 			if (optopt)
 				return cli_error("info: unknown option '-%c'; "

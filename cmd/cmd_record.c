@@ -29,10 +29,12 @@
 static const char record_usage[] =
 	"usage: memprof record [-o FILE] [options] [--] PROGRAM [ARGS...]\n"
 	"\n"
-	"Runs PROGRAM with the memprof shim preloaded and writes a snapshot of\n"
+	"Runs PROGRAM with the memprof shim preloaded and writes a snapshot "
+	"of\n"
 	"its heap when it exits, then symbolizes it.\n"
 	"\n"
-	"  -o, --output FILE     snapshot file (default memprof.PROG.PID.memprof)\n"
+	"  -o, --output FILE     snapshot file (default "
+	"memprof.PROG.PID.memprof)\n"
 	"  -d, --depth N         frames kept per stack, 1-256 (default 64)\n"
 	"      --unwind MODE     cfi (default: .eh_frame, works without frame\n"
 	"                        pointers) or fp (frame pointers, faster)\n"
@@ -40,7 +42,8 @@ static const char record_usage[] =
 	"                        FILE.pidPID.memprof when it exits) or stop\n"
 	"      --follow-fork     also trace programs that PROGRAM's children\n"
 	"                        exec (each writes FILE.pidPID.memprof)\n"
-	"      --no-symbols      do not symbolize (run 'memprof symbolize' later)\n"
+	"      --no-symbols      do not symbolize (run 'memprof symbolize' "
+	"later)\n"
 	"  -q, --quiet           no summary on stderr\n"
 	"  -h, --help            show this help\n";
 
@@ -120,7 +123,8 @@ static const char *untraceable(const char *path)
 		for (int i = 0; i < eh.e_phnum; i++) {
 			Elf64_Phdr ph;
 			if (pread(fd, &ph, sizeof(ph),
-				  (off_t)(eh.e_phoff + (uint64_t)i * eh.e_phentsize)) !=
+				  (off_t)(eh.e_phoff +
+					  (uint64_t)i * eh.e_phentsize)) !=
 			    (ssize_t)sizeof(ph))
 				break;
 			if (ph.p_type == PT_INTERP)
@@ -208,49 +212,46 @@ int cmd_record(int argc, char **argv)
 	/* '+': stop at the first non-option, the program. */
 	while ((c = getopt_long(argc, argv, "+:o:d:qh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'o':
-			output = optarg;
-			break;
+		case 'o': output = optarg; break;
 		case 'd': {
 			char *end;
 			depth = strtol(optarg, &end, 10);
 			if (*end || depth < 1 || depth > 256)
-				return cli_error("--depth takes a number from 1 "
-						 "to 256, not '%s'", optarg);
+				return cli_error(
+					"--depth takes a number from 1 "
+					"to 256, not '%s'",
+					optarg);
 			break;
 		}
 		case 'U':
 			if (strcmp(optarg, "cfi") && strcmp(optarg, "fp"))
-				return cli_error("--unwind takes cfi or fp, not "
-						 "'%s'", optarg);
+				return cli_error(
+					"--unwind takes cfi or fp, not "
+					"'%s'",
+					optarg);
 			unwind = optarg;
 			break;
-		case 'F':
-			follow = true;
-			break;
+		case 'F': follow = true; break;
 		case 'K':
 			if (strcmp(optarg, "own") && strcmp(optarg, "stop"))
-				return cli_error("--fork takes own or stop, not "
-						 "'%s'", optarg);
+				return cli_error(
+					"--fork takes own or stop, not "
+					"'%s'",
+					optarg);
 			fork_stop = !strcmp(optarg, "stop");
 			break;
-		case 'S':
-			symbols = false;
-			break;
-		case 'q':
-			quiet = true;
-			break;
-		case 'h':
-			fputs(record_usage, stdout);
-			return MP_EXIT_OK;
+		case 'S': symbols = false; break;
+		case 'q': quiet = true; break;
+		case 'h': fputs(record_usage, stdout); return MP_EXIT_OK;
 		case ':':
 			return cli_error("record: option '%s' needs a value",
 					 argv[optind - 1]);
 		default:
 			if (optopt)
-				return cli_error("record: unknown option '-%c'; "
-						 "see 'memprof record --help'",
-						 optopt);
+				return cli_error(
+					"record: unknown option '-%c'; "
+					"see 'memprof record --help'",
+					optopt);
 			return cli_error("record: unknown option '%s'; see "
 					 "'memprof record --help'",
 					 argv[optind - 1]);
@@ -262,8 +263,10 @@ int cmd_record(int argc, char **argv)
 	char **prog_argv = argv + optind;
 	char *shim = find_shim();
 	if (!shim)
-		return cli_error("cannot find libmemprof.so next to memprof, in "
-				 "%s, or in $MEMPROF_PRELOAD", MP_LIBDIR);
+		return cli_error(
+			"cannot find libmemprof.so next to memprof, in "
+			"%s, or in $MEMPROF_PRELOAD",
+			MP_LIBDIR);
 	char *resolved = resolve_program(prog_argv[0]);
 	if (resolved) {
 		const char *why = untraceable(resolved);
@@ -382,7 +385,8 @@ int cmd_record(int argc, char **argv)
 	signal(SIGQUIT, SIG_DFL);
 	free(shim);
 	if (r == (ssize_t)sizeof(exec_err)) {
-		cli_error("cannot run '%s': %s", prog_argv[0], strerror(exec_err));
+		cli_error("cannot run '%s': %s", prog_argv[0],
+			  strerror(exec_err));
 		return exec_err == ENOENT ? 127 : 126;
 	}
 	int code = WIFEXITED(status) ? WEXITSTATUS(status)
@@ -413,7 +417,8 @@ int cmd_record(int argc, char **argv)
 			cli_error("no snapshot was written to '%s' (the "
 				  "program exec'd a program that was not "
 				  "traced, or the shim could not write; see "
-				  "its message above)", path);
+				  "its message above)",
+				  path);
 		return code;
 	}
 	if (symbols) {
@@ -423,8 +428,10 @@ int cmd_record(int argc, char **argv)
 		size_t n = strlen(path);
 		const char *ext = ".memprof";
 		size_t el = strlen(ext);
-		size_t stem = (n >= el && !strcmp(path + n - el, ext)) ? n - el : n;
-		snprintf(pat, sizeof(pat), "%.*s.pid*.memprof", (int)stem, path);
+		size_t stem =
+			(n >= el && !strcmp(path + n - el, ext)) ? n - el : n;
+		snprintf(pat, sizeof(pat), "%.*s.pid*.memprof", (int)stem,
+			 path);
 		glob_t g;
 		if (glob(pat, 0, NULL, &g) == 0) {
 			for (size_t i = 0; i < g.gl_pathc; i++) {
@@ -434,7 +441,8 @@ int cmd_record(int argc, char **argv)
 				    (cs.st_mtim.tv_sec > started.tv_sec ||
 				     (cs.st_mtim.tv_sec == started.tv_sec &&
 				      cs.st_mtim.tv_nsec >= started.tv_nsec)))
-					cli_symbolize_file(g.gl_pathv[i], quiet);
+					cli_symbolize_file(g.gl_pathv[i],
+							   quiet);
 			}
 			globfree(&g);
 		}

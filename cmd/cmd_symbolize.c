@@ -53,12 +53,8 @@ int cmd_symbolize(int argc, char **argv)
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'q':
-			quiet = true;
-			break;
-		case 'h':
-			fputs(symbolize_usage, stdout);
-			return MP_EXIT_OK;
+		case 'q': quiet = true; break;
+		case 'h': fputs(symbolize_usage, stdout); return MP_EXIT_OK;
 		default:
 			return cli_error("symbolize: unknown option '%s'; see "
 					 "'memprof symbolize --help'",

@@ -24,16 +24,23 @@ static void top_usage(FILE *f)
 	      "\n"
 	      "List the call sites that hold heap memory in snapshot FILE.\n"
 	      "\n"
-	      "  -b, --by KEY       group by traceback, function, line (default),\n"
+	      "  -b, --by KEY       group by traceback, function, line "
+	      "(default),\n"
 	      "                     file or module\n"
-	      "  -s, --sort KEY     sort by bytes (live, default), blocks, allocs\n"
-	      "                     (allocations since start) or peak (bytes live\n"
+	      "  -s, --sort KEY     sort by bytes (live, default), blocks, "
+	      "allocs\n"
+	      "                     (allocations since start) or peak (bytes "
+	      "live\n"
 	      "                     at the global peak)\n"
-	      "  -n, --limit N      show the first N entries (default 10, 0 = all)\n"
-	      "  -c, --cumulative   count each allocation in every frame of its\n"
-	      "                     stack, not only the innermost (function, line,\n"
+	      "  -n, --limit N      show the first N entries (default 10, 0 = "
+	      "all)\n"
+	      "  -c, --cumulative   count each allocation in every frame of "
+	      "its\n"
+	      "                     stack, not only the innermost (function, "
+	      "line,\n"
 	      "                     file); recursion counts once per frame\n"
-	      "      --alloc-fn GLOB  treat functions matching GLOB as part of the\n"
+	      "      --alloc-fn GLOB  treat functions matching GLOB as part of "
+	      "the\n"
 	      "                     allocator (e.g. xmalloc); repeatable\n"
 	      "      --json         print one JSON document instead of text\n"
 	      "  -h, --help         show this help\n",
@@ -99,8 +106,7 @@ static void print_label(FILE *out, const struct mp_profile_entry *e,
 				print_module_suffix(out, f);
 		}
 		return;
-	default:
-		break;
+	default: break;
 	}
 	if (f->file) {
 		fputs(base_name(f->file), out);
@@ -144,7 +150,8 @@ static void print_counts(FILE *out, const struct mp_profile_entry *e)
 		plural(e->allocs, "time", "times"),
 		cli_format_size(e->alloc_bytes, b2));
 	if (e->peak_bytes)
-		fprintf(out, "; %s at peak", cli_format_size(e->peak_bytes, b3));
+		fprintf(out, "; %s at peak",
+			cli_format_size(e->peak_bytes, b3));
 	fputc(')', out);
 }
 
@@ -162,8 +169,8 @@ static const char *sort_label(enum mp_sort_by s)
 static void print_origin(FILE *out, const struct mp_meta *m)
 {
 	const char *prog = m->argc && m->argv && m->argv[0] ? m->argv[0]
-			   : m->exe                          ? m->exe
-							     : "unknown program";
+			   : m->exe			    ? m->exe
+							    : "unknown program";
 	fprintf(out, "%s, pid %" PRIu64 ", %s snapshot", prog, m->pid,
 		m->trigger ? m->trigger : "unknown");
 	if (m->name)
@@ -313,10 +320,11 @@ int cmd_top(int argc, char **argv)
 			break;
 		case 's':
 			if (!mp_sort_by_parse(optarg, &opts.sort))
-				return cli_error("top: unknown --sort '%s' (use "
-						 "bytes, blocks, allocs or "
-						 "peak)",
-						 optarg);
+				return cli_error(
+					"top: unknown --sort '%s' (use "
+					"bytes, blocks, allocs or "
+					"peak)",
+					optarg);
 			break;
 		case 'n':
 			if (!parse_count(optarg, &limit))
@@ -324,21 +332,15 @@ int cmd_top(int argc, char **argv)
 						 "'%s'",
 						 optarg);
 			break;
-		case 'c':
-			opts.cumulative = true;
-			break;
+		case 'c': opts.cumulative = true; break;
 		case 'A':
 			if (nglobs == MAX_ALLOC_FNS)
 				return cli_error("top: more than %d --alloc-fn",
 						 MAX_ALLOC_FNS);
 			globs[nglobs++] = optarg;
 			break;
-		case 'J':
-			json = true;
-			break;
-		case 'h':
-			top_usage(stdout);
-			return MP_EXIT_OK;
+		case 'J': json = true; break;
+		case 'h': top_usage(stdout); return MP_EXIT_OK;
 		case ':':
 			return cli_error("top: option '%s' needs a value",
 					 argv[optind - 1]);
@@ -353,8 +355,9 @@ int cmd_top(int argc, char **argv)
 		}
 	}
 	if (optind >= argc)
-		return cli_error("top: no snapshot file given; see 'memprof top "
-				 "--help'");
+		return cli_error(
+			"top: no snapshot file given; see 'memprof top "
+			"--help'");
 	if (optind + 1 < argc)
 		return cli_error("top: one snapshot file only, got '%s' too",
 				 argv[optind + 1]);

@@ -18,7 +18,8 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
-	{"record", cmd_record, "run a program under the shim and write snapshots"},
+	{"record", cmd_record,
+	 "run a program under the shim and write snapshots"},
 	{"top", cmd_top, "list the call sites that hold memory"},
 	{"info", cmd_info, "show a snapshot's metadata and totals"},
 	{"symbolize", cmd_symbolize,
@@ -70,10 +71,26 @@ bool cli_parse_size(const char *s, uint64_t *out)
 		return false;
 	double mul = 1;
 	switch (*end) {
-	case 'k': case 'K': mul = 1024.0; end++; break;
-	case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
-	case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
-	case 't': case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
+	case 'k':
+	case 'K':
+		mul = 1024.0;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		mul = 1024.0 * 1024;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		mul = 1024.0 * 1024 * 1024;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		mul = 1024.0 * 1024 * 1024 * 1024;
+		end++;
+		break;
 	default: break;
 	}
 	if (*end == 'i' && mul > 1)

@@ -16,14 +16,14 @@
 
 enum mp_err {
 	MP_OK = 0,
-	MP_ERR_IO,        /* open/read/write failed; errno-style detail */
-	MP_ERR_NOMEM,     /* out of memory */
+	MP_ERR_IO,	     /* open/read/write failed; errno-style detail */
+	MP_ERR_NOMEM,	     /* out of memory */
 	MP_ERR_NOT_SNAPSHOT, /* wrong magic: not a .memprof file */
-	MP_ERR_VERSION,   /* a major version this reader does not know */
-	MP_ERR_TRUNCATED, /* the file ends early */
-	MP_ERR_CORRUPT,   /* a checksum, length or value is wrong */
-	MP_ERR_USAGE,     /* a bad argument from the caller */
-	MP_ERR_SYMBOLS,   /* symbolization could not start */
+	MP_ERR_VERSION,	     /* a major version this reader does not know */
+	MP_ERR_TRUNCATED,    /* the file ends early */
+	MP_ERR_CORRUPT,	     /* a checksum, length or value is wrong */
+	MP_ERR_USAGE,	     /* a bad argument from the caller */
+	MP_ERR_SYMBOLS,	     /* symbolization could not start */
 };
 
 /* A static English description of err ("truncated file"). */
@@ -39,32 +39,32 @@ struct mp_errinfo {
 };
 
 struct mp_totals {
-	uint64_t live_bytes, live_blocks; /* in the snapshot */
-	uint64_t peak_bytes;              /* global peak of live bytes */
+	uint64_t live_bytes, live_blocks;    /* in the snapshot */
+	uint64_t peak_bytes;		     /* global peak of live bytes */
 	uint64_t allocs, frees, alloc_bytes; /* since the start of tracing */
 };
 
 struct mp_meta {
 	uint64_t pid, ppid;
-	char *exe;         /* absolute path of the executable, or NULL */
-	char **argv;       /* argc entries; NULL-terminated */
+	char *exe;   /* absolute path of the executable, or NULL */
+	char **argv; /* argc entries; NULL-terminated */
 	size_t argc;
 	uint64_t start_ns;    /* CLOCK_REALTIME at start of tracing, ns */
 	uint64_t snapshot_ns; /* CLOCK_REALTIME when the snapshot was taken */
 	uint64_t peak_ns;     /* when the global peak was reached, 0 unknown */
-	char *trigger;     /* "exit", "api", "signal", "interval", "peak" */
-	char *name;        /* the API caller's name, or NULL */
+	char *trigger;	      /* "exit", "api", "signal", "interval", "peak" */
+	char *name;	      /* the API caller's name, or NULL */
 	uint64_t sample_rate; /* 0 = every allocation traced */
-	uint64_t depth;       /* maximum frames captured */
-	uint64_t seq;         /* snapshot number within the run, exit = 0 */
+	uint64_t depth;	      /* maximum frames captured */
+	uint64_t seq;	      /* snapshot number within the run, exit = 0 */
 	struct mp_totals totals;
 };
 
 struct mp_module {
-	char *path;      /* as loaded; the executable's absolute path */
-	uint64_t base;   /* load bias (dlpi_addr) */
-	uint64_t start;  /* lowest mapped address of its PT_LOAD segments */
-	uint64_t end;    /* one past the highest */
+	char *path;	/* as loaded; the executable's absolute path */
+	uint64_t base;	/* load bias (dlpi_addr) */
+	uint64_t start; /* lowest mapped address of its PT_LOAD segments */
+	uint64_t end;	/* one past the highest */
 	unsigned char build_id[64];
 	uint32_t build_id_len; /* 0 when the module has none */
 };
@@ -179,8 +179,8 @@ struct mp_resolved_frame {
 	const char *function; /* demangled */
 	const char *file;     /* as stored in the symbols */
 	uint32_t line;
-	const char *module;   /* path of the module holding address */
-	uint64_t address;     /* the return address the frame comes from */
+	const char *module; /* path of the module holding address */
+	uint64_t address;   /* the return address the frame comes from */
 };
 
 /*
@@ -220,16 +220,16 @@ enum mp_err mp_stack_resolve(const struct mp_snapshot *snap, uint32_t stack,
 enum mp_group_by {
 	MP_GROUP_TRACEBACK, /* the whole expanded stack */
 	MP_GROUP_FUNCTION,  /* the innermost frame's function */
-	MP_GROUP_LINE,      /* the innermost (file, line): tracemalloc lineno */
-	MP_GROUP_FILE,      /* the innermost file */
+	MP_GROUP_LINE,	    /* the innermost (file, line): tracemalloc lineno */
+	MP_GROUP_FILE,	    /* the innermost file */
 	MP_GROUP_MODULE,    /* the innermost frame's module */
 };
 
 enum mp_sort_by {
-	MP_SORT_BYTES,  /* live bytes, then blocks (tracemalloc) */
+	MP_SORT_BYTES,	/* live bytes, then blocks (tracemalloc) */
 	MP_SORT_BLOCKS, /* live blocks, then bytes */
 	MP_SORT_ALLOCS, /* allocations since start, then bytes allocated */
-	MP_SORT_PEAK,   /* live bytes at the global peak, then live bytes */
+	MP_SORT_PEAK,	/* live bytes at the global peak, then live bytes */
 };
 
 /* "traceback" "function" "line" "file" "module"; false if s is none. */
@@ -262,10 +262,10 @@ struct mp_profile_opts {
  * (e.g. grouped by function, line is 0 unless all traces share it).
  */
 struct mp_profile_entry {
-	uint64_t bytes, blocks;      /* live in the snapshot */
+	uint64_t bytes, blocks;	      /* live in the snapshot */
 	uint64_t allocs, alloc_bytes; /* since the start of tracing */
-	uint64_t peak_bytes;         /* live at the global peak */
-	uint64_t ntraces;            /* traces (contributions) merged here */
+	uint64_t peak_bytes;	      /* live at the global peak */
+	uint64_t ntraces;	      /* traces (contributions) merged here */
 	size_t nframes;
 	struct mp_resolved_frame *frames;
 };
@@ -289,7 +289,7 @@ struct mp_profile {
 	struct mp_profile_entry *entries;
 	size_t nentries;
 	struct mp_totals totals; /* snap->meta.totals */
-	void *priv;              /* storage of the frames */
+	void *priv;		 /* storage of the frames */
 };
 
 /*

@@ -100,9 +100,8 @@ static __attribute__((unused)) char *tu_read(const char *path, size_t *len)
 /* Runs a helper under the shim directly (LD_PRELOAD), writing the exit
  * snapshot to dir/name.memprof, and returns the snapshot symbolized.
  * *status gets the helper's exit status. */
-static __attribute__((unused)) struct mp_snapshot *
-tu_shim_run(const char *dir, const char *helper, char *const args[],
-	    int *status)
+static __attribute__((unused)) struct mp_snapshot *tu_shim_run(
+	const char *dir, const char *helper, char *const args[], int *status)
 {
 	char *snap_path = NULL, *env_out = NULL, *out = NULL;
 	cr_assert(asprintf(&snap_path, "%s/%s.memprof", dir, helper) > 0);
@@ -132,9 +131,9 @@ tu_shim_run(const char *dir, const char *helper, char *const args[],
 
 /* The group of function `fn` (innermost frame after allocator frames) in
  * snap; false when no trace has it. */
-static __attribute__((unused)) bool
-tu_function_entry(const struct mp_snapshot *snap, const char *fn,
-		  struct mp_profile_entry *out)
+static __attribute__((unused)) bool tu_function_entry(
+	const struct mp_snapshot *snap, const char *fn,
+	struct mp_profile_entry *out)
 {
 	struct mp_profile_opts o = {.by = MP_GROUP_FUNCTION,
 				    .sort = MP_SORT_BYTES};
@@ -157,8 +156,9 @@ tu_function_entry(const struct mp_snapshot *snap, const char *fn,
 
 /* Whether some stack of snap has a frame in function fn below a frame in
  * function caller (anywhere further out). */
-static __attribute__((unused)) bool
-tu_stack_has(const struct mp_snapshot *snap, const char *fn, const char *caller)
+static __attribute__((unused)) bool tu_stack_has(const struct mp_snapshot *snap,
+						 const char *fn,
+						 const char *caller)
 {
 	for (size_t s = 0; s < snap->nstacks; s++) {
 		struct mp_resolved_frame *f = NULL;

@@ -24,8 +24,8 @@
 #define MP_SECTION_HEADER_LEN 32
 #define MP_SECTION_ZLIB 0x1u
 
-#define MP_TAG(a, b, c, d)                                                     \
-	((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 |              \
+#define MP_TAG(a, b, c, d)                                          \
+	((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | \
 	 (uint32_t)(d) << 24)
 
 #define MP_SEC_META MP_TAG('M', 'E', 'T', 'A')

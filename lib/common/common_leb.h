@@ -82,8 +82,7 @@ static inline int mp_leb_get_u(const unsigned char *p, size_t avail,
 	return -1;
 }
 
-static inline int mp_leb_get_s(const unsigned char *p, size_t avail,
-			       int64_t *v)
+static inline int mp_leb_get_s(const unsigned char *p, size_t avail, int64_t *v)
 {
 	uint64_t r = 0;
 	size_t i;

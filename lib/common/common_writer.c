@@ -198,8 +198,8 @@ int mpw_open(struct mpw *w, int fd)
 	zs->zalloc = arena_alloc;
 	zs->zfree = arena_free;
 	zs->opaque = w;
-	if (deflateInit2(zs, w->level, Z_DEFLATED, 15, 8,
-			 Z_DEFAULT_STRATEGY) != Z_OK) {
+	if (deflateInit2(zs, w->level, Z_DEFLATED, 15, 8, Z_DEFAULT_STRATEGY) !=
+	    Z_OK) {
 		fail(w, ENOMEM);
 		goto fail;
 	}
@@ -289,7 +289,8 @@ static void deflate_stage(struct mpw *w, int flush)
 			if (r == Z_STREAM_END)
 				break;
 		} else if (zs->avail_in == 0 && zs->avail_out != 0) {
-			/* Room was left over, so deflate holds no more output. */
+			/* Room was left over, so deflate holds no more output.
+			 */
 			break;
 		}
 	}
@@ -338,7 +339,8 @@ void mpw_strn(struct mpw *w, const char *s, size_t n)
 {
 	if (w->err)
 		return;
-	/* Readers reject longer strings; better no file than an unreadable one. */
+	/* Readers reject longer strings; better no file than an unreadable one.
+	 */
 	if (n > MP_STR_MAX) {
 		fail(w, E2BIG);
 		return;
@@ -414,7 +416,8 @@ int mpw_close(struct mpw *w)
 	if (!w->err && w->sec_tag)
 		mpw_end(w);
 	if (!w->err) {
-		sec_header(h, MP_SEC_END, 0, 0, 0, (uint32_t)crc32(0, Z_NULL, 0));
+		sec_header(h, MP_SEC_END, 0, 0, 0,
+			   (uint32_t)crc32(0, Z_NULL, 0));
 		out(w, h, sizeof(h));
 	}
 	release(w);

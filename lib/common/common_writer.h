@@ -18,8 +18,8 @@
 
 struct mpw {
 	int fd;
-	int err;            /* first errno seen, 0 while all is well */
-	uint64_t off;       /* file offset of the next byte to write */
+	int err;	    /* first errno seen, 0 while all is well */
+	uint64_t off;	    /* file offset of the next byte to write */
 	uint64_t sec_start; /* offset of the open section's header */
 	uint32_t sec_tag;   /* 0 when no section is open */
 	uint64_t sec_raw;   /* raw bytes of the open section so far */

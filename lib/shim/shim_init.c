@@ -72,7 +72,8 @@ void *shim_bootstrap_alloc(size_t size, size_t align)
 
 bool shim_bootstrap_owns(const void *p)
 {
-	return (const char *)p >= boot_buf && (const char *)p < boot_buf + BOOT_SIZE;
+	return (const char *)p >= boot_buf &&
+	       (const char *)p < boot_buf + BOOT_SIZE;
 }
 
 size_t shim_bootstrap_size(const void *p)
@@ -270,7 +271,8 @@ void shim_init(void)
 	if (!atomic_compare_exchange_strong(&init_state, &expect, 1)) {
 		if (atomic_load(&init_tid) == tid)
 			return;
-		while (atomic_load_explicit(&init_state, memory_order_acquire) != 2)
+		while (atomic_load_explicit(&init_state,
+					    memory_order_acquire) != 2)
 			sched_yield();
 		return;
 	}
@@ -297,7 +299,8 @@ void shim_init(void)
 		  pthread_key_create(&shim_key, NULL) == 0;
 	atomic_store_explicit(&init_state, 2, memory_order_release);
 	if (!ok)
-		shim_say("cannot find the real malloc; not tracing", "", "", "");
+		shim_say("cannot find the real malloc; not tracing", "", "",
+			 "");
 	else
 		atomic_store(&shim_active, 1);
 	errno = saved;
@@ -387,7 +390,8 @@ static void unpreload_self(void)
 			size_t l = (size_t)(r - s);
 			bool self = (l == ml && !strncmp(s, me, l));
 			/* Also drop any libmemprof.so named another way. */
-			if (!self && l >= 13 && !strncmp(r - 13, "libmemprof.so", 13))
+			if (!self && l >= 13 &&
+			    !strncmp(r - 13, "libmemprof.so", 13))
 				self = true;
 			if (l && !self) {
 				if (w != v)
@@ -436,8 +440,8 @@ static void exit_snapshot(void)
 	int err = shim_snapshot_write(shim_opt.output, "exit", NULL, 0);
 	atomic_store(&shim_active, 0);
 	if (err)
-		shim_say("cannot write '", shim_opt.output, "': ",
-			 shim_errname(err));
+		shim_say("cannot write '", shim_opt.output,
+			 "': ", shim_errname(err));
 	shim_busy_add(-1);
 }
 

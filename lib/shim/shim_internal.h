@@ -37,11 +37,11 @@ struct shim_real {
 extern struct shim_real shim_real;
 
 struct shim_options {
-	int depth;          /* frames kept per stack */
-	bool unwind_fp;     /* walk frame pointers instead of CFI */
-	bool fork_stop;     /* forked children stop tracing */
-	bool follow_exec;   /* keep LD_PRELOAD for exec'd programs */
-	char output[4096];  /* exit snapshot path */
+	int depth;	   /* frames kept per stack */
+	bool unwind_fp;	   /* walk frame pointers instead of CFI */
+	bool fork_stop;	   /* forked children stop tracing */
+	bool follow_exec;  /* keep LD_PRELOAD for exec'd programs */
+	char output[4096]; /* exit snapshot path */
 };
 extern struct shim_options shim_opt;
 
@@ -63,8 +63,7 @@ static inline int shim_busy_get(void)
 }
 static inline void shim_busy_add(int d)
 {
-	pthread_setspecific(shim_key,
-			    (void *)(intptr_t)(shim_busy_get() + d));
+	pthread_setspecific(shim_key, (void *)(intptr_t)(shim_busy_get() + d));
 }
 
 /* Counters of the whole process (DESIGN §4 meta totals). */
@@ -118,8 +117,7 @@ struct shim_trace *shim_trace_capture(void);
 void shim_trace_add(struct shim_trace *t, uint64_t size);
 void shim_trace_sub(struct shim_trace *t, uint64_t size);
 /* Iterates every trace (no order); fn returns nothing. */
-void shim_trace_foreach(void (*fn)(struct shim_trace *t, void *ctx),
-			void *ctx);
+void shim_trace_foreach(void (*fn)(struct shim_trace *t, void *ctx), void *ctx);
 uint64_t shim_trace_count(void);
 uint64_t shim_trace_peak_bytes(const struct shim_trace *t);
 
@@ -153,7 +151,7 @@ void shim_account_free(const struct shim_block *b);
 /* shim_snapshot.c */
 /* Writes a snapshot to path; returns 0 or an errno. trigger is "exit",
  * "api", ...; name may be NULL. */
-int shim_snapshot_write(const char *path, const char *trigger,
-			const char *name, uint64_t seq);
+int shim_snapshot_write(const char *path, const char *trigger, const char *name,
+			uint64_t seq);
 
 #endif

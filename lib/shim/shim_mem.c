@@ -40,8 +40,8 @@ void *shim_arena_alloc(size_t len)
 {
 	len = (len + 15) & ~(size_t)15;
 	for (;;) {
-		struct arena_chunk *c = atomic_load_explicit(
-			&arena_cur, memory_order_acquire);
+		struct arena_chunk *c =
+			atomic_load_explicit(&arena_cur, memory_order_acquire);
 		if (c) {
 			size_t off = atomic_fetch_add_explicit(
 				&c->used, len, memory_order_relaxed);
@@ -50,8 +50,8 @@ void *shim_arena_alloc(size_t len)
 		}
 		/* The chunk is full (or there is none): map a new one and
 		 * try to install it; a loser of the race unmaps its own. */
-		size_t cap = len > ARENA_CHUNK / 2 ? len + ARENA_CHUNK
-						   : ARENA_CHUNK;
+		size_t cap =
+			len > ARENA_CHUNK / 2 ? len + ARENA_CHUNK : ARENA_CHUNK;
 		struct arena_chunk *n = shim_mmap(cap);
 		if (!n)
 			return NULL;

@@ -20,8 +20,10 @@ static inline uint64_t coarse_ns(void)
 static inline void global_add(uint64_t size)
 {
 	uint64_t live = atomic_fetch_add_explicit(&shim_totals.live_bytes, size,
-						  memory_order_relaxed) + size;
-	atomic_fetch_add_explicit(&shim_totals.live_blocks, 1, memory_order_relaxed);
+						  memory_order_relaxed) +
+			size;
+	atomic_fetch_add_explicit(&shim_totals.live_blocks, 1,
+				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&shim_totals.allocs, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&shim_totals.alloc_bytes, size,
 				  memory_order_relaxed);
@@ -65,7 +67,8 @@ void shim_account_free(const struct shim_block *b)
 	shim_trace_sub(b->trace, b->size);
 	atomic_fetch_sub_explicit(&shim_totals.live_bytes, b->size,
 				  memory_order_relaxed);
-	atomic_fetch_sub_explicit(&shim_totals.live_blocks, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&shim_totals.live_blocks, 1,
+				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&shim_totals.frees, 1, memory_order_relaxed);
 }
 

@@ -68,8 +68,9 @@ static void find_build_id(struct dl_phdr_info *info, struct mod *m)
 			const char *next = desc + ((nh->n_descsz + 3) & ~3u);
 			if (next > end)
 				break;
-			if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-			    !memcmp(name, "GNU", 4) && nh->n_descsz <= 64) {
+			if (nh->n_type == NT_GNU_BUILD_ID &&
+			    nh->n_namesz == 4 && !memcmp(name, "GNU", 4) &&
+			    nh->n_descsz <= 64) {
 				memcpy(m->build_id, desc, nh->n_descsz);
 				m->build_id_len = nh->n_descsz;
 				return;
@@ -209,7 +210,8 @@ static void write_meta(struct mpw *w, const char *trigger, const char *name,
 	shim_munmap(args, cap);
 }
 
-/* ---- stacks and traces ----------------------------------------------------- */
+/* ---- stacks and traces -----------------------------------------------------
+ */
 
 struct number_ctx {
 	uint32_t gen, next;
@@ -256,7 +258,8 @@ static void trace_cb(struct shim_trace *t, void *vctx)
 	mpw_uleb(c->w, shim_trace_peak_bytes(t));
 }
 
-/* ---- blocks --------------------------------------------------------------- */
+/* ---- blocks ---------------------------------------------------------------
+ */
 
 struct blk {
 	uint64_t addr, size;
@@ -360,7 +363,8 @@ static int write_blocks(struct mpw *w, uint32_t gen)
 	return 0;
 }
 
-/* ---- the file -------------------------------------------------------------- */
+/* ---- the file --------------------------------------------------------------
+ */
 
 static size_t build_tmp(char *dst, size_t cap, const char *path)
 {
@@ -384,8 +388,8 @@ static size_t build_tmp(char *dst, size_t cap, const char *path)
 	return n;
 }
 
-int shim_snapshot_write(const char *path, const char *trigger,
-			const char *name, uint64_t seq)
+int shim_snapshot_write(const char *path, const char *trigger, const char *name,
+			uint64_t seq)
 {
 	if (atomic_exchange(&snap_busy, 1))
 		return EBUSY;

@@ -38,7 +38,8 @@ static bool setup(void)
 		return true;
 	int expect = 0;
 	if (!atomic_compare_exchange_strong(&setup_state, &expect, 1)) {
-		while (atomic_load_explicit(&setup_state, memory_order_acquire) != 2)
+		while (atomic_load_explicit(&setup_state,
+					    memory_order_acquire) != 2)
 			;
 		return buckets != NULL;
 	}
@@ -67,7 +68,8 @@ static struct shim_trace *intern(const uintptr_t *pcs, int n)
 {
 	uint64_t h = hash_pcs(pcs, n);
 	_Atomic(struct shim_trace *) *head = &buckets[h & (NBUCKETS - 1)];
-	struct shim_trace *first = atomic_load_explicit(head, memory_order_acquire);
+	struct shim_trace *first =
+		atomic_load_explicit(head, memory_order_acquire);
 	for (struct shim_trace *t = first; t; t = t->next)
 		if (t->hash == h && t->depth == (uint32_t)n &&
 		    !memcmp(t->pcs, pcs, (size_t)n * sizeof(*pcs)))
@@ -82,13 +84,14 @@ static struct shim_trace *intern(const uintptr_t *pcs, int n)
 	atomic_init(&nt->seen_gen, atomic_load(&shim_totals.peak_gen));
 	for (;;) {
 		nt->next = first;
-		if (atomic_compare_exchange_weak_explicit(
-			    head, &first, nt, memory_order_release,
-			    memory_order_acquire))
+		if (atomic_compare_exchange_weak_explicit(head, &first, nt,
+							  memory_order_release,
+							  memory_order_acquire))
 			break;
 		/* Someone pushed first: the same stack may be among the new
 		 * heads. The piece of arena we took is simply wasted then. */
-		for (struct shim_trace *t = first; t && t != nt->next; t = t->next)
+		for (struct shim_trace *t = first; t && t != nt->next;
+		     t = t->next)
 			if (t->hash == h && t->depth == (uint32_t)n &&
 			    !memcmp(t->pcs, pcs, (size_t)n * sizeof(*pcs)))
 				return t;
@@ -121,10 +124,11 @@ static inline void catch_up(struct shim_trace *t)
 	uint64_t g = atomic_load_explicit(&shim_totals.peak_gen,
 					  memory_order_relaxed);
 	if (atomic_load_explicit(&t->seen_gen, memory_order_relaxed) != g) {
-		atomic_store_explicit(&t->peak_bytes,
-				      atomic_load_explicit(&t->live_bytes,
-							   memory_order_relaxed),
-				      memory_order_relaxed);
+		atomic_store_explicit(
+			&t->peak_bytes,
+			atomic_load_explicit(&t->live_bytes,
+					     memory_order_relaxed),
+			memory_order_relaxed);
 		atomic_store_explicit(&t->seen_gen, g, memory_order_relaxed);
 	}
 }
@@ -158,7 +162,8 @@ void shim_trace_foreach(void (*fn)(struct shim_trace *t, void *ctx), void *ctx)
 	if (!buckets)
 		return;
 	for (size_t b = 0; b < NBUCKETS; b++)
-		for (struct shim_trace *t = atomic_load(&buckets[b]); t; t = t->next)
+		for (struct shim_trace *t = atomic_load(&buckets[b]); t;
+		     t = t->next)
 			fn(t, ctx);
 }
 

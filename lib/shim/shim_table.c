@@ -43,7 +43,8 @@ static inline void shard_lock(struct shard *s)
 {
 	for (int spins = 0;; spins++) {
 		if (!atomic_load_explicit(&s->lock, memory_order_relaxed) &&
-		    !atomic_exchange_explicit(&s->lock, 1, memory_order_acquire))
+		    !atomic_exchange_explicit(&s->lock, 1,
+					      memory_order_acquire))
 			return;
 		if (spins > 64)
 			sched_yield();
@@ -57,7 +58,8 @@ static inline void shard_unlock(struct shard *s)
 	atomic_store_explicit(&s->lock, 0, memory_order_release);
 }
 
-static void place(struct shim_block *slots, size_t cap, const struct shim_block *b)
+static void place(struct shim_block *slots, size_t cap,
+		  const struct shim_block *b)
 {
 	size_t i = mix(b->addr) & (cap - 1);
 	while (slots[i].addr)

@@ -49,13 +49,13 @@
 /* ---- decoded rules ------------------------------------------------------ */
 
 enum {
-	UNW_CFA_RBP = 1 << 0,   /* CFA = rbp + off, else rsp + off */
+	UNW_CFA_RBP = 1 << 0,	/* CFA = rbp + off, else rsp + off */
 	UNW_RBP_SAVED = 1 << 1, /* caller's rbp at CFA + rbp_off8 * 8 */
-	UNW_RBP_LOST = 1 << 2,  /* caller's rbp not recoverable */
-	UNW_END = 1 << 3,       /* return address undefined: outermost frame */
-	UNW_SIGNAL = 1 << 4,    /* sigreturn trampoline: ucontext at rsp */
-	UNW_STOP = 1 << 5,      /* a rule we do not follow */
-	UNW_VALID = 1 << 6,     /* never 0 as a whole */
+	UNW_RBP_LOST = 1 << 2,	/* caller's rbp not recoverable */
+	UNW_END = 1 << 3,	/* return address undefined: outermost frame */
+	UNW_SIGNAL = 1 << 4,	/* sigreturn trampoline: ucontext at rsp */
+	UNW_STOP = 1 << 5,	/* a rule we do not follow */
+	UNW_VALID = 1 << 6,	/* never 0 as a whole */
 };
 
 /* The return address is always at CFA - 8 (what call pushed; any other
@@ -69,20 +69,20 @@ struct unw_rule {
 
 static inline uint64_t unw_rule_pack(struct unw_rule r)
 {
-	return (uint64_t)(uint32_t)r.cfa_off | (uint64_t)(uint8_t)r.rbp_off8 << 32 |
-	       (uint64_t)r.flags << 40;
+	return (uint64_t)(uint32_t)r.cfa_off |
+	       (uint64_t)(uint8_t)r.rbp_off8 << 32 | (uint64_t)r.flags << 40;
 }
 
 /* ---- the cache ------------------------------------------------------------
  * Direct-mapped, overwrite on collision, indexed by the low bits of the pc
  * as found on the stack (code addresses are spread evenly there, and the
  * walk's critical path is load -> index -> load). A slot's key word holds
- * the lookup address (pc, or pc - 1 for a return address; bits 0-47), a version (bits 48-62) bumped at every write, and a busy
- * bit (63). A writer claims the slot with a CAS to busy (or gives up: it
- * never waits), stores the rule, then publishes the new key with release.
- * A reader loads key, rule, key again (seqlock) and accepts the rule only if
- * both keys are equal, not busy and hold its pc; the version makes a
- * rewrite of the same pc in between visible.
+ * the lookup address (pc, or pc - 1 for a return address; bits 0-47), a version
+ * (bits 48-62) bumped at every write, and a busy bit (63). A writer claims the
+ * slot with a CAS to busy (or gives up: it never waits), stores the rule, then
+ * publishes the new key with release. A reader loads key, rule, key again
+ * (seqlock) and accepts the rule only if both keys are equal, not busy and hold
+ * its pc; the version makes a rewrite of the same pc in between visible.
  */
 #define UNW_CACHE_BITS 16
 #define UNW_CACHE_SLOTS ((size_t)1 << UNW_CACHE_BITS)
@@ -120,7 +120,8 @@ static struct unw_slot *unw_table_create(void)
 
 static inline struct unw_slot *unw_table_get(void)
 {
-	struct unw_slot *t = atomic_load_explicit(&unw_table, memory_order_acquire);
+	struct unw_slot *t =
+		atomic_load_explicit(&unw_table, memory_order_acquire);
 	if (__builtin_expect(t == NULL, 0))
 		return unw_table_create();
 	return t == UNW_TABLE_FAILED ? NULL : t;
@@ -152,9 +153,9 @@ static void unw_cache_put(struct unw_slot *tab, uintptr_t pc, uintptr_t key,
 	uint64_t k = atomic_load_explicit(&s->key, memory_order_relaxed);
 	if (k & UNW_KEY_BUSY)
 		return;
-	if (!atomic_compare_exchange_strong_explicit(&s->key, &k, k | UNW_KEY_BUSY,
-						     memory_order_relaxed,
-						     memory_order_relaxed))
+	if (!atomic_compare_exchange_strong_explicit(
+		    &s->key, &k, k | UNW_KEY_BUSY, memory_order_relaxed,
+		    memory_order_relaxed))
 		return;
 	atomic_thread_fence(memory_order_release);
 	atomic_store_explicit(&s->val, v, memory_order_relaxed);
@@ -169,16 +170,20 @@ void shim_unwind_init(void)
 
 void shim_unwind_flush(void)
 {
-	struct unw_slot *tab = atomic_load_explicit(&unw_table, memory_order_acquire);
+	struct unw_slot *tab =
+		atomic_load_explicit(&unw_table, memory_order_acquire);
 	if (tab == NULL || tab == UNW_TABLE_FAILED)
 		return;
 	for (size_t i = 0; i < UNW_CACHE_SLOTS; i++) {
 		struct unw_slot *s = &tab[i];
-		uint64_t k = atomic_load_explicit(&s->key, memory_order_relaxed);
+		uint64_t k =
+			atomic_load_explicit(&s->key, memory_order_relaxed);
 		if ((k & UNW_KEY_PC) == 0 || (k & UNW_KEY_BUSY))
 			continue;
-		uint64_t ver = ((k & UNW_KEY_VER) + UNW_KEY_VER_ONE) & UNW_KEY_VER;
-		/* Failing means a writer just claimed it: it stores a fresh rule. */
+		uint64_t ver =
+			((k & UNW_KEY_VER) + UNW_KEY_VER_ONE) & UNW_KEY_VER;
+		/* Failing means a writer just claimed it: it stores a fresh
+		 * rule. */
 		atomic_compare_exchange_strong_explicit(&s->key, &k, ver,
 							memory_order_relaxed,
 							memory_order_relaxed);
@@ -256,9 +261,18 @@ UNW_NOSAN static int64_t unw_sleb(struct unw_cur *c)
 
 /* DW_EH_PE_* pointer encodings (LSB "Linux Standard Base Core", 10.5). */
 enum {
-	PE_absptr = 0x00, PE_uleb128 = 0x01, PE_udata2 = 0x02, PE_udata4 = 0x03,
-	PE_udata8 = 0x04, PE_sleb128 = 0x09, PE_sdata2 = 0x0a, PE_sdata4 = 0x0b,
-	PE_sdata8 = 0x0c, PE_pcrel = 0x10, PE_datarel = 0x30, PE_indirect = 0x80,
+	PE_absptr = 0x00,
+	PE_uleb128 = 0x01,
+	PE_udata2 = 0x02,
+	PE_udata4 = 0x03,
+	PE_udata8 = 0x04,
+	PE_sleb128 = 0x09,
+	PE_sdata2 = 0x0a,
+	PE_sdata4 = 0x0b,
+	PE_sdata8 = 0x0c,
+	PE_pcrel = 0x10,
+	PE_datarel = 0x30,
+	PE_indirect = 0x80,
 	PE_omit = 0xff,
 };
 
@@ -288,7 +302,9 @@ UNW_NOSAN static uintptr_t unw_encoded(struct unw_cur *c, uint8_t enc,
 	case 0: break;
 	case PE_pcrel: v += at; break;
 	case PE_datarel: v += dbase; break;
-	default: c->bad = true; return 0; /* textrel/funcrel: not in .eh_frame */
+	default:
+		c->bad = true;
+		return 0; /* textrel/funcrel: not in .eh_frame */
 	}
 	return (uintptr_t)v;
 }
@@ -379,8 +395,7 @@ UNW_NOSAN static bool unw_run(struct unw_cur *c, const struct unw_cie *cie,
 		}
 
 		switch (op) {
-		case 0x00: /* DW_CFA_nop */
-			break;
+		case 0x00: /* DW_CFA_nop */ break;
 		case 0x01: /* DW_CFA_set_loc */
 		{
 			uintptr_t to = unw_encoded(c, cie->fde_enc, 0);
@@ -389,9 +404,15 @@ UNW_NOSAN static bool unw_run(struct unw_cur *c, const struct unw_cie *cie,
 			*loc = to;
 			break;
 		}
-		case 0x02: delta = unw_fixed(c, 1) * cie->code_align; goto advance;
-		case 0x03: delta = unw_fixed(c, 2) * cie->code_align; goto advance;
-		case 0x04: delta = unw_fixed(c, 4) * cie->code_align; goto advance;
+		case 0x02:
+			delta = unw_fixed(c, 1) * cie->code_align;
+			goto advance;
+		case 0x03:
+			delta = unw_fixed(c, 2) * cie->code_align;
+			goto advance;
+		case 0x04:
+			delta = unw_fixed(c, 4) * cie->code_align;
+			goto advance;
 		case 0x05: /* DW_CFA_offset_extended */
 			reg = unw_uleb(c);
 			off = (int64_t)unw_uleb(c) * da;
@@ -419,7 +440,8 @@ UNW_NOSAN static bool unw_run(struct unw_cur *c, const struct unw_cie *cie,
 				return false;
 			stack[depth++] = *row;
 			break;
-		case 0x0b: /* DW_CFA_restore_state: the CFA is part of the state */
+		case 0x0b: /* DW_CFA_restore_state: the CFA is part of the state
+			    */
 			if (depth == 0)
 				return false;
 			*row = stack[--depth];
@@ -476,16 +498,13 @@ UNW_NOSAN static bool unw_run(struct unw_cur *c, const struct unw_cie *cie,
 			(void)unw_sleb(c);
 			unw_set_reg(row, reg, ra, HOW_LOST, 0);
 			break;
-		case 0x2e: /* DW_CFA_GNU_args_size */
-			(void)unw_uleb(c);
-			break;
+		case 0x2e: /* DW_CFA_GNU_args_size */ (void)unw_uleb(c); break;
 		case 0x2f: /* DW_CFA_GNU_negative_offset_extended */
 			reg = unw_uleb(c);
 			off = -(int64_t)unw_uleb(c) * da;
 			unw_set_reg(row, reg, ra, HOW_OFFSET, off);
 			break;
-		default:
-			return false;
+		default: return false;
 		}
 		if (c->bad)
 			return false;
@@ -493,7 +512,8 @@ UNW_NOSAN static bool unw_run(struct unw_cur *c, const struct unw_cie *cie,
 	advance:
 		if (c->bad)
 			return false;
-		/* The new row starts at loc + delta: it covers pc only if <= pc. */
+		/* The new row starts at loc + delta: it covers pc only if <=
+		 * pc. */
 		if (delta > pc - *loc)
 			return true;
 		*loc += delta;
@@ -509,7 +529,10 @@ UNW_NOSAN static bool unw_run(struct unw_cur *c, const struct unw_cie *cie,
 UNW_NOSAN static bool unw_eval_cfa(const uint8_t *expr, uint64_t len,
 				   uintptr_t pc, int64_t *off)
 {
-	struct { int64_t v; bool rsp; } st[8];
+	struct {
+		int64_t v;
+		bool rsp;
+	} st[8];
 	int sp = 0;
 	struct unw_cur c = {expr, expr + len, false};
 	while (c.p < c.end) {
@@ -526,8 +549,14 @@ UNW_NOSAN static bool unw_eval_cfa(const uint8_t *expr, uint64_t len,
 		switch (op) {
 		case 0x77: /* DW_OP_breg7 (rsp) */
 		case 0x80: /* DW_OP_breg16 (rip) */
-		case 0x08: case 0x09: case 0x0a: case 0x0b:
-		case 0x0c: case 0x0d: case 0x10: case 0x11: /* DW_OP_const* */
+		case 0x08:
+		case 0x09:
+		case 0x0a:
+		case 0x0b:
+		case 0x0c:
+		case 0x0d:
+		case 0x10:
+		case 0x11: /* DW_OP_const* */
 			if (sp == 8)
 				return false;
 			switch (op) {
@@ -574,17 +603,21 @@ UNW_NOSAN static bool unw_eval_cfa(const uint8_t *expr, uint64_t len,
 		if (ra || rb)
 			return false;
 		switch (op) {
-		case 0x1a: a &= b; break;           /* DW_OP_and */
-		case 0x21: a |= b; break;           /* DW_OP_or */
-		case 0x1e: a *= b; break;           /* DW_OP_mul */
-		case 0x24: a = (int64_t)((uint64_t)a << (b & 63)); break; /* shl */
-		case 0x25: a = (int64_t)((uint64_t)a >> (b & 63)); break; /* shr */
-		case 0x29: a = a == b; break;       /* DW_OP_eq */
-		case 0x2a: a = a >= b; break;       /* DW_OP_ge */
-		case 0x2b: a = a > b; break;        /* DW_OP_gt */
-		case 0x2c: a = a <= b; break;       /* DW_OP_le */
-		case 0x2d: a = a < b; break;        /* DW_OP_lt */
-		case 0x2e: a = a != b; break;       /* DW_OP_ne */
+		case 0x1a: a &= b; break; /* DW_OP_and */
+		case 0x21: a |= b; break; /* DW_OP_or */
+		case 0x1e: a *= b; break; /* DW_OP_mul */
+		case 0x24:
+			a = (int64_t)((uint64_t)a << (b & 63));
+			break; /* shl */
+		case 0x25:
+			a = (int64_t)((uint64_t)a >> (b & 63));
+			break;		      /* shr */
+		case 0x29: a = a == b; break; /* DW_OP_eq */
+		case 0x2a: a = a >= b; break; /* DW_OP_ge */
+		case 0x2b: a = a > b; break;  /* DW_OP_gt */
+		case 0x2c: a = a <= b; break; /* DW_OP_le */
+		case 0x2d: a = a < b; break;  /* DW_OP_lt */
+		case 0x2e: a = a != b; break; /* DW_OP_ne */
 		default: return false;
 		}
 		st[sp - 1].v = a;
@@ -643,7 +676,8 @@ UNW_NOSAN static bool unw_parse_cie(const uint8_t *p, const uint8_t *hi,
 				break;
 			}
 			case 'S': out->signal = true; break;
-			case 'B': case 'G': break;
+			case 'B':
+			case 'G': break;
 			default: return false; /* its data might precede 'R' */
 			}
 		}
@@ -700,8 +734,10 @@ UNW_NOSAN static bool unw_decode_fde(const uint8_t *fde, const uint8_t *lo,
 		return true;
 	}
 
-	struct unw_row row = {.cfa_reg = DW_REG_RSP, .cfa_off = 8,
-			      .rbp_how = HOW_SAME, .ra_how = HOW_LOST};
+	struct unw_row row = {.cfa_reg = DW_REG_RSP,
+			      .cfa_off = 8,
+			      .rbp_how = HOW_SAME,
+			      .ra_how = HOW_LOST};
 	uintptr_t loc = begin;
 	struct unw_cur ci = {cie.insns, cie.insns_end, false};
 	if (!unw_run(&ci, &cie, &loc, pc, &row, NULL))
@@ -718,7 +754,8 @@ UNW_NOSAN static bool unw_decode_fde(const uint8_t *fde, const uint8_t *lo,
 	}
 	if (row.cfa_expr) {
 		/* Only exact pcs can be in a PLT stub (it makes no calls). */
-		if (!unw_eval_cfa(row.cfa_expr, row.cfa_expr_len, pc, &row.cfa_off))
+		if (!unw_eval_cfa(row.cfa_expr, row.cfa_expr_len, pc,
+				  &row.cfa_off))
 			goto stop;
 		row.cfa_reg = DW_REG_RSP;
 	}
@@ -734,7 +771,8 @@ UNW_NOSAN static bool unw_decode_fde(const uint8_t *fde, const uint8_t *lo,
 	if (row.ra_off != -8)
 		goto stop;
 	if (row.rbp_how == HOW_OFFSET) {
-		if ((row.rbp_off & 7) || row.rbp_off < -1024 || row.rbp_off >= 0) {
+		if ((row.rbp_off & 7) || row.rbp_off < -1024 ||
+		    row.rbp_off >= 0) {
 			r.flags |= UNW_RBP_LOST;
 		} else {
 			r.flags |= UNW_RBP_SAVED;
@@ -760,7 +798,8 @@ UNW_NOSAN static const uint8_t *unw_find_fde(const uint8_t *hdr,
 		return NULL;
 	struct unw_cur c = {hdr, hi, false};
 	uint8_t version = unw_u8(&c);
-	uint8_t ptr_enc = unw_u8(&c), cnt_enc = unw_u8(&c), tab_enc = unw_u8(&c);
+	uint8_t ptr_enc = unw_u8(&c), cnt_enc = unw_u8(&c),
+		tab_enc = unw_u8(&c);
 	if (version != 1 || cnt_enc == PE_omit || tab_enc == PE_omit)
 		return NULL;
 	(void)unw_encoded(&c, ptr_enc, (uintptr_t)hdr);
@@ -770,8 +809,10 @@ UNW_NOSAN static const uint8_t *unw_find_fde(const uint8_t *hdr,
 
 	size_t esz;
 	switch (tab_enc & 0x0f) {
-	case PE_udata4: case PE_sdata4: esz = 4; break;
-	case PE_udata8: case PE_sdata8: esz = 8; break;
+	case PE_udata4:
+	case PE_sdata4: esz = 4; break;
+	case PE_udata8:
+	case PE_sdata8: esz = 8; break;
 	default: return NULL;
 	}
 	if ((tab_enc & 0x70) != PE_datarel && (tab_enc & 0x70) != 0)
@@ -833,8 +874,8 @@ UNW_NOSAN static bool unw_decode(uintptr_t key, uintptr_t pc,
 }
 
 /* The packed rule for key (found from pc) when it is not cached, or 0. */
-__attribute__((noinline)) UNW_NOSAN static uint64_t
-unw_rule_slow(struct unw_slot *tab, uintptr_t pc, uintptr_t key)
+__attribute__((noinline)) UNW_NOSAN static uint64_t unw_rule_slow(
+	struct unw_slot *tab, uintptr_t pc, uintptr_t key)
 {
 	struct unw_rule r;
 	if (!unw_decode(key, pc, &r))
@@ -845,13 +886,15 @@ unw_rule_slow(struct unw_slot *tab, uintptr_t pc, uintptr_t key)
 	return v;
 }
 
-/* ---- the walks ------------------------------------------------------------ */
+/* ---- the walks ------------------------------------------------------------
+ */
 
 /* Offsets of the saved registers in the ucontext the kernel pushes. */
-#define UNW_UC_REG(r) (offsetof(ucontext_t, uc_mcontext.gregs) + (r) * sizeof(greg_t))
+#define UNW_UC_REG(r) \
+	(offsetof(ucontext_t, uc_mcontext.gregs) + (r) * sizeof(greg_t))
 
-__attribute__((always_inline)) UNW_NOSAN static inline int
-unw_walk(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, uintptr_t bp)
+__attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
+	uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, uintptr_t bp)
 {
 	struct unw_slot *tab = unw_table_get();
 	bool exact = true, bp_ok = true;
@@ -871,7 +914,8 @@ unw_walk(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, uintptr_t bp)
 		}
 		unsigned flags = (unsigned)(v >> 40) & 0xff;
 
-		if (__builtin_expect(flags & (UNW_END | UNW_STOP | UNW_SIGNAL), 0)) {
+		if (__builtin_expect(flags & (UNW_END | UNW_STOP | UNW_SIGNAL),
+				     0)) {
 			if (!(flags & UNW_SIGNAL))
 				break;
 			/* The handler returned into the trampoline: its CFA
@@ -907,7 +951,9 @@ unw_walk(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, uintptr_t bp)
 			break;
 		uintptr_t ra = ((const uintptr_t *)cfa)[-1];
 		if (flags & UNW_RBP_SAVED) {
-			uintptr_t bp_at = cfa + (uintptr_t)((intptr_t)(int8_t)(v >> 32) * 8);
+			uintptr_t bp_at =
+				cfa +
+				(uintptr_t)((intptr_t)(int8_t)(v >> 32) * 8);
 			/* Below sp only in an interrupted leaf that saved it in
 			 * the red zone, or an epilogue that popped it already
 			 * (gcc emits no DW_CFA_restore there): the kernel left
@@ -944,8 +990,7 @@ __attribute__((noinline)) UNW_NOSAN int shim_unwind(uintptr_t *pcs, int max)
 }
 
 /* __builtin_frame_address(0) makes both gcc and clang set up %rbp here. */
-__attribute__((noinline)) UNW_NOSAN int
-shim_unwind_fp(uintptr_t *pcs, int max)
+__attribute__((noinline)) UNW_NOSAN int shim_unwind_fp(uintptr_t *pcs, int max)
 {
 	/* Our own frame: [fp] = caller's rbp, [fp + 8] = our return address. */
 	const uintptr_t *fp = __builtin_frame_address(0);

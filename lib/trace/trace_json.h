@@ -28,7 +28,7 @@ struct mp_json {
 	FILE *f;
 	bool pretty;
 	bool misuse;
-	bool after_key;  /* a key was written; its value comes next */
+	bool after_key; /* a key was written; its value comes next */
 	int depth;
 	bool in_object[MP_JSON_MAX_DEPTH]; /* else in an array */
 	bool has_items[MP_JSON_MAX_DEPTH];

@@ -15,7 +15,7 @@
 
 /* The libc malloc family, matched exactly. */
 static const char *const allocator_names[] = {
-	"malloc", "calloc", "realloc", "free", "reallocarray",
+	"malloc",	  "calloc",	   "realloc",  "free",	 "reallocarray",
 	"posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc",
 };
 
@@ -23,7 +23,10 @@ static const char *const allocator_names[] = {
  * and new[] with every overload, and their mangled names when the
  * demangler was not available (_Znwm, _ZnamRKSt9nothrow_t). */
 static const char *const allocator_prefixes[] = {
-	"__libc_", "operator new", "_Znw", "_Zna",
+	"__libc_",
+	"operator new",
+	"_Znw",
+	"_Zna",
 };
 
 static const char *base_name(const char *path)
@@ -39,8 +42,8 @@ bool mp_frame_is_allocator(const struct mp_resolved_frame *f,
 		return true;
 	if (!f->function)
 		return false;
-	for (size_t i = 0; i < sizeof(allocator_names) / sizeof(*allocator_names);
-	     i++)
+	for (size_t i = 0;
+	     i < sizeof(allocator_names) / sizeof(*allocator_names); i++)
 		if (!strcmp(f->function, allocator_names[i]))
 			return true;
 	for (size_t i = 0;
@@ -126,7 +129,7 @@ enum mp_err mp_stack_resolve(const struct mp_snapshot *snap, uint32_t stack,
 
 static const char *const group_names[] = {
 	[MP_GROUP_TRACEBACK] = "traceback", [MP_GROUP_FUNCTION] = "function",
-	[MP_GROUP_LINE] = "line",           [MP_GROUP_FILE] = "file",
+	[MP_GROUP_LINE] = "line",	    [MP_GROUP_FILE] = "file",
 	[MP_GROUP_MODULE] = "module",
 };
 
@@ -196,8 +199,7 @@ static int frame_key_cmp(enum mp_group_by by, const struct mp_resolved_frame *a,
 	const char *ka, *kb;
 
 	switch (by) {
-	case MP_GROUP_MODULE:
-		return cmp_str(a->module, b->module);
+	case MP_GROUP_MODULE: return cmp_str(a->module, b->module);
 	case MP_GROUP_LINE:
 	case MP_GROUP_FILE:
 		ka = a->file;
@@ -439,8 +441,7 @@ enum mp_err mp_profile_build(const struct mp_snapshot *snap,
 			e->nframes = c->nframes;
 			e->frames = c->nframes ? fp : NULL;
 			if (c->nframes)
-				memcpy(fp, c->frames,
-				       c->nframes * sizeof(*fp));
+				memcpy(fp, c->frames, c->nframes * sizeof(*fp));
 			fp += c->nframes;
 		} else {
 			for (size_t k = 0; k < c->nframes; k++)

@@ -176,24 +176,15 @@ enum mp_err mp__fail(struct mp_errinfo *ei, enum mp_err err, const char *fmt,
 const char *mp_strerror(enum mp_err err)
 {
 	switch (err) {
-	case MP_OK:
-		return "success";
-	case MP_ERR_IO:
-		return "input/output error";
-	case MP_ERR_NOMEM:
-		return "out of memory";
-	case MP_ERR_NOT_SNAPSHOT:
-		return "not a memprof snapshot";
-	case MP_ERR_VERSION:
-		return "unsupported format version";
-	case MP_ERR_TRUNCATED:
-		return "truncated file";
-	case MP_ERR_CORRUPT:
-		return "corrupt file";
-	case MP_ERR_USAGE:
-		return "invalid argument";
-	case MP_ERR_SYMBOLS:
-		return "symbolization failed";
+	case MP_OK: return "success";
+	case MP_ERR_IO: return "input/output error";
+	case MP_ERR_NOMEM: return "out of memory";
+	case MP_ERR_NOT_SNAPSHOT: return "not a memprof snapshot";
+	case MP_ERR_VERSION: return "unsupported format version";
+	case MP_ERR_TRUNCATED: return "truncated file";
+	case MP_ERR_CORRUPT: return "corrupt file";
+	case MP_ERR_USAGE: return "invalid argument";
+	case MP_ERR_SYMBOLS: return "symbolization failed";
 	}
 	return "unknown error";
 }
@@ -220,15 +211,15 @@ static const struct {
 	bool required;
 	bool parsed; /* false: reserved, kept as bytes */
 } kinds[S_KNOWN] = {
-	[S_META] = { MP_SEC_META, "meta", true, true },
-	[S_MODS] = { MP_SEC_MODULES, "modules", true, true },
-	[S_STKS] = { MP_SEC_STACKS, "stacks", true, true },
-	[S_TRCS] = { MP_SEC_TRACES, "traces", true, true },
-	[S_BLKS] = { MP_SEC_BLOCKS, "blocks", false, true },
-	[S_GRPH] = { MP_SEC_GRAPH, "graph", false, false },
-	[S_TIME] = { MP_SEC_TIMELINE, "timeline", false, false },
-	[S_SYMS] = { MP_SEC_SYMBOLS, "symbols", false, true },
-	[S_END] = { MP_SEC_END, "end", true, true },
+	[S_META] = {MP_SEC_META, "meta", true, true},
+	[S_MODS] = {MP_SEC_MODULES, "modules", true, true},
+	[S_STKS] = {MP_SEC_STACKS, "stacks", true, true},
+	[S_TRCS] = {MP_SEC_TRACES, "traces", true, true},
+	[S_BLKS] = {MP_SEC_BLOCKS, "blocks", false, true},
+	[S_GRPH] = {MP_SEC_GRAPH, "graph", false, false},
+	[S_TIME] = {MP_SEC_TIMELINE, "timeline", false, false},
+	[S_SYMS] = {MP_SEC_SYMBOLS, "symbols", false, true},
+	[S_END] = {MP_SEC_END, "end", true, true},
 };
 
 static int kind_of(uint32_t tag)
@@ -295,7 +286,7 @@ struct sec {
 	size_t hdr_off;
 	const unsigned char *stored;
 	const unsigned char *raw; /* stored, or raw_buf */
-	unsigned char *raw_buf;   /* malloc'd when the payload was inflated */
+	unsigned char *raw_buf;	  /* malloc'd when the payload was inflated */
 };
 
 struct rd {
@@ -366,7 +357,8 @@ static enum mp_err inflate_sec(struct rd *r, struct sec *s, bool keep)
 	zs.avail_out = (uInt)cap;
 	for (;;) {
 		if (zs.avail_in == 0 && in_left) {
-			uInt n = in_left > (1u << 30) ? (1u << 30) : (uInt)in_left;
+			uInt n = in_left > (1u << 30) ? (1u << 30)
+						      : (uInt)in_left;
 
 			zs.next_in = (unsigned char *)in;
 			zs.avail_in = n;
@@ -379,7 +371,8 @@ static enum mp_err inflate_sec(struct rd *r, struct sec *s, bool keep)
 				unsigned char *nout;
 
 				if (cap == want) {
-					what = "decompresses to more than its raw length";
+					what = "decompresses to more than its "
+					       "raw length";
 					break;
 				}
 				nout = realloc(out, ncap);
@@ -393,7 +386,8 @@ static enum mp_err inflate_sec(struct rd *r, struct sec *s, bool keep)
 				crc = (uint32_t)crc32(crc, out, (uInt)cap);
 				total += cap;
 				if (total > s->raw_len) {
-					what = "decompresses to more than its raw length";
+					what = "decompresses to more than its "
+					       "raw length";
 					break;
 				}
 				zs.next_out = out;
@@ -410,7 +404,8 @@ static enum mp_err inflate_sec(struct rd *r, struct sec *s, bool keep)
 				what = "compressed data ends early";
 				break;
 			}
-			/* Cannot happen with room on both sides; do not spin. */
+			/* Cannot happen with room on both sides; do not spin.
+			 */
 			if (zs.avail_out && zs.avail_in && ++stalls > 2) {
 				what = "compressed data does not progress";
 				break;
@@ -441,16 +436,18 @@ static enum mp_err inflate_sec(struct rd *r, struct sec *s, bool keep)
 	inflateEnd(&zs);
 	if (what) {
 		free(out);
-		r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
-				  "corrupt section '%s' (header at byte %zu): %s",
-				  name, s->hdr_off, what);
+		r->err = mp__fail(
+			r->ei, MP_ERR_CORRUPT,
+			"corrupt section '%s' (header at byte %zu): %s", name,
+			s->hdr_off, what);
 		return r->err;
 	}
 	if (crc != s->raw_crc) {
 		free(out);
-		r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
-				  "bad checksum in section '%s' (header at byte %zu)",
-				  name, s->hdr_off);
+		r->err = mp__fail(
+			r->ei, MP_ERR_CORRUPT,
+			"bad checksum in section '%s' (header at byte %zu)",
+			name, s->hdr_off);
 		return r->err;
 	}
 	if (keep) {
@@ -501,21 +498,26 @@ static enum mp_err read_sections(struct rd *r, const unsigned char *d,
 
 		memset(&s, 0, sizeof(s));
 		if (pos == len)
-			return r->err = mp__fail(r->ei, MP_ERR_TRUNCATED,
-						 "no END section: the file is truncated");
+			return r->err = mp__fail(
+				       r->ei, MP_ERR_TRUNCATED,
+				       "no END section: the file is truncated");
 		if (len - pos < MP_SECTION_HEADER_LEN) {
 			if (len - pos >= 4 && tag_printable(get32(d + pos)))
 				return r->err = mp__fail(
 					       r->ei, MP_ERR_TRUNCATED,
-					       "truncated in section '%s' at byte %zu",
-					       sec_name(get32(d + pos), &tn), len);
+					       "truncated in section '%s' at "
+					       "byte %zu",
+					       sec_name(get32(d + pos), &tn),
+					       len);
 			return r->err = mp__fail(r->ei, MP_ERR_TRUNCATED,
-						 "truncated in a section header at byte %zu",
+						 "truncated in a section "
+						 "header at byte %zu",
 						 len);
 		}
 		if (get32(d + pos + 28) != (uint32_t)crc32(0, d + pos, 28))
 			return r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
-						 "bad checksum in section header at byte %zu",
+						 "bad checksum in section "
+						 "header at byte %zu",
 						 pos);
 		s.hdr_off = pos;
 		s.tag = get32(d + pos);
@@ -526,41 +528,52 @@ static enum mp_err read_sections(struct rd *r, const unsigned char *d,
 		pos += MP_SECTION_HEADER_LEN;
 		if (!tag_printable(s.tag))
 			return r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
-						 "corrupt section header at byte %zu: tag is not ASCII",
+						 "corrupt section header at "
+						 "byte %zu: tag is not ASCII",
 						 s.hdr_off);
 		name = sec_name(s.tag, &tn);
 		k = kind_of(s.tag);
 		if (s.flags & ~MP_SECTION_ZLIB)
-			return r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
-						 "corrupt section '%s' (header at byte %zu): unknown flags 0x%x",
-						 name, s.hdr_off, (unsigned)s.flags);
+			return r->err = mp__fail(
+				       r->ei, MP_ERR_CORRUPT,
+				       "corrupt section '%s' (header at byte "
+				       "%zu): unknown flags 0x%x",
+				       name, s.hdr_off, (unsigned)s.flags);
 		if (k >= 0 && r->secs[k].present)
-			return r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
-						 "duplicate section '%s' at byte %zu",
-						 name, s.hdr_off);
+			return r->err = mp__fail(
+				       r->ei, MP_ERR_CORRUPT,
+				       "duplicate section '%s' at byte %zu",
+				       name, s.hdr_off);
 		if (s.stored_len > len - pos)
-			return r->err = mp__fail(r->ei, MP_ERR_TRUNCATED,
-						 "truncated in section '%s' at byte %zu",
-						 name, len);
-		if (!(s.flags & MP_SECTION_ZLIB) ? s.raw_len != s.stored_len
-						 : s.raw_len > RAW_MAX ||
-							   s.raw_len / RAW_RATIO > s.stored_len)
-			return r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
-						 "corrupt section '%s' (header at byte %zu): impossible raw length %llu",
-						 name, s.hdr_off,
-						 (unsigned long long)s.raw_len);
+			return r->err = mp__fail(
+				       r->ei, MP_ERR_TRUNCATED,
+				       "truncated in section '%s' at byte %zu",
+				       name, len);
+		if (!(s.flags & MP_SECTION_ZLIB)
+			    ? s.raw_len != s.stored_len
+			    : s.raw_len > RAW_MAX ||
+				      s.raw_len / RAW_RATIO > s.stored_len)
+			return r->err = mp__fail(
+				       r->ei, MP_ERR_CORRUPT,
+				       "corrupt section '%s' (header at byte "
+				       "%zu): impossible raw length %llu",
+				       name, s.hdr_off,
+				       (unsigned long long)s.raw_len);
 		s.stored = d + pos;
 		s.present = true;
 		pos += (size_t)s.stored_len;
 
 		if (k == S_END) {
 			if (s.flags || s.stored_len || s.raw_crc)
-				return r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
-							 "corrupt section 'end' (header at byte %zu): not empty",
-							 s.hdr_off);
+				return r->err = mp__fail(
+					       r->ei, MP_ERR_CORRUPT,
+					       "corrupt section 'end' (header "
+					       "at byte %zu): not empty",
+					       s.hdr_off);
 			if (pos != len)
 				return r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
-							 "data after END section at byte %zu",
+							 "data after END "
+							 "section at byte %zu",
 							 pos);
 			r->secs[k] = s;
 			return MP_OK;
@@ -572,9 +585,11 @@ static enum mp_err read_sections(struct rd *r, const unsigned char *d,
 			s.raw = s.stored;
 			if ((uint32_t)crc32_z(0, s.raw, (size_t)s.raw_len) !=
 			    s.raw_crc)
-				return r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
-							 "bad checksum in section '%s' (header at byte %zu)",
-							 name, s.hdr_off);
+				return r->err = mp__fail(
+					       r->ei, MP_ERR_CORRUPT,
+					       "bad checksum in section '%s' "
+					       "(header at byte %zu)",
+					       name, s.hdr_off);
 		}
 		if (k >= 0)
 			r->secs[k] = s;
@@ -688,8 +703,7 @@ static bool get_count(struct cur *c, size_t min, size_t *count)
 static bool at_end(struct cur *c)
 {
 	if (c->pos != c->len)
-		return bad(c, c->pos, "%zu bytes left over",
-			   c->len - c->pos);
+		return bad(c, c->pos, "%zu bytes left over", c->len - c->pos);
 	return true;
 }
 
@@ -729,24 +743,24 @@ static const struct {
 	enum meta_type type;
 	size_t off;
 } meta_keys[] = {
-	{ "pid", M_UINT, offsetof(struct mp_meta, pid) },
-	{ "ppid", M_UINT, offsetof(struct mp_meta, ppid) },
-	{ "exe", M_STR, offsetof(struct mp_meta, exe) },
-	{ "argv", M_ARGV, offsetof(struct mp_meta, argv) },
-	{ "start_ns", M_UINT, offsetof(struct mp_meta, start_ns) },
-	{ "snapshot_ns", M_UINT, offsetof(struct mp_meta, snapshot_ns) },
-	{ "peak_ns", M_UINT, offsetof(struct mp_meta, peak_ns) },
-	{ "trigger", M_STR, offsetof(struct mp_meta, trigger) },
-	{ "name", M_STR, offsetof(struct mp_meta, name) },
-	{ "sample_rate", M_UINT, offsetof(struct mp_meta, sample_rate) },
-	{ "depth", M_UINT, offsetof(struct mp_meta, depth) },
-	{ "seq", M_UINT, offsetof(struct mp_meta, seq) },
-	{ "live_bytes", M_UINT, offsetof(struct mp_meta, totals.live_bytes) },
-	{ "live_blocks", M_UINT, offsetof(struct mp_meta, totals.live_blocks) },
-	{ "peak_bytes", M_UINT, offsetof(struct mp_meta, totals.peak_bytes) },
-	{ "allocs", M_UINT, offsetof(struct mp_meta, totals.allocs) },
-	{ "frees", M_UINT, offsetof(struct mp_meta, totals.frees) },
-	{ "alloc_bytes", M_UINT, offsetof(struct mp_meta, totals.alloc_bytes) },
+	{"pid", M_UINT, offsetof(struct mp_meta, pid)},
+	{"ppid", M_UINT, offsetof(struct mp_meta, ppid)},
+	{"exe", M_STR, offsetof(struct mp_meta, exe)},
+	{"argv", M_ARGV, offsetof(struct mp_meta, argv)},
+	{"start_ns", M_UINT, offsetof(struct mp_meta, start_ns)},
+	{"snapshot_ns", M_UINT, offsetof(struct mp_meta, snapshot_ns)},
+	{"peak_ns", M_UINT, offsetof(struct mp_meta, peak_ns)},
+	{"trigger", M_STR, offsetof(struct mp_meta, trigger)},
+	{"name", M_STR, offsetof(struct mp_meta, name)},
+	{"sample_rate", M_UINT, offsetof(struct mp_meta, sample_rate)},
+	{"depth", M_UINT, offsetof(struct mp_meta, depth)},
+	{"seq", M_UINT, offsetof(struct mp_meta, seq)},
+	{"live_bytes", M_UINT, offsetof(struct mp_meta, totals.live_bytes)},
+	{"live_blocks", M_UINT, offsetof(struct mp_meta, totals.live_blocks)},
+	{"peak_bytes", M_UINT, offsetof(struct mp_meta, totals.peak_bytes)},
+	{"allocs", M_UINT, offsetof(struct mp_meta, totals.allocs)},
+	{"frees", M_UINT, offsetof(struct mp_meta, totals.frees)},
+	{"alloc_bytes", M_UINT, offsetof(struct mp_meta, totals.alloc_bytes)},
 };
 
 #define NMETA (sizeof(meta_keys) / sizeof(meta_keys[0]))
@@ -796,7 +810,8 @@ static bool parse_meta(struct rd *r)
 			if (!get_u(&c, &v))
 				return false;
 		} else if (type == MP_META_STR) {
-			/* argv holds NULs; the other strings are checked below. */
+			/* argv holds NULs; the other strings are checked below.
+			 */
 			if (!get_str(&c, &s, &n, false))
 				return false;
 		} else {
@@ -1045,7 +1060,8 @@ static bool parse_symbols(struct rd *r)
 		if (!get_u(&c, &mod))
 			return false;
 		if (mod > snap->nmodules)
-			return bad(&c, c.at, "module reference %llu out of range",
+			return bad(&c, c.at,
+				   "module reference %llu out of range",
 				   (unsigned long long)mod);
 		sym->module = mod ? (uint32_t)(mod - 1) : UINT32_MAX;
 		if (!get_count(&c, 3, &nframes))
@@ -1077,8 +1093,7 @@ static bool parse_symbols(struct rd *r)
 	return at_end(&c);
 }
 
-static enum mp_err parse_file(struct rd *r, const unsigned char *d,
-			      size_t len)
+static enum mp_err parse_file(struct rd *r, const unsigned char *d, size_t len)
 {
 	uint16_t major, minor;
 	uint32_t flags;
@@ -1086,7 +1101,8 @@ static enum mp_err parse_file(struct rd *r, const unsigned char *d,
 
 	if (len == 0)
 		return r->err = mp__fail(r->ei, MP_ERR_TRUNCATED,
-					 "empty file: truncated in file header at byte 0");
+					 "empty file: truncated in file header "
+					 "at byte 0");
 	if (memcmp(d, MP_MAGIC, len < MP_MAGIC_LEN ? len : MP_MAGIC_LEN))
 		return r->err = mp__fail(r->ei, MP_ERR_NOT_SNAPSHOT,
 					 "not a memprof snapshot (bad magic)");
@@ -1100,12 +1116,14 @@ static enum mp_err parse_file(struct rd *r, const unsigned char *d,
 	/* Minor versions only add sections and keys: read what we know. */
 	if (major != MP_VERSION_MAJOR)
 		return r->err = mp__fail(r->ei, MP_ERR_VERSION,
-					 "unsupported format version %u.%u (this memprof reads %d.x)",
+					 "unsupported format version %u.%u "
+					 "(this memprof reads %d.x)",
 					 major, minor, MP_VERSION_MAJOR);
 	if (flags)
-		return r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
-					 "corrupt file header: unknown flags 0x%x",
-					 (unsigned)flags);
+		return r->err = mp__fail(
+			       r->ei, MP_ERR_CORRUPT,
+			       "corrupt file header: unknown flags 0x%x",
+			       (unsigned)flags);
 	r->snap->version_major = major;
 	r->snap->version_minor = minor;
 
@@ -1265,13 +1283,16 @@ static enum mp_err check_snapshot(const struct mp_snapshot *s,
 	size_t i, j, total = 0;
 
 	if (!str_ok(m->exe) || !str_ok(m->trigger) || !str_ok(m->name))
-		return mp__fail(ei, MP_ERR_USAGE, "cannot save: meta string too long");
+		return mp__fail(ei, MP_ERR_USAGE,
+				"cannot save: meta string too long");
 	if (m->argv) {
 		for (i = 0; i < m->argc; i++) {
 			if (!m->argv[i])
-				return mp__fail(ei, MP_ERR_USAGE,
-						"cannot save: argv[%zu] is NULL", i);
-			total += strnlen(m->argv[i], (size_t)MP_STR_MAX + 1) + 1;
+				return mp__fail(
+					ei, MP_ERR_USAGE,
+					"cannot save: argv[%zu] is NULL", i);
+			total +=
+				strnlen(m->argv[i], (size_t)MP_STR_MAX + 1) + 1;
 			if (total > MP_STR_MAX)
 				return mp__fail(ei, MP_ERR_USAGE,
 						"cannot save: argv too long");
@@ -1291,14 +1312,16 @@ static enum mp_err check_snapshot(const struct mp_snapshot *s,
 	for (i = 0; i < s->ntraces; i++)
 		if (s->traces[i].stack >= s->nstacks)
 			return mp__fail(ei, MP_ERR_USAGE,
-					"cannot save: trace %zu refers to a missing stack",
+					"cannot save: trace %zu refers to a "
+					"missing stack",
 					i);
 	if (s->has_blocks)
 		for (i = 0; i < s->nblocks; i++)
 			if (s->blocks[i].trace >= s->ntraces ||
 			    (i && s->blocks[i].addr <= s->blocks[i - 1].addr))
 				return mp__fail(ei, MP_ERR_USAGE,
-						"cannot save: bad block %zu", i);
+						"cannot save: bad block %zu",
+						i);
 	if (s->has_symbols) {
 		for (i = 0; i < s->nsymbols; i++) {
 			const struct mp_symbol *sym = &s->symbols[i];
@@ -1309,12 +1332,14 @@ static enum mp_err check_snapshot(const struct mp_snapshot *s,
 			    sym->nframes > SYM_FRAMES_MAX ||
 			    (sym->nframes && !sym->frames))
 				return mp__fail(ei, MP_ERR_USAGE,
-						"cannot save: bad symbol %zu", i);
+						"cannot save: bad symbol %zu",
+						i);
 			for (j = 0; j < sym->nframes; j++)
 				if (!str_ok(sym->frames[j].function) ||
 				    !str_ok(sym->frames[j].file))
 					return mp__fail(ei, MP_ERR_USAGE,
-							"cannot save: symbol string too long");
+							"cannot save: symbol "
+							"string too long");
 		}
 	}
 	return MP_OK;
@@ -1323,7 +1348,7 @@ static enum mp_err check_snapshot(const struct mp_snapshot *s,
 /* The string table of SYMS: open addressing over distinct strings. */
 struct strtab {
 	const char **slot; /* hash slots */
-	uint32_t *id;      /* 1-based string number of each slot */
+	uint32_t *id;	   /* 1-based string number of each slot */
 	size_t mask;
 	const char **list; /* in number order */
 	size_t n;
@@ -1395,7 +1420,8 @@ static enum mp_err write_symbols(struct mpw *w, const struct mp_snapshot *s)
 		mpw_uleb(w, sym->module == UINT32_MAX ? 0 : sym->module + 1ull);
 		mpw_uleb(w, sym->nframes);
 		for (j = 0; j < sym->nframes; j++) {
-			mpw_uleb(w, strtab_ref(&t, sym->frames[j].function, false));
+			mpw_uleb(w, strtab_ref(&t, sym->frames[j].function,
+					       false));
 			mpw_uleb(w, strtab_ref(&t, sym->frames[j].file, false));
 			mpw_uleb(w, sym->frames[j].line);
 		}

@@ -29,8 +29,8 @@ extern char *__cxa_demangle(const char *mangled, char *buf, size_t *len,
 struct elf_sym {
 	uint64_t start, end;
 	const char *name; /* in libelf's string table */
-	int rank;         /* binding: prefer GLOBAL, then WEAK, then LOCAL */
-	bool sized;       /* st_size was set; else end was inferred */
+	int rank;	  /* binding: prefer GLOBAL, then WEAK, then LOCAL */
+	bool sized;	  /* st_size was set; else end was inferred */
 };
 
 /* One address range of a concrete subprogram, relative to its Dwarf. */
@@ -91,9 +91,9 @@ struct symbolizer {
 	struct cu_table cus;
 	struct str_table names; /* raw symbol or DWARF name -> demangled */
 	struct str_table files; /* path -> the same path in the arena */
-	Dwarf_Die *chain;       /* scratch: subprogram, then inlines inward */
+	Dwarf_Die *chain;	/* scratch: subprogram, then inlines inward */
 	size_t chaincap;
-	char *path;             /* scratch: comp_dir joined with a name */
+	char *path; /* scratch: comp_dir joined with a name */
 	size_t pathcap;
 	bool oom;
 };
@@ -286,12 +286,13 @@ static void build_elf_syms(struct symbolizer *s, struct mod_state *m)
 			continue;
 		bind = GELF_ST_BIND(sym.st_info);
 		m->syms[k].start = addr;
-		m->syms[k].end = sym.st_size ? addr + sym.st_size :
-					       section_end(elf, shndx, bias);
+		m->syms[k].end = sym.st_size ? addr + sym.st_size
+					     : section_end(elf, shndx, bias);
 		m->syms[k].sized = sym.st_size != 0;
 		m->syms[k].name = name;
-		m->syms[k].rank = bind == STB_GLOBAL ? 3 :
-				  bind == STB_WEAK   ? 2 : 1;
+		m->syms[k].rank = bind == STB_GLOBAL ? 3
+				  : bind == STB_WEAK ? 2
+						     : 1;
 		k++;
 	}
 	qsort(m->syms, k, sizeof(*m->syms), elf_sym_cmp);
@@ -358,8 +359,8 @@ static bool cu_add_spans(struct symbolizer *s, struct cu_index *cu,
 			continue;
 		if (cu->nspans == cu->cap) {
 			size_t ncap = cu->cap ? cu->cap * 2 : 64;
-			struct cu_span *nv = realloc(cu->spans,
-						     ncap * sizeof(*nv));
+			struct cu_span *nv =
+				realloc(cu->spans, ncap * sizeof(*nv));
 
 			if (!nv) {
 				s->oom = true;
@@ -368,7 +369,7 @@ static bool cu_add_spans(struct symbolizer *s, struct cu_index *cu,
 			cu->spans = nv;
 			cu->cap = ncap;
 		}
-		cu->spans[cu->nspans++] = (struct cu_span){ low, high, *die };
+		cu->spans[cu->nspans++] = (struct cu_span){low, high, *die};
 	}
 	return true;
 }
@@ -400,8 +401,7 @@ static bool cu_collect(struct symbolizer *s, struct cu_index *cu,
 			if (!cu_collect(s, cu, &child, depth + 1))
 				return false;
 			break;
-		default:
-			break;
+		default: break;
 		}
 	} while (dwarf_siblingof(&child, &child) == 0);
 	return true;
@@ -429,8 +429,8 @@ static struct cu_index *cu_build(struct symbolizer *s, uint32_t module,
 	cu->module = module;
 	cu->off = dwarf_dieoffset(cudie);
 	cu->cudie = *cudie;
-	cu->comp_dir = dwarf_formstring(dwarf_attr(cudie, DW_AT_comp_dir,
-						   &attr));
+	cu->comp_dir =
+		dwarf_formstring(dwarf_attr(cudie, DW_AT_comp_dir, &attr));
 	if (dwarf_getsrcfiles(cudie, &cu->files, &cu->nfiles) != 0) {
 		cu->files = NULL;
 		cu->nfiles = 0;
@@ -516,16 +516,18 @@ static void build_cu_ranges(struct symbolizer *s, struct mod_state *m)
 	m->cus_built = true;
 	if (!dw)
 		return;
-	while (dwarf_get_units(dw, unit, &unit, NULL, NULL, &cudie, NULL) == 0) {
+	while (dwarf_get_units(dw, unit, &unit, NULL, NULL, &cudie, NULL) ==
+	       0) {
 		ptrdiff_t off = 0;
 
-		while ((off = dwarf_ranges(&cudie, off, &base, &low, &high)) > 0) {
+		while ((off = dwarf_ranges(&cudie, off, &base, &low, &high)) >
+		       0) {
 			if (low >= high)
 				continue;
 			if (m->ncus == cap) {
 				size_t ncap = cap ? cap * 2 : 64;
-				struct cu_range *nv = realloc(m->cus,
-							      ncap * sizeof(*nv));
+				struct cu_range *nv =
+					realloc(m->cus, ncap * sizeof(*nv));
 
 				if (!nv) {
 					s->oom = true;
@@ -535,8 +537,7 @@ static void build_cu_ranges(struct symbolizer *s, struct mod_state *m)
 				cap = ncap;
 			}
 			m->cus[m->ncus++] = (struct cu_range){
-				low, high, dwarf_dieoffset(&cudie)
-			};
+				low, high, dwarf_dieoffset(&cudie)};
 		}
 	}
 	qsort(m->cus, m->ncus, sizeof(*m->cus), cu_range_cmp);
@@ -618,8 +619,7 @@ static bool chain_push(struct symbolizer *s, size_t n, Dwarf_Die *die)
  * contain addr, outermost first, by descending through the scopes of sub
  * that contain addr. Returns the length, 0 on OOM.
  */
-static size_t scope_chain(struct symbolizer *s, Dwarf_Die *sub,
-			  Dwarf_Addr addr)
+static size_t scope_chain(struct symbolizer *s, Dwarf_Die *sub, Dwarf_Addr addr)
 {
 	Dwarf_Die cur = *sub, child;
 	size_t n = 0;
@@ -667,8 +667,8 @@ static const char *die_function(struct symbolizer *s, Dwarf_Die *die)
 	Dwarf_Attribute attr;
 	const char *link, *name;
 
-	link = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name,
-						     &attr));
+	link = dwarf_formstring(
+		dwarf_attr_integrate(die, DW_AT_linkage_name, &attr));
 	if (!link)
 		link = dwarf_formstring(dwarf_attr_integrate(
 			die, DW_AT_MIPS_linkage_name, &attr));
@@ -679,8 +679,8 @@ static const char *die_function(struct symbolizer *s, Dwarf_Die *die)
 }
 
 /* The call site recorded on an inlined_subroutine DIE. */
-static void call_site(struct symbolizer *s, struct cu_index *cu,
-		      Dwarf_Die *inl, struct mp_frame *f)
+static void call_site(struct symbolizer *s, struct cu_index *cu, Dwarf_Die *inl,
+		      struct mp_frame *f)
 {
 	Dwarf_Attribute attr;
 	Dwarf_Word v;
@@ -688,8 +688,8 @@ static void call_site(struct symbolizer *s, struct cu_index *cu,
 	if (cu->files &&
 	    dwarf_formudata(dwarf_attr(inl, DW_AT_call_file, &attr), &v) == 0 &&
 	    v < cu->nfiles)
-		f->file = intern_file(s, cu, dwarf_filesrc(cu->files, v, NULL,
-							   NULL));
+		f->file = intern_file(s, cu,
+				      dwarf_filesrc(cu->files, v, NULL, NULL));
 	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_line, &attr), &v) == 0)
 		f->line = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
@@ -720,12 +720,13 @@ static bool frames_from_dwarf(struct symbolizer *s, struct mod_state *m,
 	}
 	line = dwarf_getsrc_die(&cu->cudie, addr);
 	if (line) {
-		frames[0].file = intern_file(s, cu, dwarf_linesrc(line, NULL,
-								  NULL));
+		frames[0].file =
+			intern_file(s, cu, dwarf_linesrc(line, NULL, NULL));
 		if (dwarf_lineno(line, &lineno) == 0 && lineno > 0)
 			frames[0].line = (uint32_t)lineno;
 	}
-	/* An artificial or nameless subprogram: the ELF symbol still names it. */
+	/* An artificial or nameless subprogram: the ELF symbol still names it.
+	 */
 	if (!frames[n - 1].function)
 		frames[n - 1].function =
 			intern_name(s, elf_sym_at(s, m, abs_addr));
@@ -783,7 +784,8 @@ static void symbolize_pc(struct symbolizer *s, uint64_t pc,
 			return;
 		sub = cu_find(cu, addr - bias);
 		if (sub) {
-			frames_from_dwarf(s, m, cu, sub, addr - bias, addr, out);
+			frames_from_dwarf(s, m, cu, sub, addr - bias, addr,
+					  out);
 			return;
 		}
 	}
@@ -930,7 +932,7 @@ enum mp_err mp_symbolize(struct mp_snapshot *snap, struct mp_errinfo *ei)
 		.section_address = dwfl_offline_section_address,
 		.debuginfo_path = &debuginfo_path,
 	};
-	struct symbolizer s = { .snap = snap };
+	struct symbolizer s = {.snap = snap};
 	struct mp_symbol *syms = NULL;
 	uint64_t *pcs;
 	size_t npcs;

@@ -44,16 +44,20 @@ Test(cli, record_passes_the_exit_status_through)
 {
 	char *d = tu_tmpdir();
 	cr_expect_eq(sh(d, "%s record -q -o %s/a.memprof %s x", TU_MEMPROF, d,
-			TU_HELPER("alloc_c")), 3);
+			TU_HELPER("alloc_c")),
+		     3);
 	cr_expect_eq(sh(d, "%s record -q -o %s/b.memprof -- %s", TU_MEMPROF, d,
-			TU_HELPER("alloc_c")), 0);
+			TU_HELPER("alloc_c")),
+		     0);
 }
 
 Test(cli, record_reports_a_killed_program_as_128_plus_signal)
 {
 	char *d = tu_tmpdir();
-	cr_expect_eq(sh(d, "%s record -q -o %s/k.memprof -- sh -c 'kill -TERM $$'",
-			TU_MEMPROF, d), 128 + 15);
+	cr_expect_eq(sh(d,
+			"%s record -q -o %s/k.memprof -- sh -c 'kill -TERM $$'",
+			TU_MEMPROF, d),
+		     128 + 15);
 }
 
 /* Output and status of a real program, bare and under memprof. */
@@ -103,16 +107,20 @@ Test(cli, record_default_output_name_is_prog_pid)
 {
 	char *d = tu_tmpdir();
 	cr_assert_eq(sh(d, "cd %s && %s record -q %s", d, TU_MEMPROF,
-			TU_HELPER("alloc_c")), 0);
-	cr_expect_eq(sh(d, "ls %s | grep -Ex 'memprof\\.alloc_c\\.[0-9]+\\.memprof'",
-			d), 0);
+			TU_HELPER("alloc_c")),
+		     0);
+	cr_expect_eq(
+		sh(d, "ls %s | grep -Ex 'memprof\\.alloc_c\\.[0-9]+\\.memprof'",
+		   d),
+		0);
 }
 
 Test(cli, record_summary_goes_to_stderr)
 {
 	char *d = tu_tmpdir();
 	cr_assert_eq(sh(d, "%s record -o %s/s.memprof %s", TU_MEMPROF, d,
-			TU_HELPER("alloc_c")), 0);
+			TU_HELPER("alloc_c")),
+		     0);
 	char *err = sh_err(d), *out = sh_out(d);
 	cr_expect_str_eq(out, "alloc_c done\n");
 	cr_expect(strstr(err, "memprof: 46 allocations") != NULL, "%s", err);
@@ -123,11 +131,14 @@ Test(cli, record_summary_goes_to_stderr)
 Test(cli, symbols_are_embedded_and_survive_removing_the_binary)
 {
 	char *d = tu_tmpdir();
-	cr_assert_eq(sh(d, "cp %s %s/prog && %s record -q -o %s/e.memprof "
-			   "%s/prog && rm %s/prog",
-			TU_HELPER("alloc_c"), d, TU_MEMPROF, d, d, d), 0);
-	cr_assert_eq(sh(d, "%s top --by function -n 0 %s/e.memprof", TU_MEMPROF,
-			d), 0);
+	cr_assert_eq(sh(d,
+			"cp %s %s/prog && %s record -q -o %s/e.memprof "
+			"%s/prog && rm %s/prog",
+			TU_HELPER("alloc_c"), d, TU_MEMPROF, d, d, d),
+		     0);
+	cr_assert_eq(
+		sh(d, "%s top --by function -n 0 %s/e.memprof", TU_MEMPROF, d),
+		0);
 	char *out = sh_out(d);
 	cr_expect(strstr(out, "site_realloc") != NULL, "%s", out);
 	cr_expect(strstr(out, "site_calloc") != NULL, "%s", out);
@@ -138,7 +149,8 @@ Test(cli, top_json_follows_the_contract)
 {
 	char *d = tu_tmpdir();
 	cr_assert_eq(sh(d, "%s record -q -o %s/j.memprof %s", TU_MEMPROF, d,
-			TU_HELPER("alloc_c")), 0);
+			TU_HELPER("alloc_c")),
+		     0);
 	const char *py =
 		"import json, sys\n"
 		"d = json.load(sys.stdin)\n"
@@ -151,7 +163,8 @@ Test(cli, top_json_follows_the_contract)
 		"e = d['entries']\n"
 		"assert len(e) == 3\n"
 		"for x in e:\n"
-		"    assert {'bytes','blocks','allocs','alloc_bytes','peak_bytes',"
+		"    assert "
+		"{'bytes','blocks','allocs','alloc_bytes','peak_bytes',"
 		"'frames'} <= set(x), x\n"
 		"    for f in x['frames']:\n"
 		"        assert set(f) == {'function','file','line','module',"
@@ -161,7 +174,8 @@ Test(cli, top_json_follows_the_contract)
 		"assert top['bytes'] == 5000 and top['blocks'] == 1, top\n"
 		"f0 = top['frames'][0]\n"
 		"assert f0['function'] == 'site_peak', f0\n"
-		"assert f0['file'].endswith('alloc_c.c') and f0['line'] > 0, f0\n"
+		"assert f0['file'].endswith('alloc_c.c') and f0['line'] > 0, "
+		"f0\n"
 		"assert top['frames'][1]['function'] == 'main'\n"
 		"assert f0['module'].endswith('alloc_c')\n"
 		"print('ok')\n";
@@ -169,8 +183,10 @@ Test(cli, top_json_follows_the_contract)
 	FILE *f = fopen(pyf, "w");
 	fputs(py, f);
 	fclose(f);
-	int st = sh(d, "%s top --json --by traceback -n 3 %s/j.memprof | python3 %s",
-		    TU_MEMPROF, d, pyf);
+	int st = sh(
+		d,
+		"%s top --json --by traceback -n 3 %s/j.memprof | python3 %s",
+		TU_MEMPROF, d, pyf);
 	cr_expect_eq(st, 0, "%s", sh_err(d));
 }
 
@@ -178,10 +194,13 @@ Test(cli, top_by_function_lists_sites_in_order)
 {
 	char *d = tu_tmpdir();
 	cr_assert_eq(sh(d, "%s record -q -o %s/f.memprof %s", TU_MEMPROF, d,
-			TU_HELPER("alloc_c")), 0);
-	cr_assert_eq(sh(d, "%s top --by function -n 4 %s/f.memprof | "
-			   "grep -o '^#[0-9]: [a-z_]*' ",
-			TU_MEMPROF, d), 0);
+			TU_HELPER("alloc_c")),
+		     0);
+	cr_assert_eq(sh(d,
+			"%s top --by function -n 4 %s/f.memprof | "
+			"grep -o '^#[0-9]: [a-z_]*' ",
+			TU_MEMPROF, d),
+		     0);
 	/* 5000 (site_peak), then 1227 (site_aligned), then the 1000s tie on
 	 * bytes: 10 blocks (site_malloc) before 5 before 1. */
 	cr_expect_str_eq(sh_out(d), "#1: site_peak\n#2: site_aligned\n"
@@ -192,15 +211,18 @@ Test(cli, info_json_has_the_metadata)
 {
 	char *d = tu_tmpdir();
 	cr_assert_eq(sh(d, "%s record -q -o %s/i.memprof %s x", TU_MEMPROF, d,
-			TU_HELPER("alloc_c")), 3);
-	cr_assert_eq(sh(d, "%s info --json %s/i.memprof | python3 -c \"import "
-			   "json,sys; d=json.load(sys.stdin); "
-			   "assert d['argv'][1:] == ['x'], d; "
-			   "assert d['exe'].endswith('alloc_c'); "
-			   "assert d['trigger'] == 'exit'; "
-			   "assert d['symbolized'] is True; "
-			   "assert d['totals']['peak_bytes'] == 10227, d\"",
-			TU_MEMPROF, d), 0, "%s", sh_err(d));
+			TU_HELPER("alloc_c")),
+		     3);
+	cr_assert_eq(sh(d,
+			"%s info --json %s/i.memprof | python3 -c \"import "
+			"json,sys; d=json.load(sys.stdin); "
+			"assert d['argv'][1:] == ['x'], d; "
+			"assert d['exe'].endswith('alloc_c'); "
+			"assert d['trigger'] == 'exit'; "
+			"assert d['symbolized'] is True; "
+			"assert d['totals']['peak_bytes'] == 10227, d\"",
+			TU_MEMPROF, d),
+		     0, "%s", sh_err(d));
 }
 
 Test(cli, bad_input_gives_status_2_and_one_line)
@@ -208,21 +230,27 @@ Test(cli, bad_input_gives_status_2_and_one_line)
 	char *d = tu_tmpdir();
 	cr_expect_eq(sh(d, "%s top %s/missing.memprof", TU_MEMPROF, d), 2);
 	cr_expect(strstr(sh_err(d), "memprof: cannot read") != NULL);
-	cr_expect_eq(sh(d, "echo hello > %s/g.memprof; %s top %s/g.memprof",
-			d, TU_MEMPROF, d), 2);
+	cr_expect_eq(sh(d, "echo hello > %s/g.memprof; %s top %s/g.memprof", d,
+			TU_MEMPROF, d),
+		     2);
 	cr_expect(strstr(sh_err(d), "not a memprof snapshot") != NULL, "%s",
 		  sh_err(d));
 	cr_assert_eq(sh(d, "%s record -q -o %s/t.memprof %s", TU_MEMPROF, d,
-			TU_HELPER("alloc_c")), 0);
-	cr_expect_eq(sh(d, "head -c 300 %s/t.memprof > %s/cut.memprof; "
-			   "%s info %s/cut.memprof",
-			d, d, TU_MEMPROF, d), 2);
+			TU_HELPER("alloc_c")),
+		     0);
+	cr_expect_eq(sh(d,
+			"head -c 300 %s/t.memprof > %s/cut.memprof; "
+			"%s info %s/cut.memprof",
+			d, d, TU_MEMPROF, d),
+		     2);
 	char *err = sh_err(d);
 	cr_expect(strstr(err, "truncated") != NULL, "%s", err);
-	cr_expect(strchr(err, '\n') == err + strlen(err) - 1, "not one line: %s",
-		  err);
-	cr_expect_eq(sh(d, "%s top --by nonsense %s/t.memprof", TU_MEMPROF, d), 2);
-	cr_expect_eq(sh(d, "%s top --frobnicate %s/t.memprof", TU_MEMPROF, d), 2);
+	cr_expect(strchr(err, '\n') == err + strlen(err) - 1,
+		  "not one line: %s", err);
+	cr_expect_eq(sh(d, "%s top --by nonsense %s/t.memprof", TU_MEMPROF, d),
+		     2);
+	cr_expect_eq(sh(d, "%s top --frobnicate %s/t.memprof", TU_MEMPROF, d),
+		     2);
 	cr_expect_eq(sh(d, "%s nosuchcommand", TU_MEMPROF), 2);
 	cr_expect_eq(sh(d, "%s", TU_MEMPROF), 2);
 }
@@ -231,7 +259,8 @@ Test(cli, help_exits_0)
 {
 	char *d = tu_tmpdir();
 	cr_expect_eq(sh(d, "%s --help", TU_MEMPROF), 0);
-	cr_expect_eq(sh(d, "%s record --help | grep -q -- --depth", TU_MEMPROF), 0);
+	cr_expect_eq(sh(d, "%s record --help | grep -q -- --depth", TU_MEMPROF),
+		     0);
 	cr_expect_eq(sh(d, "%s top --help | grep -q -- --sort", TU_MEMPROF), 0);
 	cr_expect_eq(sh(d, "%s help info | grep -q -- --json", TU_MEMPROF), 0);
 }
@@ -241,13 +270,17 @@ Test(cli, record_errors_are_clear)
 	char *d = tu_tmpdir();
 	cr_expect_eq(sh(d, "%s record", TU_MEMPROF), 2);
 	cr_expect_eq(sh(d, "%s record -q -o %s/n.memprof /no/such/program",
-			TU_MEMPROF, d), 127);
+			TU_MEMPROF, d),
+		     127);
 	cr_expect(strstr(sh_err(d), "memprof: cannot run '/no/such/program'") !=
-		  NULL, "%s", sh_err(d));
+			  NULL,
+		  "%s", sh_err(d));
 	cr_expect_eq(sh(d, "%s record -o /no/such/dir/x.memprof %s", TU_MEMPROF,
-			TU_HELPER("alloc_c")), 2);
+			TU_HELPER("alloc_c")),
+		     2);
 	cr_expect(strstr(sh_err(d), "cannot write '/no/such/dir/x.memprof'") !=
-		  NULL, "%s", sh_err(d));
+			  NULL,
+		  "%s", sh_err(d));
 	cr_expect_eq(sh(d, "%s record --depth 0 true", TU_MEMPROF), 2);
 	cr_expect_eq(sh(d, "%s record --unwind magic true", TU_MEMPROF), 2);
 }
@@ -255,12 +288,15 @@ Test(cli, record_errors_are_clear)
 Test(cli, static_programs_are_refused_clearly)
 {
 	char *d = tu_tmpdir();
-	int st = sh(d, "printf 'int main(void){return 0;}' > %s/s.c && "
-		       "cc -static -o %s/static %s/s.c", d, d, d);
+	int st = sh(d,
+		    "printf 'int main(void){return 0;}' > %s/s.c && "
+		    "cc -static -o %s/static %s/s.c",
+		    d, d, d);
 	if (st != 0)
 		cr_skip("no static libc to build a static program");
-	cr_expect_eq(sh(d, "%s record -o %s/x.memprof %s/static", TU_MEMPROF, d,
-			d), 2);
+	cr_expect_eq(
+		sh(d, "%s record -o %s/x.memprof %s/static", TU_MEMPROF, d, d),
+		2);
 	cr_expect(strstr(sh_err(d), "statically linked") != NULL, "%s",
 		  sh_err(d));
 }
@@ -268,23 +304,32 @@ Test(cli, static_programs_are_refused_clearly)
 Test(cli, memprof_preload_overrides_the_shim_location)
 {
 	char *d = tu_tmpdir();
-	cr_expect_eq(sh(d, "MEMPROF_PRELOAD=/no/such.so %s record -q -o "
-			   "%s/p.memprof true", TU_MEMPROF, d), 2);
+	cr_expect_eq(sh(d,
+			"MEMPROF_PRELOAD=/no/such.so %s record -q -o "
+			"%s/p.memprof true",
+			TU_MEMPROF, d),
+		     2);
 	cr_expect(strstr(sh_err(d), "cannot find libmemprof.so") != NULL);
 	cr_expect_eq(sh(d, "MEMPROF_PRELOAD=%s %s record -q -o %s/p.memprof %s",
-			TU_SHIM, TU_MEMPROF, d, TU_HELPER("alloc_c")), 0);
+			TU_SHIM, TU_MEMPROF, d, TU_HELPER("alloc_c")),
+		     0);
 }
 
 Test(cli, installed_memprof_finds_its_shim, .timeout = 240)
 {
 	char *d = tu_tmpdir();
-	cr_assert_eq(sh(d, "make -s -C %s install PREFIX=%s/inst", MP_SOURCE_DIR,
-			d), 0, "%s", sh_err(d));
-	cr_expect_eq(sh(d, "test -f %s/inst/lib/memprof/libmemprof.so && "
-			   "test -f %s/inst/share/man/man1/memprof-record.1",
-			d, d), 0);
-	cr_expect_eq(sh(d, "%s/inst/bin/memprof record -q -o %s/i.memprof %s && "
-			   "%s/inst/bin/memprof top %s/i.memprof",
-			d, d, TU_HELPER("alloc_c"), d, d), 0, "%s", sh_err(d));
+	cr_assert_eq(
+		sh(d, "make -s -C %s install PREFIX=%s/inst", MP_SOURCE_DIR, d),
+		0, "%s", sh_err(d));
+	cr_expect_eq(sh(d,
+			"test -f %s/inst/lib/memprof/libmemprof.so && "
+			"test -f %s/inst/share/man/man1/memprof-record.1",
+			d, d),
+		     0);
+	cr_expect_eq(sh(d,
+			"%s/inst/bin/memprof record -q -o %s/i.memprof %s && "
+			"%s/inst/bin/memprof top %s/i.memprof",
+			d, d, TU_HELPER("alloc_c"), d, d),
+		     0, "%s", sh_err(d));
 	cr_expect(strstr(sh_out(d), "site_peak") != NULL);
 }

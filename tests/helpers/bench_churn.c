@@ -16,12 +16,12 @@ __attribute__((noinline)) static void *leaf(size_t n)
 	return p;
 }
 
-#define LEVEL(name, next)                                                     \
-	__attribute__((noinline)) static void *name(size_t n)                 \
-	{                                                                     \
-		void *p = next(n);                                            \
-		__asm__ volatile("" : : "r"(p) : "memory");                   \
-		return p;                                                     \
+#define LEVEL(name, next)                                     \
+	__attribute__((noinline)) static void *name(size_t n) \
+	{                                                     \
+		void *p = next(n);                            \
+		__asm__ volatile("" : : "r"(p) : "memory");   \
+		return p;                                     \
 	}
 LEVEL(f1, leaf)
 LEVEL(f2, f1)

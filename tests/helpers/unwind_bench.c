@@ -67,43 +67,43 @@ NOINL KEEP_FP static void run(void)
 	frames = got;
 }
 
-#define LEVEL(attr, name, k, next)                                            \
-	NOINL attr static void name##k(void)                                  \
-	{                                                                     \
-		volatile char pad[8 * k + 3];                                 \
-		pad[0] = (char)k;                                             \
-		next();                                                       \
-		BARRIER();                                                    \
-		frames += pad[0] & 0;                                         \
+#define LEVEL(attr, name, k, next)            \
+	NOINL attr static void name##k(void)  \
+	{                                     \
+		volatile char pad[8 * k + 3]; \
+		pad[0] = (char)k;             \
+		next();                       \
+		BARRIER();                    \
+		frames += pad[0] & 0;         \
 	}
 
-#define CHAIN(attr, name)                                                     \
-	LEVEL(attr, name, 12, run)                                            \
-	LEVEL(attr, name, 11, name##12)                                       \
-	LEVEL(attr, name, 10, name##11)                                       \
-	LEVEL(attr, name, 9, name##10)                                        \
-	LEVEL(attr, name, 8, name##9)                                         \
-	LEVEL(attr, name, 7, name##8)                                         \
-	LEVEL(attr, name, 6, name##7)                                         \
-	LEVEL(attr, name, 5, name##6)                                         \
-	LEVEL(attr, name, 4, name##5)                                         \
-	LEVEL(attr, name, 3, name##4)                                         \
-	LEVEL(attr, name, 2, name##3)                                         \
+#define CHAIN(attr, name)               \
+	LEVEL(attr, name, 12, run)      \
+	LEVEL(attr, name, 11, name##12) \
+	LEVEL(attr, name, 10, name##11) \
+	LEVEL(attr, name, 9, name##10)  \
+	LEVEL(attr, name, 8, name##9)   \
+	LEVEL(attr, name, 7, name##8)   \
+	LEVEL(attr, name, 6, name##7)   \
+	LEVEL(attr, name, 5, name##6)   \
+	LEVEL(attr, name, 4, name##5)   \
+	LEVEL(attr, name, 3, name##4)   \
+	LEVEL(attr, name, 2, name##3)   \
 	LEVEL(attr, name, 1, name##2)
 
 CHAIN(OMIT_FP, nofp)
 
 /* With frame pointers, the FP walk can see the whole chain. */
 #undef LEVEL
-#define LEVEL(attr, name, k, next)                                            \
-	NOINL attr static void name##k(void)                                  \
-	{                                                                     \
-		volatile char pad[8 * k + 3];                                 \
-		FORCE_FP();                                                   \
-		pad[0] = (char)k;                                             \
-		next();                                                       \
-		BARRIER();                                                    \
-		frames += pad[0] & 0;                                         \
+#define LEVEL(attr, name, k, next)            \
+	NOINL attr static void name##k(void)  \
+	{                                     \
+		volatile char pad[8 * k + 3]; \
+		FORCE_FP();                   \
+		pad[0] = (char)k;             \
+		next();                       \
+		BARRIER();                    \
+		frames += pad[0] & 0;         \
 	}
 CHAIN(KEEP_FP, withfp)
 

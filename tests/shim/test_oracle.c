@@ -30,15 +30,21 @@ static struct heap_summary valgrind_summary(const char *dir, const char *helper)
 	cr_assert(asprintf(&logopt, "--log-file=%s", log) > 0);
 	char *exe = NULL;
 	cr_assert(asprintf(&exe, "%s/helpers/%s", MP_BUILD_DIR, helper) > 0);
-	char *argv[] = {(char *)"valgrind", (char *)"--tool=memcheck",
-			(char *)"--leak-check=no", (char *)"--run-libc-freeres=no",
-			(char *)"--run-cxx-freeres=no", logopt, exe, NULL};
+	char *argv[] = {(char *)"valgrind",
+			(char *)"--tool=memcheck",
+			(char *)"--leak-check=no",
+			(char *)"--run-libc-freeres=no",
+			(char *)"--run-cxx-freeres=no",
+			logopt,
+			exe,
+			NULL};
 	cr_assert_eq(tu_run(argv, NULL, NULL, NULL), 0, "valgrind failed");
 	char *text = tu_read(log, NULL);
 	cr_assert_not_null(text);
 	struct heap_summary h = {0};
 	/* ==1== in use at exit: 9,227 bytes in 22 blocks
-	 * ==1==   total heap usage: 46 allocs, 24 frees, 15,390 bytes allocated */
+	 * ==1==   total heap usage: 46 allocs, 24 frees, 15,390 bytes allocated
+	 */
 	char *p = strstr(text, "in use at exit: ");
 	cr_assert_not_null(p, "no HEAP SUMMARY in:\n%s", text);
 	p += strlen("in use at exit: ");
@@ -61,16 +67,19 @@ static void compare(const char *helper)
 	struct heap_summary v = valgrind_summary(dir, helper);
 	struct mp_snapshot *s = tu_shim_run(dir, helper, NULL, NULL);
 	const struct mp_totals *t = &s->meta.totals;
-	cr_expect_eq(t->allocs, v.allocs, "%s allocs: memprof %lu, valgrind %lu",
-		     helper, (unsigned long)t->allocs, (unsigned long)v.allocs);
+	cr_expect_eq(t->allocs, v.allocs,
+		     "%s allocs: memprof %lu, valgrind %lu", helper,
+		     (unsigned long)t->allocs, (unsigned long)v.allocs);
 	cr_expect_eq(t->frees, v.frees, "%s frees: memprof %lu, valgrind %lu",
 		     helper, (unsigned long)t->frees, (unsigned long)v.frees);
 	cr_expect_eq(t->alloc_bytes, v.alloc_bytes,
 		     "%s bytes allocated: memprof %lu, valgrind %lu", helper,
-		     (unsigned long)t->alloc_bytes, (unsigned long)v.alloc_bytes);
+		     (unsigned long)t->alloc_bytes,
+		     (unsigned long)v.alloc_bytes);
 	cr_expect_eq(t->live_bytes, v.in_use_bytes,
 		     "%s in use at exit: memprof %lu, valgrind %lu", helper,
-		     (unsigned long)t->live_bytes, (unsigned long)v.in_use_bytes);
+		     (unsigned long)t->live_bytes,
+		     (unsigned long)v.in_use_bytes);
 	cr_expect_eq(t->live_blocks, v.in_use_blocks,
 		     "%s blocks in use: memprof %lu, valgrind %lu", helper,
 		     (unsigned long)t->live_blocks,

@@ -180,7 +180,8 @@ Test(shim, unwritable_output_keeps_the_program_running)
 	cr_expect_eq(tu_run(argv, env, out, err), 3);
 	char *o = tu_read(out, NULL), *e = tu_read(err, NULL);
 	cr_expect_str_eq(o, "alloc_c done\n");
-	cr_expect(strstr(e, "memprof: cannot write '/nonexistent-dir/x.memprof': "
-			    "no such file or directory") != NULL,
+	cr_expect(strstr(e,
+			 "memprof: cannot write '/nonexistent-dir/x.memprof': "
+			 "no such file or directory") != NULL,
 		  "stderr was: %s", e);
 }

@@ -7,6 +7,8 @@
  * the caller). Each line variable is set on the same source line as the
  * call it describes.
  */
+/* The tests assert source lines of this file: keep its layout. */
+/* clang-format off */
 #include "symbolize_fixture.h"
 
 volatile uintptr_t symfix_pc;

@@ -72,7 +72,7 @@ static unsigned char *read_all(const char *path, size_t *len)
 
 static unsigned char *save_to_buf(const struct mp_snapshot *snap, size_t *len)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	const char *path = tmp_path("saved.memprof");
 
 	cr_assert_eq(mp_snapshot_save(snap, path, &ei), MP_OK, "save: %s",
@@ -136,7 +136,7 @@ static void fix_header_crc(unsigned char *h)
 }
 
 struct secpos {
-	size_t off; /* header offset */
+	size_t off;  /* header offset */
 	size_t size; /* header + payload */
 	uint32_t tag;
 };
@@ -172,8 +172,8 @@ static struct secpos find(const unsigned char *b, size_t len, uint32_t tag)
 
 /* A copy of b with [at, at + cut) replaced by ins (ins_len bytes). */
 static unsigned char *edit_bytes(const unsigned char *b, size_t len, size_t at,
-			     size_t cut, const void *ins, size_t ins_len,
-			     size_t *out_len)
+				 size_t cut, const void *ins, size_t ins_len,
+				 size_t *out_len)
 {
 	unsigned char *o = malloc(len - cut + ins_len + 1);
 
@@ -188,20 +188,20 @@ static unsigned char *edit_bytes(const unsigned char *b, size_t len, size_t at,
 /* ------------------------------------------------------------------ */
 /* A snapshot with every field set                                    */
 
-static const unsigned char bid1[20] = { 0xde, 0xad, 0x00, 0xbe, 0xef, 1, 2,
-					3,    4,    5,    6,    7,    8, 9,
-					10,   11,   12,   0,    0xff, 0x80 };
+static const unsigned char bid1[20] = {0xde, 0xad, 0x00, 0xbe, 0xef, 1,	  2,
+				       3,    4,	   5,	 6,    7,    8,	  9,
+				       10,   11,   12,	 0,    0xff, 0x80};
 
 static struct mp_snapshot *make_full(void)
 {
 	struct mp_snapshot *s = mp__snapshot_new();
 	struct mp_meta *m;
-	static const uint64_t pcs0[] = { 0x555555555123, 0x7ffff7a01234,
-					 0x555555554fff };
-	static const uint64_t pcs1[] = { 0x10, 0xffffffffffffff00, 0x20 };
-	static const uint64_t pcs3[] = { UINT64_MAX, 0, 0x8000000000000000 };
-	const uint64_t *pcs[] = { pcs0, pcs1, NULL, pcs3 };
-	const uint32_t depth[] = { 3, 3, 0, 3 };
+	static const uint64_t pcs0[] = {0x555555555123, 0x7ffff7a01234,
+					0x555555554fff};
+	static const uint64_t pcs1[] = {0x10, 0xffffffffffffff00, 0x20};
+	static const uint64_t pcs3[] = {UINT64_MAX, 0, 0x8000000000000000};
+	const uint64_t *pcs[] = {pcs0, pcs1, NULL, pcs3};
+	const uint32_t depth[] = {3, 3, 0, 3};
 
 	cr_assert_not_null(s);
 	m = &s->meta;
@@ -221,28 +221,28 @@ static struct mp_snapshot *make_full(void)
 	m->sample_rate = 4096;
 	m->depth = 64;
 	m->seq = 3;
-	m->totals = (struct mp_totals){ .live_bytes = 1000,
-					.live_blocks = 7,
-					.peak_bytes = 5000,
-					.allocs = 123,
-					.frees = 116,
-					.alloc_bytes = UINT64_MAX };
+	m->totals = (struct mp_totals){.live_bytes = 1000,
+				       .live_blocks = 7,
+				       .peak_bytes = 5000,
+				       .allocs = 123,
+				       .frees = 116,
+				       .alloc_bytes = UINT64_MAX};
 
 	s->nmodules = 2;
 	s->modules = mp__alloc(s, 2 * sizeof(*s->modules));
-	s->modules[0] = (struct mp_module){ .path = mp__strdup(s, "/usr/bin/demo"),
-					    .base = 0x555555554000,
-					    .start = 0x555555554000,
-					    .end = 0x555555559000,
-					    .build_id_len = 20 };
+	s->modules[0] =
+		(struct mp_module){.path = mp__strdup(s, "/usr/bin/demo"),
+				   .base = 0x555555554000,
+				   .start = 0x555555554000,
+				   .end = 0x555555559000,
+				   .build_id_len = 20};
 	memcpy(s->modules[0].build_id, bid1, 20);
 	s->modules[1] = (struct mp_module){
 		.path = mp__strdup(s, "/lib/x86_64-linux-gnu/libc.so.6"),
 		.base = 0x7ffff7a00000,
 		.start = 0x7ffff7a00000,
 		.end = 0x7ffff7c00000,
-		.build_id_len = 64
-	};
+		.build_id_len = 64};
 	for (int i = 0; i < 64; i++)
 		s->modules[1].build_id[i] = (unsigned char)(i * 7);
 
@@ -258,41 +258,36 @@ static struct mp_snapshot *make_full(void)
 
 	s->ntraces = 3;
 	s->traces = mp__alloc(s, 3 * sizeof(*s->traces));
-	s->traces[0] = (struct mp_trace){ 0, 600, 3, 10, 6000, 700 };
-	s->traces[1] = (struct mp_trace){ 3, 400, 4, 20, 8000, UINT64_MAX };
-	s->traces[2] = (struct mp_trace){ 2, 0, 0, 1, 16, 0 };
+	s->traces[0] = (struct mp_trace){0, 600, 3, 10, 6000, 700};
+	s->traces[1] = (struct mp_trace){3, 400, 4, 20, 8000, UINT64_MAX};
+	s->traces[2] = (struct mp_trace){2, 0, 0, 1, 16, 0};
 
 	s->has_blocks = true;
 	s->nblocks = 3;
 	s->blocks = mp__alloc(s, 3 * sizeof(*s->blocks));
-	s->blocks[0] = (struct mp_block){ 0x1000, 100, 0 };
-	s->blocks[1] = (struct mp_block){ 0x1070, 500, 1 };
-	s->blocks[2] = (struct mp_block){ 0xffffffffffff0000, 1, 0 };
+	s->blocks[0] = (struct mp_block){0x1000, 100, 0};
+	s->blocks[1] = (struct mp_block){0x1070, 500, 1};
+	s->blocks[2] = (struct mp_block){0xffffffffffff0000, 1, 0};
 
 	s->has_symbols = true;
 	s->nsymbols = 3;
 	s->symbols = mp__alloc(s, 3 * sizeof(*s->symbols));
-	s->symbols[0] = (struct mp_symbol){ .pc = 0x10,
-					    .module = UINT32_MAX,
-					    .nframes = 0 };
-	s->symbols[1] = (struct mp_symbol){ .pc = 0x555555555123,
-					    .module = 0,
-					    .nframes = 3 };
+	s->symbols[0] = (struct mp_symbol){
+		.pc = 0x10, .module = UINT32_MAX, .nframes = 0};
+	s->symbols[1] = (struct mp_symbol){
+		.pc = 0x555555555123, .module = 0, .nframes = 3};
 	s->symbols[1].frames = mp__alloc(s, 3 * sizeof(struct mp_frame));
-	s->symbols[1].frames[0] =
-		(struct mp_frame){ "std::vector<int>::push_back(int const&)",
-				   "/usr/include/c++/12/bits/stl_vector.h", 1287 };
-	s->symbols[1].frames[1] =
-		(struct mp_frame){ "fill", "/src/demo.c", 12 };
-	s->symbols[1].frames[2] =
-		(struct mp_frame){ "main", "/src/demo.c", 40 };
-	s->symbols[2] = (struct mp_symbol){ .pc = 0x7ffff7a01234,
-					    .module = 1,
-					    .nframes = 2 };
+	s->symbols[1].frames[0] = (struct mp_frame){
+		"std::vector<int>::push_back(int const&)",
+		"/usr/include/c++/12/bits/stl_vector.h", 1287};
+	s->symbols[1].frames[1] = (struct mp_frame){"fill", "/src/demo.c", 12};
+	s->symbols[1].frames[2] = (struct mp_frame){"main", "/src/demo.c", 40};
+	s->symbols[2] = (struct mp_symbol){
+		.pc = 0x7ffff7a01234, .module = 1, .nframes = 2};
 	s->symbols[2].frames = mp__alloc(s, 2 * sizeof(struct mp_frame));
-	s->symbols[2].frames[0] = (struct mp_frame){ NULL, NULL, 0 };
+	s->symbols[2].frames[0] = (struct mp_frame){NULL, NULL, 0};
 	s->symbols[2].frames[1] =
-		(struct mp_frame){ "malloc", "/src/demo.c", UINT32_MAX };
+		(struct mp_frame){"malloc", "/src/demo.c", UINT32_MAX};
 	return s;
 }
 
@@ -346,9 +341,9 @@ static void assert_same(const struct mp_snapshot *a,
 				     "stack %zu pc %zu", i, j);
 	}
 	cr_assert_eq(a->ntraces, b->ntraces);
-	cr_assert_eq(memcmp(a->traces, b->traces,
-			    b->ntraces * sizeof(*b->traces)),
-		     0);
+	cr_assert_eq(
+		memcmp(a->traces, b->traces, b->ntraces * sizeof(*b->traces)),
+		0);
 	cr_assert_eq(a->has_blocks, b->has_blocks);
 	cr_assert_eq(a->nblocks, b->nblocks);
 	for (size_t i = 0; i < b->nblocks; i++) {
@@ -390,7 +385,7 @@ static unsigned char *full_file(size_t *len)
 Test(format, round_trips_every_field)
 {
 	struct mp_snapshot *s = make_full(), *back = NULL;
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	const char *path = tmp_path("full.memprof");
 
 	cr_assert_eq(mp_snapshot_save(s, path, &ei), MP_OK, "%s", ei.msg);
@@ -417,7 +412,7 @@ Test(format, round_trips_every_field)
 Test(format, round_trips_an_empty_snapshot)
 {
 	struct mp_snapshot *s = mp__snapshot_new(), *back = NULL;
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len;
 	unsigned char *b = save_to_buf(s, &len);
 
@@ -475,10 +470,10 @@ static void fill_with_unknown(struct mpw *w)
 	mpw_begin(w, MP_SEC_TRACES);
 	mpw_uleb(w, 0);
 	mpw_end(w);
-	mpw_copy_section(w, MP_TAG('R', 'A', 'W', '!'), 0, sizeof(raw),
-			 (uint32_t)crc32(0, (const unsigned char *)raw,
-					 sizeof(raw)),
-			 raw, sizeof(raw));
+	mpw_copy_section(
+		w, MP_TAG('R', 'A', 'W', '!'), 0, sizeof(raw),
+		(uint32_t)crc32(0, (const unsigned char *)raw, sizeof(raw)),
+		raw, sizeof(raw));
 }
 
 static void assert_section_copied(const unsigned char *a, size_t alen,
@@ -495,7 +490,7 @@ static void assert_section_copied(const unsigned char *a, size_t alen,
 Test(format, keeps_unknown_sections_on_save)
 {
 	struct mp_snapshot *s = NULL, *again = NULL;
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len, len2;
 	unsigned char *b = write_raw(fill_with_unknown, &len), *b2;
 
@@ -518,7 +513,7 @@ Test(format, keeps_unknown_sections_on_save)
 Test(format, save_failure_leaves_path_untouched)
 {
 	struct mp_snapshot *s = make_full();
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	const char *path = tmp_path("keep.memprof");
 	size_t l1, l2;
 	unsigned char *before, *after;
@@ -552,7 +547,7 @@ Test(format, save_failure_leaves_path_untouched)
 Test(format, reports_a_missing_file)
 {
 	struct mp_snapshot *s = NULL;
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 
 	cr_assert_eq(mp_snapshot_open(tmp_path("absent.memprof"), &s, &ei),
 		     MP_ERR_IO);
@@ -566,7 +561,7 @@ Test(format, reports_a_missing_file)
 
 Test(format, rejects_bad_magic)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len;
 	unsigned char *b = full_file(&len);
 
@@ -580,14 +575,15 @@ Test(format, rejects_bad_magic)
 
 Test(format, rejects_unknown_major_version)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len;
 	unsigned char *b = full_file(&len);
 
 	b[8] = 7;
 	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_VERSION);
-	cr_assert_str_eq(ei.msg,
-			 "unsupported format version 7.0 (this memprof reads 1.x)");
+	cr_assert_str_eq(
+		ei.msg,
+		"unsupported format version 7.0 (this memprof reads 1.x)");
 	b[8] = 0;
 	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_VERSION);
 	free(b);
@@ -596,7 +592,7 @@ Test(format, rejects_unknown_major_version)
 Test(format, accepts_higher_minor_version)
 {
 	struct mp_snapshot *s = NULL;
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len;
 	unsigned char *b = full_file(&len);
 
@@ -611,7 +607,7 @@ Test(format, accepts_higher_minor_version)
 
 Test(format, rejects_file_flags)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len;
 	unsigned char *b = full_file(&len);
 
@@ -625,7 +621,7 @@ Test(format, rejects_file_flags)
 
 Test(format, rejects_truncation_at_every_length)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len;
 	unsigned char *b = full_file(&len);
 
@@ -644,7 +640,7 @@ Test(format, rejects_truncation_at_every_length)
 
 Test(format, names_section_and_byte_of_truncation)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len;
 	unsigned char *b = full_file(&len);
 	struct secpos st = find(b, len, MP_SEC_STACKS);
@@ -652,8 +648,8 @@ Test(format, names_section_and_byte_of_truncation)
 	char want[96];
 
 	cr_assert_eq(open_buf(b, cut, &ei), MP_ERR_TRUNCATED);
-	snprintf(want, sizeof(want), "truncated in section 'stacks' at byte %zu",
-		 cut);
+	snprintf(want, sizeof(want),
+		 "truncated in section 'stacks' at byte %zu", cut);
 	cr_assert_str_eq(ei.msg, want);
 	cr_assert_eq(open_buf(b, st.off + 10, &ei), MP_ERR_TRUNCATED);
 	cr_assert(strstr(ei.msg, "truncated in section 'stacks'"), "%s",
@@ -663,7 +659,7 @@ Test(format, names_section_and_byte_of_truncation)
 
 Test(format, rejects_flipped_bit_in_section_header)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	struct secpos s[16];
 	size_t len, n;
 	unsigned char *b = full_file(&len);
@@ -674,13 +670,16 @@ Test(format, rejects_flipped_bit_in_section_header)
 		char want[80];
 
 		snprintf(want, sizeof(want),
-			 "bad checksum in section header at byte %zu", s[i].off);
+			 "bad checksum in section header at byte %zu",
+			 s[i].off);
 		for (size_t bit = 0; bit < 8 * MP_SECTION_HEADER_LEN; bit++) {
-			b[s[i].off + bit / 8] ^= (unsigned char)(1u << (bit % 8));
+			b[s[i].off + bit / 8] ^=
+				(unsigned char)(1u << (bit % 8));
 			cr_assert_eq(open_buf(b, len, &ei), MP_ERR_CORRUPT,
 				     "section %zu bit %zu", i, bit);
 			cr_assert_str_eq(ei.msg, want);
-			b[s[i].off + bit / 8] ^= (unsigned char)(1u << (bit % 8));
+			b[s[i].off + bit / 8] ^=
+				(unsigned char)(1u << (bit % 8));
 		}
 	}
 	free(b);
@@ -695,7 +694,7 @@ static bool same_as_saved(const unsigned char *b, size_t len,
 			  const unsigned char *orig, size_t orig_len)
 {
 	struct mp_snapshot *snap = NULL;
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	unsigned char *again;
 	size_t l2;
 	bool same;
@@ -710,7 +709,7 @@ static bool same_as_saved(const unsigned char *b, size_t len,
 
 Test(format, rejects_flipped_bit_in_payload)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	struct secpos s[16];
 	size_t len, n, padding = 0;
 	unsigned char *b = full_file(&len);
@@ -728,8 +727,10 @@ Test(format, rejects_flipped_bit_in_payload)
 				b[at] ^= (unsigned char)(1u << bit);
 				err = open_buf(b, len, &ei);
 				if (err == MP_OK) {
-					cr_assert(same_as_saved(b, len, orig, len),
-						  "byte %zu bit %d read as a different snapshot",
+					cr_assert(same_as_saved(b, len, orig,
+								len),
+						  "byte %zu bit %d read as a "
+						  "different snapshot",
 						  at, bit);
 					padding++;
 				} else {
@@ -748,7 +749,7 @@ Test(format, rejects_flipped_bit_in_payload)
 
 Test(format, rejects_payload_checksum_mismatch)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len;
 	unsigned char *b = full_file(&len);
 	struct secpos t = find(b, len, MP_SEC_TRACES);
@@ -758,14 +759,15 @@ Test(format, rejects_payload_checksum_mismatch)
 	fix_header_crc(b + t.off);
 	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_CORRUPT);
 	snprintf(want, sizeof(want),
-		 "bad checksum in section 'traces' (header at byte %zu)", t.off);
+		 "bad checksum in section 'traces' (header at byte %zu)",
+		 t.off);
 	cr_assert_str_eq(ei.msg, want);
 	free(b);
 }
 
 Test(format, rejects_wrong_raw_len)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len;
 	unsigned char *b = full_file(&len);
 	struct secpos m = find(b, len, MP_SEC_META);
@@ -789,7 +791,7 @@ Test(format, rejects_wrong_raw_len)
 
 Test(format, rejects_missing_end)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len;
 	unsigned char *b = full_file(&len);
 
@@ -801,7 +803,7 @@ Test(format, rejects_missing_end)
 
 Test(format, rejects_data_after_end)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len, l2;
 	unsigned char *b = full_file(&len), *b2;
 	char want[64];
@@ -820,7 +822,7 @@ Test(format, rejects_data_after_end)
 
 Test(format, rejects_duplicate_section)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len, l2;
 	unsigned char *b = full_file(&len), *b2;
 	struct secpos t = find(b, len, MP_SEC_TRACES);
@@ -840,11 +842,11 @@ Test(format, rejects_missing_required_section)
 	static const struct {
 		uint32_t tag;
 		const char *name;
-	} req[] = { { MP_SEC_META, "meta" },
-		    { MP_SEC_MODULES, "modules" },
-		    { MP_SEC_STACKS, "stacks" },
-		    { MP_SEC_TRACES, "traces" } };
-	struct mp_errinfo ei = { "" };
+	} req[] = {{MP_SEC_META, "meta"},
+		   {MP_SEC_MODULES, "modules"},
+		   {MP_SEC_STACKS, "stacks"},
+		   {MP_SEC_TRACES, "traces"}};
+	struct mp_errinfo ei = {""};
 	size_t len, l2;
 	unsigned char *b = full_file(&len), *b2;
 
@@ -996,7 +998,7 @@ static void fill_trailing_bytes(struct mpw *w)
 
 static void expect_corrupt(void (*fill)(struct mpw *w), const char *want)
 {
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len;
 	unsigned char *b = write_raw(fill, &len);
 
@@ -1008,43 +1010,49 @@ static void expect_corrupt(void (*fill)(struct mpw *w), const char *want)
 Test(format, rejects_stack_index_out_of_range)
 {
 	expect_corrupt(fill_bad_stack_ref,
-		       "corrupt section 'traces': stack index 1 out of range at byte 1 of its data");
+		       "corrupt section 'traces': stack index 1 out of range "
+		       "at byte 1 of its data");
 }
 
 Test(format, rejects_trace_index_out_of_range)
 {
 	expect_corrupt(fill_bad_trace_ref,
-		       "corrupt section 'blocks': trace index 99 out of range at byte 4 of its data");
+		       "corrupt section 'blocks': trace index 99 out of range "
+		       "at byte 4 of its data");
 }
 
 Test(format, rejects_non_ascending_blocks)
 {
 	expect_corrupt(fill_non_ascending_blocks,
-		       "corrupt section 'blocks': block addresses not ascending at byte 5 of its data");
+		       "corrupt section 'blocks': block addresses not "
+		       "ascending at byte 5 of its data");
 }
 
 Test(format, rejects_unknown_meta_type)
 {
 	expect_corrupt(fill_unknown_meta_type,
-		       "corrupt section 'meta': unknown value type 2 at byte 4 of its data");
+		       "corrupt section 'meta': unknown value type 2 at byte 4 "
+		       "of its data");
 }
 
 Test(format, rejects_string_reference_out_of_range)
 {
 	expect_corrupt(fill_bad_string_ref,
-		       "corrupt section 'symbols': string reference 2 out of range at byte 12 of its data");
+		       "corrupt section 'symbols': string reference 2 out of "
+		       "range at byte 12 of its data");
 }
 
 Test(format, rejects_count_beyond_the_data)
 {
 	expect_corrupt(fill_huge_count,
-		       "corrupt section 'stacks': count 9223372036854775807 exceeds the data at byte 0 of its data");
+		       "corrupt section 'stacks': count 9223372036854775807 "
+		       "exceeds the data at byte 0 of its data");
 }
 
 Test(format, rejects_bytes_left_over_in_a_section)
 {
-	expect_corrupt(fill_trailing_bytes,
-		       "corrupt section 'blocks': 1 bytes left over at byte 1 of its data");
+	expect_corrupt(fill_trailing_bytes, "corrupt section 'blocks': 1 bytes "
+					    "left over at byte 1 of its data");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1055,7 +1063,7 @@ Test(format, rejects_bytes_left_over_in_a_section)
 static void fill_raw_api(struct mpw *w)
 {
 	static const char argv[] = "prog\0-v\0";
-	static const unsigned char bid[3] = { 1, 0, 2 };
+	static const unsigned char bid[3] = {1, 0, 2};
 
 	mpw_begin(w, MP_SEC_META);
 	mpw_meta_uint(w, "pid", 99);
@@ -1106,7 +1114,7 @@ static void fill_raw_api(struct mpw *w)
 Test(format, reads_what_the_raw_writer_wrote)
 {
 	struct mp_snapshot *s = NULL;
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	size_t len;
 	unsigned char *b = write_raw(fill_raw_api, &len);
 	uint64_t first = 0x401000;
@@ -1198,7 +1206,7 @@ Test(format, writer_errors_are_sticky)
 Test(format, reads_the_golden_1_0_file)
 {
 	struct mp_snapshot *s = NULL;
-	struct mp_errinfo ei = { "" };
+	struct mp_errinfo ei = {""};
 	const struct mp_symbol *sym;
 
 	cr_assert_eq(mp_snapshot_open(MP_SOURCE_DIR

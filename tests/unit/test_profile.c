@@ -55,8 +55,8 @@ static void fx_symbol(struct mp_snapshot *s, uint64_t pc, uint32_t module,
 	sym->pc = pc;
 	sym->module = module;
 	sym->nframes = nframes;
-	sym->frames = nframes ? mp__alloc(s, nframes * sizeof(*sym->frames))
-			      : NULL;
+	sym->frames =
+		nframes ? mp__alloc(s, nframes * sizeof(*sym->frames)) : NULL;
 	va_list ap;
 	va_start(ap, nframes);
 	for (uint32_t k = 0; k < nframes; k++) {
@@ -115,10 +115,9 @@ static struct mp_snapshot *fx_main(void)
 	struct mp_snapshot *s = fx_new();
 	uint32_t demo = fx_module(s, "/home/u/demo", 0x1000, 0x9000);
 	uint32_t libc = fx_module(s, "/usr/lib/libc.so.6", 0x10000, 0x20000);
-	uint32_t shim = fx_module(s, "/opt/mp/libmemprof.so", 0x30000,
-				  0x40000);
-	uint32_t cxx = fx_module(s, "/usr/lib/libstdc++.so.6", 0x50000,
-				 0x60000);
+	uint32_t shim = fx_module(s, "/opt/mp/libmemprof.so", 0x30000, 0x40000);
+	uint32_t cxx =
+		fx_module(s, "/usr/lib/libstdc++.so.6", 0x50000, 0x60000);
 	fx_module(s, "/usr/lib/libfoo.so", 0x70000, 0x80000);
 	uint32_t libfoo = 4;
 
@@ -131,8 +130,8 @@ static struct mp_snapshot *fx_main(void)
 	fx_symbol(s, 0x1210, demo, 1, "make_buffer", "/src/demo.c", 43u);
 	fx_symbol(s, 0x1300, demo, 1, "main", "/src/demo.c", 60u);
 	fx_symbol(s, 0x1310, demo, 1, "main", "/src/demo.c", 61u);
-	fx_symbol(s, 0x1400, demo, 2, "inl_helper", "/src/util.h", 5u,
-		  "build", "/src/demo.c", 70u);
+	fx_symbol(s, 0x1400, demo, 2, "inl_helper", "/src/util.h", 5u, "build",
+		  "/src/demo.c", 70u);
 	fx_symbol(s, 0x70020, libfoo, 0);
 	/* 0x70010 has no symbol at all. */
 
@@ -140,8 +139,8 @@ static struct mp_snapshot *fx_main(void)
 			       PC(0x1300));
 	uint32_t s1 = fx_stack(s, 4, PC(0x50010), PC(0x10010), PC(0x1210),
 			       PC(0x1300));
-	uint32_t s2 = fx_stack(s, 4, PC(0x10010), PC(0x1100), PC(0x1200),
-			       PC(0x1310));
+	uint32_t s2 =
+		fx_stack(s, 4, PC(0x10010), PC(0x1100), PC(0x1200), PC(0x1310));
 	uint32_t s3 = fx_stack(s, 3, PC(0x10010), PC(0x1400), PC(0x1300));
 	uint32_t s4 = fx_stack(s, 3, PC(0x10010), PC(0x70010), PC(0x1300));
 	uint32_t s5 = fx_stack(s, 3, PC(0x10010), PC(0x70020), PC(0x1310));
@@ -159,8 +158,12 @@ static struct mp_snapshot *fx_main(void)
 	fx_trace(s, s3, 0, 0, 7, 700, 0);
 
 	s->meta.totals = (struct mp_totals){
-		.live_bytes = 5568, .live_blocks = 24, .peak_bytes = 10487000,
-		.allocs = 142, .frees = 118, .alloc_bytes = 50398,
+		.live_bytes = 5568,
+		.live_blocks = 24,
+		.peak_bytes = 10487000,
+		.allocs = 142,
+		.frees = 118,
+		.alloc_bytes = 50398,
 	};
 	return s;
 }
@@ -171,7 +174,9 @@ static struct mp_profile *build(const struct mp_snapshot *s,
 				size_t nglobs)
 {
 	struct mp_profile_opts o = {
-		.by = by, .sort = sort, .cumulative = cumulative,
+		.by = by,
+		.sort = sort,
+		.cumulative = cumulative,
 		.alloc = {.globs = globs, .nglobs = nglobs},
 	};
 	struct mp_profile *p = NULL;
@@ -221,10 +226,10 @@ static void check_entries(const struct mp_profile *p, const struct want *w,
 	}
 }
 
-#define CHECK(p, ...)                                                          \
-	do {                                                                   \
-		const struct want w_[] = {__VA_ARGS__};                        \
-		check_entries(p, w_, sizeof(w_) / sizeof(w_[0]));              \
+#define CHECK(p, ...)                                             \
+	do {                                                      \
+		const struct want w_[] = {__VA_ARGS__};           \
+		check_entries(p, w_, sizeof(w_) / sizeof(w_[0])); \
 	} while (0)
 
 /* ---- frame resolution ---- */
@@ -325,8 +330,8 @@ Test(profile, allocator_frames_dropped_only_from_innermost_end)
 	struct mp_snapshot *s = fx_new();
 	fx_symbol(s, 0x10, UINT32_MAX, 1, "malloc", NULL, 0u);
 	fx_symbol(s, 0x20, UINT32_MAX, 1, "strdup", NULL, 0u);
-	fx_symbol(s, 0x30, UINT32_MAX, 1, "operator new[](unsigned long)",
-		  NULL, 0u);
+	fx_symbol(s, 0x30, UINT32_MAX, 1, "operator new[](unsigned long)", NULL,
+		  0u);
 	fx_symbol(s, 0x40, UINT32_MAX, 1, "main", "m.c", 3u);
 	/* malloc, strdup, new[] (a caller, kept), main */
 	fx_stack(s, 4, PC(0x10), PC(0x20), PC(0x30), PC(0x40));
@@ -345,14 +350,29 @@ Test(profile, allocator_frames_dropped_only_from_innermost_end)
 Test(profile, allocator_names)
 {
 	struct mp_resolved_frame f = {0};
-	const char *yes[] = {"malloc", "calloc", "realloc", "free",
-			     "reallocarray", "posix_memalign", "aligned_alloc",
-			     "memalign", "valloc", "pvalloc", "__libc_malloc",
-			     "__libc_calloc", "operator new(unsigned long)",
-			     "operator new[](unsigned long, std::nothrow_t const&)",
-			     "_Znwm", "_Znam"};
-	const char *no[] = {"mallocx", "my_malloc", "xmalloc", "freeze",
-			    "operator delete(void*)", "main"};
+	const char *yes[] = {
+		"malloc",
+		"calloc",
+		"realloc",
+		"free",
+		"reallocarray",
+		"posix_memalign",
+		"aligned_alloc",
+		"memalign",
+		"valloc",
+		"pvalloc",
+		"__libc_malloc",
+		"__libc_calloc",
+		"operator new(unsigned long)",
+		"operator new[](unsigned long, std::nothrow_t const&)",
+		"_Znwm",
+		"_Znam"};
+	const char *no[] = {"mallocx",
+			    "my_malloc",
+			    "xmalloc",
+			    "freeze",
+			    "operator delete(void*)",
+			    "main"};
 	for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++) {
 		f.function = yes[i];
 		cr_expect(mp_frame_is_allocator(&f, NULL), "%s", yes[i]);
@@ -375,15 +395,14 @@ Test(profile, allocator_names)
 Test(profile, by_line_sorted_by_bytes)
 {
 	struct mp_snapshot *s = fx_main();
-	struct mp_profile *p = build(s, MP_GROUP_LINE, MP_SORT_BYTES, false,
-				     NULL, 0);
+	struct mp_profile *p =
+		build(s, MP_GROUP_LINE, MP_SORT_BYTES, false, NULL, 0);
 	CHECK(p, {"make_buffer@/src/demo.c:42", 4096, 1, 11, 45056, 10485760},
 	      {"make_buffer@/src/demo.c:43", 1000, 10, 10, 1000, 2000},
 	      {"xmalloc@/src/demo.c:10", 300, 3, 5, 500, 0},
 	      {"0x70010", 80, 6, 105, 3050, 50},
 	      {"inl_helper@/src/util.h:5", 64, 2, 9, 764, 64},
-	      {"0x70020", 20, 1, 1, 20, 0},
-	      {"-", 8, 1, 1, 8, 8});
+	      {"0x70020", 20, 1, 1, 20, 0}, {"-", 8, 1, 1, 8, 8});
 	cr_expect_eq(p->entries[4].ntraces, 2);
 	cr_expect_eq(p->totals.live_bytes, 5568);
 	cr_expect_eq(p->by, MP_GROUP_LINE);
@@ -397,15 +416,14 @@ Test(profile, by_line_sorted_by_bytes)
 Test(profile, by_line_sorted_by_blocks_allocs_peak)
 {
 	struct mp_snapshot *s = fx_main();
-	struct mp_profile *p = build(s, MP_GROUP_LINE, MP_SORT_BLOCKS, false,
-				     NULL, 0);
+	struct mp_profile *p =
+		build(s, MP_GROUP_LINE, MP_SORT_BLOCKS, false, NULL, 0);
 	CHECK(p, {"make_buffer@/src/demo.c:43", 1000, 10, 10, 1000, 2000},
 	      {"0x70010", 80, 6, 105, 3050, 50},
 	      {"xmalloc@/src/demo.c:10", 300, 3, 5, 500, 0},
 	      {"inl_helper@/src/util.h:5", 64, 2, 9, 764, 64},
 	      {"make_buffer@/src/demo.c:42", 4096, 1, 11, 45056, 10485760},
-	      {"0x70020", 20, 1, 1, 20, 0},
-	      {"-", 8, 1, 1, 8, 8});
+	      {"0x70020", 20, 1, 1, 20, 0}, {"-", 8, 1, 1, 8, 8});
 	mp_profile_free(p);
 
 	p = build(s, MP_GROUP_LINE, MP_SORT_ALLOCS, false, NULL, 0);
@@ -414,16 +432,14 @@ Test(profile, by_line_sorted_by_blocks_allocs_peak)
 	      {"make_buffer@/src/demo.c:43", 1000, 10, 10, 1000, 2000},
 	      {"inl_helper@/src/util.h:5", 64, 2, 9, 764, 64},
 	      {"xmalloc@/src/demo.c:10", 300, 3, 5, 500, 0},
-	      {"0x70020", 20, 1, 1, 20, 0},
-	      {"-", 8, 1, 1, 8, 8});
+	      {"0x70020", 20, 1, 1, 20, 0}, {"-", 8, 1, 1, 8, 8});
 	mp_profile_free(p);
 
 	p = build(s, MP_GROUP_LINE, MP_SORT_PEAK, false, NULL, 0);
 	CHECK(p, {"make_buffer@/src/demo.c:42", 4096, 1, 11, 45056, 10485760},
 	      {"make_buffer@/src/demo.c:43", 1000, 10, 10, 1000, 2000},
 	      {"inl_helper@/src/util.h:5", 64, 2, 9, 764, 64},
-	      {"0x70010", 80, 6, 105, 3050, 50},
-	      {"-", 8, 1, 1, 8, 8},
+	      {"0x70010", 80, 6, 105, 3050, 50}, {"-", 8, 1, 1, 8, 8},
 	      {"xmalloc@/src/demo.c:10", 300, 3, 5, 500, 0},
 	      {"0x70020", 20, 1, 1, 20, 0});
 	mp_profile_free(p);
@@ -433,15 +449,14 @@ Test(profile, by_line_sorted_by_blocks_allocs_peak)
 Test(profile, by_function_groups_unknown_by_address)
 {
 	struct mp_snapshot *s = fx_main();
-	struct mp_profile *p = build(s, MP_GROUP_FUNCTION, MP_SORT_BYTES,
-				     false, NULL, 0);
+	struct mp_profile *p =
+		build(s, MP_GROUP_FUNCTION, MP_SORT_BYTES, false, NULL, 0);
 	/* make_buffer's lines 42 and 43 differ: line becomes unknown. */
 	CHECK(p, {"make_buffer@/src/demo.c:0", 5096, 11, 21, 46056, 10487760},
 	      {"xmalloc@/src/demo.c:10", 300, 3, 5, 500, 0},
 	      {"0x70010", 80, 6, 105, 3050, 50},
 	      {"inl_helper@/src/util.h:5", 64, 2, 9, 764, 64},
-	      {"0x70020", 20, 1, 1, 20, 0},
-	      {"-", 8, 1, 1, 8, 8});
+	      {"0x70020", 20, 1, 1, 20, 0}, {"-", 8, 1, 1, 8, 8});
 	cr_expect_eq(p->entries[0].frames[0].address, 0); /* 0x1200, 0x1210 */
 	cr_expect_str_eq(p->entries[0].frames[0].module, "/home/u/demo");
 	cr_expect_eq(p->entries[0].nframes, 1);
@@ -454,13 +469,12 @@ Test(profile, by_function_groups_unknown_by_address)
 Test(profile, by_file_and_by_module)
 {
 	struct mp_snapshot *s = fx_main();
-	struct mp_profile *p = build(s, MP_GROUP_FILE, MP_SORT_BYTES, false,
-				     NULL, 0);
+	struct mp_profile *p =
+		build(s, MP_GROUP_FILE, MP_SORT_BYTES, false, NULL, 0);
 	CHECK(p, {"?@/src/demo.c:0", 5396, 14, 26, 46556, 10487760},
 	      {"0x70010", 80, 6, 105, 3050, 50},
 	      {"inl_helper@/src/util.h:5", 64, 2, 9, 764, 64},
-	      {"0x70020", 20, 1, 1, 20, 0},
-	      {"-", 8, 1, 1, 8, 8});
+	      {"0x70020", 20, 1, 1, 20, 0}, {"-", 8, 1, 1, 8, 8});
 	mp_profile_free(p);
 
 	p = build(s, MP_GROUP_MODULE, MP_SORT_BYTES, false, NULL, 0);
@@ -484,18 +498,16 @@ Test(profile, by_file_and_by_module)
 Test(profile, by_traceback_keeps_whole_stacks)
 {
 	struct mp_snapshot *s = fx_main();
-	struct mp_profile *p = build(s, MP_GROUP_TRACEBACK, MP_SORT_BYTES,
-				     false, NULL, 0);
+	struct mp_profile *p =
+		build(s, MP_GROUP_TRACEBACK, MP_SORT_BYTES, false, NULL, 0);
 	char b0[128], b1[128], b2[128];
 
 	CHECK(p, {"make_buffer@/src/demo.c:42", 4096, 1, 11, 45056, 10485760},
 	      {"make_buffer@/src/demo.c:43", 1000, 10, 10, 1000, 2000},
 	      {"xmalloc@/src/demo.c:10", 300, 3, 5, 500, 0},
 	      {"inl_helper@/src/util.h:5", 64, 2, 9, 764, 64},
-	      {"0x70010", 50, 5, 5, 50, 50},
-	      {"0x70010", 30, 1, 100, 3000, 0},
-	      {"0x70020", 20, 1, 1, 20, 0},
-	      {"-", 8, 1, 1, 8, 8});
+	      {"0x70010", 50, 5, 5, 50, 50}, {"0x70010", 30, 1, 100, 3000, 0},
+	      {"0x70020", 20, 1, 1, 20, 0}, {"-", 8, 1, 1, 8, 8});
 	const struct mp_profile_entry *e = &p->entries[3];
 	cr_assert_eq(e->nframes, 3);
 	cr_expect_str_eq(desc(e, 1, b1), "build@/src/demo.c:70");
@@ -524,15 +536,13 @@ Test(profile, alloc_fn_merges_wrapper_into_caller_line)
 {
 	struct mp_snapshot *s = fx_main();
 	const char *g[] = {"xmalloc"};
-	struct mp_profile *p = build(s, MP_GROUP_LINE, MP_SORT_BYTES, false,
-				     g, 1);
-	CHECK(p,
-	      {"make_buffer@/src/demo.c:42", 4396, 4, 16, 45556, 10485760},
+	struct mp_profile *p =
+		build(s, MP_GROUP_LINE, MP_SORT_BYTES, false, g, 1);
+	CHECK(p, {"make_buffer@/src/demo.c:42", 4396, 4, 16, 45556, 10485760},
 	      {"make_buffer@/src/demo.c:43", 1000, 10, 10, 1000, 2000},
 	      {"0x70010", 80, 6, 105, 3050, 50},
 	      {"inl_helper@/src/util.h:5", 64, 2, 9, 764, 64},
-	      {"0x70020", 20, 1, 1, 20, 0},
-	      {"-", 8, 1, 1, 8, 8});
+	      {"0x70020", 20, 1, 1, 20, 0}, {"-", 8, 1, 1, 8, 8});
 	cr_expect_eq(p->entries[0].frames[0].address, 0x1200);
 	mp_profile_free(p);
 	mp_snapshot_free(s);
@@ -541,8 +551,8 @@ Test(profile, alloc_fn_merges_wrapper_into_caller_line)
 Test(profile, cumulative_by_function_counts_every_frame)
 {
 	struct mp_snapshot *s = fx_main();
-	struct mp_profile *p = build(s, MP_GROUP_FUNCTION, MP_SORT_BYTES,
-				     true, NULL, 0);
+	struct mp_profile *p =
+		build(s, MP_GROUP_FUNCTION, MP_SORT_BYTES, true, NULL, 0);
 	/* build and inl_helper tie on every counter: key order decides. */
 	CHECK(p, {"main@/src/demo.c:0", 5560, 23, 141, 50390, 10487874},
 	      {"make_buffer@/src/demo.c:0", 5396, 14, 26, 46556, 10487760},
@@ -550,8 +560,7 @@ Test(profile, cumulative_by_function_counts_every_frame)
 	      {"0x70010", 80, 6, 105, 3050, 50},
 	      {"build@/src/demo.c:70", 64, 2, 9, 764, 64},
 	      {"inl_helper@/src/util.h:5", 64, 2, 9, 764, 64},
-	      {"0x70020", 20, 1, 1, 20, 0},
-	      {"-", 8, 1, 1, 8, 8});
+	      {"0x70020", 20, 1, 1, 20, 0}, {"-", 8, 1, 1, 8, 8});
 	cr_expect_eq(p->entries[0].ntraces, 8);
 	cr_expect(p->cumulative);
 	mp_profile_free(p);
@@ -568,8 +577,8 @@ Test(profile, cumulative_does_not_deduplicate_recursion)
 	fx_stack(s, 4, PC(0x10), PC(0x10), PC(0x20), PC(0x30));
 	fx_trace(s, 0, 100, 2, 3, 300, 100);
 
-	struct mp_profile *p = build(s, MP_GROUP_FUNCTION, MP_SORT_BYTES,
-				     true, NULL, 0);
+	struct mp_profile *p =
+		build(s, MP_GROUP_FUNCTION, MP_SORT_BYTES, true, NULL, 0);
 	CHECK(p, {"rec@r.c:0", 300, 6, 9, 900, 300},
 	      {"main@r.c:20", 100, 2, 3, 300, 100});
 	cr_expect_eq(p->entries[0].ntraces, 3);
@@ -634,8 +643,8 @@ Test(profile, ties_break_by_key_known_before_unknown)
 	for (uint32_t i = 0; i < 5; i++)
 		fx_trace(s, i, 16, 1, 1, 16, 16);
 
-	struct mp_profile *p = build(s, MP_GROUP_LINE, MP_SORT_BYTES, false,
-				     NULL, 0);
+	struct mp_profile *p =
+		build(s, MP_GROUP_LINE, MP_SORT_BYTES, false, NULL, 0);
 	CHECK(p, {"h@a.c:2", 16, 1, 1, 16, 16}, {"g@a.c:9", 16, 1, 1, 16, 16},
 	      {"f@b.c:1", 16, 1, 1, 16, 16}, {"0x38", 16, 1, 1, 16, 16},
 	      {"0x40", 16, 1, 1, 16, 16});
@@ -653,8 +662,8 @@ Test(profile, zero_groups_are_kept)
 	fx_trace(s, 0, 0, 0, 1000, 64000, 0);
 	fx_trace(s, 1, 32, 1, 1, 32, 32);
 
-	struct mp_profile *p = build(s, MP_GROUP_LINE, MP_SORT_ALLOCS, false,
-				     NULL, 0);
+	struct mp_profile *p =
+		build(s, MP_GROUP_LINE, MP_SORT_ALLOCS, false, NULL, 0);
 	CHECK(p, {"churn@c.c:1", 0, 0, 1000, 64000, 0},
 	      {"hold@c.c:2", 32, 1, 1, 32, 32});
 	mp_profile_free(p);
@@ -668,8 +677,8 @@ Test(profile, zero_groups_are_kept)
 Test(profile, empty_snapshot_has_no_entries)
 {
 	struct mp_snapshot *s = fx_new();
-	struct mp_profile *p = build(s, MP_GROUP_TRACEBACK, MP_SORT_BYTES,
-				     false, NULL, 0);
+	struct mp_profile *p =
+		build(s, MP_GROUP_TRACEBACK, MP_SORT_BYTES, false, NULL, 0);
 	cr_expect_eq(p->nentries, 0);
 	struct mp_profile_entry rest;
 	cr_expect_eq(mp_profile_rest(p, 10, &rest), 0);
@@ -680,8 +689,8 @@ Test(profile, empty_snapshot_has_no_entries)
 Test(profile, limit_sums_the_rest)
 {
 	struct mp_snapshot *s = fx_main();
-	struct mp_profile *p = build(s, MP_GROUP_LINE, MP_SORT_BYTES, false,
-				     NULL, 0);
+	struct mp_profile *p =
+		build(s, MP_GROUP_LINE, MP_SORT_BYTES, false, NULL, 0);
 	struct mp_profile_entry rest;
 
 	/* -n 3: three shown, 4 others. */
@@ -759,11 +768,11 @@ static char *json_string_of(const char *s, size_t len)
 	return m.buf;
 }
 
-#define EXPECT_JSON_STR(lit, want)                                             \
-	do {                                                                   \
-		char *got_ = json_string_of(lit, sizeof(lit) - 1);             \
-		cr_expect_str_eq(got_, want);                                  \
-		free(got_);                                                    \
+#define EXPECT_JSON_STR(lit, want)                                 \
+	do {                                                       \
+		char *got_ = json_string_of(lit, sizeof(lit) - 1); \
+		cr_expect_str_eq(got_, want);                      \
+		free(got_);                                        \
 	} while (0)
 
 Test(profile, json_escapes_quotes_backslash_and_controls)
@@ -778,9 +787,12 @@ Test(profile, json_escapes_quotes_backslash_and_controls)
 Test(profile, json_keeps_valid_utf8_and_replaces_invalid_bytes)
 {
 	/* é, €, U+1F600, U+10FFFF pass through. */
-	EXPECT_JSON_STR("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf",
-			"\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\"\n");
-	EXPECT_JSON_STR("a\xff" "b", "\"a\\ufffdb\"\n");
+	EXPECT_JSON_STR(
+		"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf",
+		"\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\"\n");
+	EXPECT_JSON_STR("a\xff"
+			"b",
+			"\"a\\ufffdb\"\n");
 	EXPECT_JSON_STR("\x80", "\"\\ufffd\"\n"); /* lone continuation */
 	EXPECT_JSON_STR("\xc0\xaf", "\"\\ufffd\\ufffd\"\n"); /* overlong */
 	EXPECT_JSON_STR("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"\n");

@@ -6,6 +6,8 @@
  * fixtures of symbolize_fixture.c, whose expected lines those fixtures
  * record with __LINE__.
  */
+/* The tests assert source lines of this file: keep its layout. */
+/* clang-format off */
 #include <criterion/criterion.h>
 #include <elf.h>
 #include <link.h>

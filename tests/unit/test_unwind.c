@@ -73,11 +73,13 @@ static void tu_assert_matches_backtrace(void)
 	int j = tu_find(tu_bt, tu_bt_n < 3 ? tu_bt_n : 3, tu_pcs[1]);
 	cr_assert_geq(j, 1, "backtrace() does not have frame 1 %#lx",
 		      (unsigned long)tu_pcs[1]);
-	cr_assert_eq(tu_n - 1, tu_bt_n - j, "shim_unwind %d frames, backtrace %d",
-		     tu_n, tu_bt_n - j + 1);
+	cr_assert_eq(tu_n - 1, tu_bt_n - j,
+		     "shim_unwind %d frames, backtrace %d", tu_n,
+		     tu_bt_n - j + 1);
 	for (int i = 1; i < tu_n; i++)
-		cr_assert_eq(tu_pcs[i], tu_bt[i - 1 + j], "frame %d: %#lx != %#lx",
-			     i, (unsigned long)tu_pcs[i],
+		cr_assert_eq(tu_pcs[i], tu_bt[i - 1 + j],
+			     "frame %d: %#lx != %#lx", i,
+			     (unsigned long)tu_pcs[i],
 			     (unsigned long)tu_bt[i - 1 + j]);
 }
 
@@ -85,15 +87,15 @@ static void tu_assert_matches_backtrace(void)
 
 static uintptr_t tu_chain_ra[13];
 
-#define TU_LEVEL(k, next)                                                     \
-	TU_NOINLINE TU_NOFP static void tu_level##k(void)                     \
-	{                                                                     \
-		volatile char pad[8 * k + 3];                                 \
-		pad[0] = (char)k;                                             \
-		tu_chain_ra[k] = (uintptr_t)__builtin_return_address(0);      \
-		next();                                                       \
-		TU_BARRIER();                                                 \
-		tu_sink += pad[0];                                            \
+#define TU_LEVEL(k, next)                                                \
+	TU_NOINLINE TU_NOFP static void tu_level##k(void)                \
+	{                                                                \
+		volatile char pad[8 * k + 3];                            \
+		pad[0] = (char)k;                                        \
+		tu_chain_ra[k] = (uintptr_t)__builtin_return_address(0); \
+		next();                                                  \
+		TU_BARRIER();                                            \
+		tu_sink += pad[0];                                       \
 	}
 
 TU_LEVEL(12, tu_capture)
@@ -170,8 +172,8 @@ Test(unwind, cached_rules_give_the_same_stack)
 		cr_assert_eq(tu_n, n1);
 		for (int i = 0; i < n1; i++)
 			cr_assert_eq(tu_pcs[i], first[i],
-				     "round %d frame %d: %#lx != %#lx", round, i,
-				     (unsigned long)tu_pcs[i],
+				     "round %d frame %d: %#lx != %#lx", round,
+				     i, (unsigned long)tu_pcs[i],
 				     (unsigned long)first[i]);
 	}
 }
@@ -286,7 +288,8 @@ Test(unwind, walks_through_libc_qsort)
 	cr_assert_lt(2, i - 1);
 	for (int j = 2; j < i - 1; j++) {
 		cr_assert_eq(_dl_find_object((void *)tu_pcs[j], &fo), 0);
-		cr_assert_eq(fo.dlfo_map_start, libc.dlfo_map_start, "frame %d", j);
+		cr_assert_eq(fo.dlfo_map_start, libc.dlfo_map_start, "frame %d",
+			     j);
 	}
 	tu_assert_matches_backtrace();
 }
@@ -317,7 +320,8 @@ static void tu_assert_signal_walk(void)
 	cr_assert_eq(tu_pcs[2], tu_handler_ra);
 	/* The handler returns into glibc's __restore_rt. */
 	cr_assert_eq(memcmp((const void *)tu_handler_ra, unw_sigreturn_code,
-			    sizeof unw_sigreturn_code), 0);
+			    sizeof unw_sigreturn_code),
+		     0);
 	int i = tu_find(tu_pcs, tu_n, tu_raise_ra);
 	cr_assert_gt(i, 3, "tu_raiser's return address at %d", i);
 	cr_assert(tu_in_fn(tu_pcs[i - 1], (const void *)tu_raiser, 256));
@@ -370,7 +374,8 @@ static void tu_async_handler(int sig)
 	void *bt[64];
 	int n = shim_unwind(pcs, 64);
 	int m = backtrace(bt, 64);
-	int j = n > 1 ? tu_find((const uintptr_t *)bt, m < 3 ? m : 3, pcs[1]) : -1;
+	int j = n > 1 ? tu_find((const uintptr_t *)bt, m < 3 ? m : 3, pcs[1])
+		      : -1;
 	bool same = j >= 1 && n - 1 == m - j;
 	for (int i = 1; same && i < n; i++)
 		same = pcs[i] == (uintptr_t)bt[i - 1 + j];
@@ -393,7 +398,8 @@ static void *tu_async_work(void *arg)
 	while (!tu_async_stop) {
 		char *v[64];
 		for (int i = 0; i < 64; i++) {
-			seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+			seed = seed * 6364136223846793005UL +
+			       1442695040888963407UL;
 			v[i] = malloc(24);
 			snprintf(v[i], 24, "%lu", seed >> 20);
 		}
@@ -434,8 +440,8 @@ Test(unwind, walks_from_asynchronous_signals_like_libgcc, .timeout = 60)
 Test(unwind, evaluates_the_plt_cfa_expression)
 {
 	/* rsp + 8 + ((rip & 15) >= 11 ? 8 : 0), as ld writes it for .plt */
-	static const uint8_t plt[] = {0x77, 0x08, 0x80, 0x00, 0x3f, 0x1a, 0x3b,
-				      0x2a, 0x33, 0x24, 0x22};
+	static const uint8_t plt[] = {0x77, 0x08, 0x80, 0x00, 0x3f, 0x1a,
+				      0x3b, 0x2a, 0x33, 0x24, 0x22};
 	int64_t off = 0;
 	cr_assert(unw_eval_cfa(plt, sizeof plt, 0x1006, &off));
 	cr_assert_eq(off, 8);
@@ -482,7 +488,8 @@ static void *tu_race_body(void *arg)
 		if (n1 < 0) {
 			n1 = n;
 			memcpy(first, pcs, sizeof first);
-		} else if (n != n1 || memcmp(pcs, first, (size_t)n * sizeof *pcs)) {
+		} else if (n != n1 ||
+			   memcmp(pcs, first, (size_t)n * sizeof *pcs)) {
 			return (void *)1;
 		}
 		if (i % 5000 == 0)
@@ -495,7 +502,8 @@ Test(unwind, concurrent_walks_agree)
 {
 	pthread_t t[4];
 	for (int i = 0; i < 4; i++)
-		cr_assert_eq(pthread_create(&t[i], NULL, tu_race_body, NULL), 0);
+		cr_assert_eq(pthread_create(&t[i], NULL, tu_race_body, NULL),
+			     0);
 	for (int i = 0; i < 4; i++) {
 		void *ret;
 		cr_assert_eq(pthread_join(t[i], &ret), 0);
@@ -508,8 +516,9 @@ Test(unwind, concurrent_walks_agree)
 Test(unwind, stops_at_code_without_cfi)
 {
 	/* sub $8,%rsp; movabs $tu_capture,%rax; call *%rax; add $8,%rsp; ret */
-	uint8_t code[] = {0x48, 0x83, 0xec, 0x08, 0x48, 0xb8, 0, 0, 0, 0, 0, 0,
-			  0, 0, 0xff, 0xd0, 0x48, 0x83, 0xc4, 0x08, 0xc3};
+	uint8_t code[] = {0x48, 0x83, 0xec, 0x08, 0x48, 0xb8, 0,
+			  0,	0,    0,    0,	  0,	0,    0,
+			  0xff, 0xd0, 0x48, 0x83, 0xc4, 0x08, 0xc3};
 	uintptr_t target = (uintptr_t)tu_capture;
 	memcpy(code + 6, &target, sizeof target);
 	void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
