@@ -107,6 +107,45 @@ struct mp_symbol {
 	struct mp_frame *frames;
 };
 
+/*
+ * The heap pointer graph (GRPH, formats/snapshot.md): which live blocks
+ * point to which, and which blocks the roots point to, found by the shim's
+ * conservative scan at exit. Block numbers index snap->blocks.
+ */
+#define MP_EDGE_INTERIOR 0x1u /* every pointer found is inside, not at start */
+
+struct mp_edge {
+	uint32_t to;    /* target block */
+	uint32_t flags; /* MP_EDGE_* */
+};
+
+/* Root kinds, as bits. */
+#define MP_ROOT_DATA 0x1u  /* writable segments (.data, .bss) of a module */
+#define MP_ROOT_STACK 0x2u /* a thread's stack */
+#define MP_ROOT_REGS 0x4u  /* a thread's registers */
+#define MP_ROOT_TLS 0x8u   /* thread-local storage and thread descriptors */
+
+/* A block pointed to by the roots: by which kinds of root, at its start
+ * and inside it (either mask may be 0, not both). */
+struct mp_root_ref {
+	uint32_t block;
+	uint8_t start_kinds;
+	uint8_t interior_kinds;
+};
+
+struct mp_graph {
+	/* Out-edges of block i are edges[edge_start[i] .. edge_start[i+1]),
+	 * sorted by target, one per target; edge_start has nblocks + 1
+	 * entries. */
+	uint64_t *edge_start;
+	struct mp_edge *edges;
+	size_t nedges;
+	struct mp_root_ref *roots; /* sorted by block, one per block */
+	size_t nroots;
+	uint32_t threads;           /* threads whose stacks were scanned */
+	uint32_t threads_unscanned; /* threads that could not be stopped */
+};
+
 struct mp_snapshot {
 	uint16_t version_major, version_minor;
 	struct mp_meta meta;
@@ -122,6 +161,8 @@ struct mp_snapshot {
 	struct mp_symbol *symbols; /* sorted by pc */
 	size_t nsymbols;
 	bool has_symbols;
+	struct mp_graph graph; /* valid when has_graph (needs has_blocks) */
+	bool has_graph;
 	void *priv; /* reader's arena and raw sections */
 };
 
@@ -315,5 +356,123 @@ void mp_profile_free(struct mp_profile *prof);
  */
 size_t mp_profile_rest(const struct mp_profile *prof, size_t n,
 		       struct mp_profile_entry *rest);
+
+/* ---- leaks: reachability, cycles, suppressions (trace_leaks.c) -------- */
+
+/*
+ * Blocks live in a snapshot with a graph are classified with Valgrind
+ * Memcheck's definitions (reference §2.2): still reachable (a chain of
+ * start-pointers from a root), possibly lost (reached only through a chain
+ * with an interior pointer), and lost. Lost blocks form the lost subgraph;
+ * its strongly connected components that have no edge coming in from
+ * another component are its sources. Every block of a source component is
+ * definitely lost (nothing outside its own cycle points to it); every
+ * other lost block is indirectly lost. Definite plus indirect equals
+ * Memcheck's, which calls one arbitrary member of a leaked cycle definite.
+ * Components of more than one block, or of one block pointing to itself,
+ * are leaked cycles and are reported as findings of their own.
+ */
+enum mp_leak_kind {
+	MP_LEAK_DEFINITE,
+	MP_LEAK_INDIRECT,
+	MP_LEAK_POSSIBLE,
+	MP_LEAK_REACHABLE,
+	MP_LEAK_SUPPRESSED, /* a lost block matched by a suppression */
+	MP_LEAK_NKINDS,
+};
+
+/* "definite" "indirect" "possible" "reachable" "suppressed". */
+const char *mp_leak_kind_name(enum mp_leak_kind kind);
+/*
+ * Parses a comma-separated list of kind names, or "all" or "none", into a
+ * mask of (1u << kind). false when a name is unknown.
+ */
+bool mp_leak_kinds_parse(const char *s, unsigned *mask);
+
+/* LeakSanitizer-style suppressions (formats/suppressions.md). */
+struct mp_suppressions;
+
+/*
+ * Parses suppressions text. On a syntax error returns MP_ERR_CORRUPT with
+ * "line N: ..." in *ei. *out is freed with mp_suppressions_free.
+ */
+enum mp_err mp_suppressions_parse(const char *text, size_t len,
+				  struct mp_suppressions **out,
+				  struct mp_errinfo *ei);
+/* Reads and parses a suppressions file; appends to *supp when it is not
+ * NULL (several --suppressions options), else creates it. */
+enum mp_err mp_suppressions_load(const char *path,
+				 struct mp_suppressions **supp,
+				 struct mp_errinfo *ei);
+void mp_suppressions_free(struct mp_suppressions *supp);
+/* Whether any frame of frames[0..n) matches a pattern (function, file or
+ * module). */
+bool mp_suppressions_match(const struct mp_suppressions *supp,
+			   const struct mp_resolved_frame *frames, size_t n);
+
+struct mp_leak_opts {
+	const struct mp_suppressions *supp; /* may be NULL */
+	struct mp_alloc_filter alloc;       /* --alloc-fn, for frames */
+};
+
+/* A loss record: blocks of one kind allocated by one stack (trace). */
+struct mp_leak_record {
+	enum mp_leak_kind kind;
+	uint32_t trace;
+	uint64_t bytes, blocks;
+	/* For definite records: bytes that these blocks alone keep alive,
+	 * themselves included (their dominator subtrees over the lost
+	 * subgraph). 0 for other kinds. */
+	uint64_t retained_bytes;
+	size_t nframes; /* frames[0] is the allocating code */
+	struct mp_resolved_frame *frames;
+};
+
+/* A run of consecutive members of a cycle allocated by one stack. */
+struct mp_leak_member {
+	uint32_t trace;
+	uint64_t bytes, blocks;
+	size_t nframes;
+	struct mp_resolved_frame *frames;
+};
+
+struct mp_leak_cycle {
+	uint64_t bytes, blocks;
+	/* True when no lost block outside the cycle points into it (it is
+	 * a source component: its blocks are definitely lost). */
+	bool is_root;
+	uint64_t retained_bytes; /* the cycle and what only it keeps alive */
+	/* In cycle order: from the member with the lowest address, each next
+	 * one is pointed to by the one before (for a simple cycle; a
+	 * depth-first order along edges otherwise). */
+	size_t nmembers;
+	struct mp_leak_member *members;
+};
+
+struct mp_leak_report {
+	struct {
+		uint64_t bytes, blocks;
+	} summary[MP_LEAK_NKINDS];
+	/* Sorted like Valgrind's loss records: ascending by bytes, then
+	 * kind, then blocks, then trace, so the biggest come last. */
+	struct mp_leak_record *records;
+	size_t nrecords;
+	/* Sorted by bytes, descending. */
+	struct mp_leak_cycle *cycles;
+	size_t ncycles;
+	uint8_t *block_kind; /* per block of the snapshot: enum mp_leak_kind */
+	uint32_t threads, threads_unscanned;
+	void *priv;
+};
+
+/*
+ * Classifies every block of snap. Fails with MP_ERR_USAGE when snap has
+ * no graph (recorded with --leak-check=no), MP_ERR_NOMEM. The report
+ * borrows strings from snap, which must outlive it.
+ */
+enum mp_err mp_leaks_analyze(const struct mp_snapshot *snap,
+			     const struct mp_leak_opts *opts,
+			     struct mp_leak_report **out);
+void mp_leak_report_free(struct mp_leak_report *rep);
 
 #endif
