@@ -36,6 +36,8 @@ static const char record_usage[] =
 	"  -o, --output FILE     snapshot file (default "
 	"memprof.PROG.PID.memprof)\n"
 	"  -d, --depth N         frames kept per stack, 1-256 (default 64)\n"
+	"      --leak-check=yes|no  scan the heap at exit for 'memprof leaks'\n"
+	"                        (default yes)\n"
 	"      --unwind MODE     cfi (default: .eh_frame, works without frame\n"
 	"                        pointers) or fp (frame pointers, faster)\n"
 	"      --fork MODE       forked children: own (default: each writes\n"
@@ -198,6 +200,7 @@ int cmd_record(int argc, char **argv)
 		{"unwind", required_argument, NULL, 'U'},
 		{"follow-fork", no_argument, NULL, 'F'},
 		{"fork", required_argument, NULL, 'K'},
+		{"leak-check", required_argument, NULL, 'L'},
 		{"no-symbols", no_argument, NULL, 'S'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -206,6 +209,7 @@ int cmd_record(int argc, char **argv)
 	const char *output = NULL, *unwind = "cfi";
 	long depth = 64;
 	bool follow = false, symbols = true, quiet = false, fork_stop = false;
+	bool leak_check = true;
 	int c;
 	opterr = 0;
 	optind = 0; /* glibc: full reset */
@@ -232,6 +236,12 @@ int cmd_record(int argc, char **argv)
 			unwind = optarg;
 			break;
 		case 'F': follow = true; break;
+		case 'L':
+			if (strcmp(optarg, "yes") && strcmp(optarg, "no"))
+				return cli_error("--leak-check takes yes or no, "
+						 "not '%s'", optarg);
+			leak_check = !strcmp(optarg, "yes");
+			break;
 		case 'K':
 			if (strcmp(optarg, "own") && strcmp(optarg, "stop"))
 				return cli_error(
@@ -339,6 +349,7 @@ int cmd_record(int argc, char **argv)
 		/* Only what this command line asks for reaches the shim. */
 		unsetenv("MEMPROF_FOLLOW_EXEC");
 		unsetenv("MEMPROF_FORK");
+		setenv("MEMPROF_LEAK_CHECK", leak_check ? "yes" : "no", 1);
 		char num[32];
 		snprintf(num, sizeof(num), "%ld", depth);
 		setenv("MEMPROF_DEPTH", num, 1);

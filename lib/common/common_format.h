@@ -14,7 +14,7 @@
 #define MP_MAGIC_LEN 8
 #define MP_FILE_HEADER_LEN 16
 #define MP_VERSION_MAJOR 1
-#define MP_VERSION_MINOR 0
+#define MP_VERSION_MINOR 1 /* 1.1: GRPH */
 
 /*
  * Section header, 32 bytes, all little-endian:
@@ -41,5 +41,21 @@
 /* META value types (formats/snapshot.md, "META"). */
 #define MP_META_UINT 0
 #define MP_META_STR 1
+
+/*
+ * GRPH (formats/snapshot.md, "GRPH"). An edge is one uleb
+ * (delta << MP_GRPH_EDGE_SHIFT) | flags; a root reference carries two masks
+ * of MP_GRPH_ROOT_* bits. The values equal MP_EDGE_* and MP_ROOT_* of
+ * memprof_trace.h.
+ */
+#define MP_GRPH_EDGE_SHIFT 3
+#define MP_GRPH_EDGE_FLAGS 0x7u	   /* the flag bits of an edge value */
+#define MP_GRPH_EDGE_INTERIOR 0x1u /* only interior pointers found */
+#define MP_GRPH_EDGE_KNOWN 0x1u	   /* flags a 1.1 reader accepts */
+#define MP_GRPH_ROOT_DATA 0x1u	   /* writable segments of modules */
+#define MP_GRPH_ROOT_STACK 0x2u	   /* thread stacks */
+#define MP_GRPH_ROOT_REGS 0x4u	   /* thread registers */
+#define MP_GRPH_ROOT_TLS 0x8u	   /* thread-local storage, descriptors */
+#define MP_GRPH_ROOT_KNOWN 0xfu	   /* a kinds mask must be within this */
 
 #endif

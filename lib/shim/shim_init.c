@@ -213,6 +213,8 @@ static void read_options(void)
 	shim_opt.fork_stop = f && !strcmp(f, "stop");
 	const char *x = env_get("MEMPROF_FOLLOW_EXEC");
 	shim_opt.follow_exec = x && !strcmp(x, "1");
+	const char *lc = env_get("MEMPROF_LEAK_CHECK");
+	shim_opt.leak_check = !(lc && !strcmp(lc, "no"));
 	const char *o = env_get("MEMPROF_OUTPUT");
 	if (o && *o)
 		copy_str(shim_opt.output, sizeof(shim_opt.output), o);
@@ -428,6 +430,7 @@ __attribute__((constructor)) static void shim_constructor(void)
 		}
 	}
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	shim_scan_init();
 	shim_busy_add(-1);
 }
 
@@ -437,7 +440,8 @@ static void exit_snapshot(void)
 	if (!atomic_load(&shim_active) || getpid() != atomic_load(&self_pid))
 		return;
 	shim_busy_add(1);
-	int err = shim_snapshot_write(shim_opt.output, "exit", NULL, 0);
+	int err = shim_snapshot_write(shim_opt.output, "exit", NULL, 0,
+				      shim_opt.leak_check);
 	atomic_store(&shim_active, 0);
 	if (err)
 		shim_say("cannot write '", shim_opt.output,

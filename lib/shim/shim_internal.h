@@ -39,6 +39,7 @@ extern struct shim_real shim_real;
 struct shim_options {
 	int depth;	   /* frames kept per stack */
 	bool unwind_fp;	   /* walk frame pointers instead of CFI */
+	bool leak_check;   /* scan the heap graph at exit (default) */
 	bool fork_stop;	   /* forked children stop tracing */
 	bool follow_exec;  /* keep LD_PRELOAD for exec'd programs */
 	char output[4096]; /* exit snapshot path */
@@ -135,6 +136,10 @@ bool shim_table_remove(uintptr_t addr, struct shim_block *out);
 /* Calls fn for every live block, one shard at a time under its lock. */
 void shim_table_foreach(void (*fn)(const struct shim_block *b, void *ctx),
 			void *ctx);
+/* The same for a caller that holds every shard lock already. */
+void shim_table_foreach_locked(void (*fn)(const struct shim_block *b,
+					  void *ctx),
+			       void *ctx);
 void shim_table_lock_all(void);
 void shim_table_unlock_all(void);
 void shim_table_reset_locks(void);
@@ -148,10 +153,48 @@ void shim_record_free(void *p);
 /* Counts a block already taken out of the table as freed. */
 void shim_account_free(const struct shim_block *b);
 
+/* A live block as the snapshot writes it (sorted by address). */
+struct shim_blk {
+	uint64_t addr, size;
+	uint64_t trace;
+};
+
+/* shim_scan.c: the heap graph (formats/snapshot.md, GRPH). Root kinds are
+ * the format's bits (MP_ROOT_* in memprof_trace.h). */
+#define MP_ROOT_DATA_BIT 0x1u
+#define MP_ROOT_STACK_BIT 0x2u
+#define MP_ROOT_REGS_BIT 0x4u
+#define MP_ROOT_TLS_BIT 0x8u
+
+struct shim_graph {
+	size_t n;                       /* blocks */
+	uint8_t *root_start;            /* per block: root kinds at start */
+	uint8_t *root_interior;         /* per block: root kinds inside */
+	size_t root_bytes;              /* mapped size of each mask array */
+	uint64_t *edge_start;           /* n + 1 offsets into edges */
+	uint64_t *edges;                /* (target << 3) | MP_EDGE_* flags */
+	size_t nedges, edges_cap;
+	uint32_t threads, threads_unscanned;
+};
+
+/* Once, from the constructor: signal number, own module, TLS size. */
+void shim_scan_init(void);
+/* Before stopping the world: the modules' writable segments (this takes
+ * the loader's lock, which a stopped thread might hold). */
+void shim_scan_prepare(void);
+/* Stops every other thread; returns how many could not be stopped. */
+int shim_scan_stop_world(void);
+void shim_scan_resume_world(void);
+/* Scans roots and blocks (world stopped, blocks sorted); false when out
+ * of memory. */
+bool shim_scan_graph(const struct shim_blk *v, size_t n, int unanswered,
+		     struct shim_graph *g);
+void shim_graph_release(struct shim_graph *g);
+
 /* shim_snapshot.c */
 /* Writes a snapshot to path; returns 0 or an errno. trigger is "exit",
  * "api", ...; name may be NULL. */
 int shim_snapshot_write(const char *path, const char *trigger, const char *name,
-			uint64_t seq);
+			uint64_t seq, bool graph);
 
 #endif

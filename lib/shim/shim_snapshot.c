@@ -261,13 +261,8 @@ static void trace_cb(struct shim_trace *t, void *vctx)
 /* ---- blocks ---------------------------------------------------------------
  */
 
-struct blk {
-	uint64_t addr, size;
-	uint64_t trace;
-};
-
 struct block_ctx {
-	struct blk *v;
+	struct shim_blk *v;
 	size_t n, cap;
 	uint32_t gen;
 	bool full;
@@ -290,16 +285,16 @@ static void block_cb(const struct shim_block *b, void *vctx)
 
 /* LSD radix sort on the address, 16 bits a pass; passes where every key
  * has the same digit are skipped (the top bits usually are). */
-static bool radix_sort(struct blk *v, size_t n)
+static bool radix_sort(struct shim_blk *v, size_t n)
 {
-	struct blk *tmp = shim_mmap(n * sizeof(*v) + 1);
+	struct shim_blk *tmp = shim_mmap(n * sizeof(*v) + 1);
 	size_t *count = shim_mmap(65536 * sizeof(size_t));
 	if (!tmp || !count) {
 		shim_munmap(tmp, n * sizeof(*v) + 1);
 		shim_munmap(count, 65536 * sizeof(size_t));
 		return false;
 	}
-	struct blk *src = v, *dst = tmp;
+	struct shim_blk *src = v, *dst = tmp;
 	for (int shift = 0; shift < 64; shift += 16) {
 		memset(count, 0, 65536 * sizeof(size_t));
 		for (size_t i = 0; i < n; i++)
@@ -314,7 +309,7 @@ static bool radix_sort(struct blk *v, size_t n)
 		}
 		for (size_t i = 0; i < n; i++)
 			dst[count[(src[i].addr >> shift) & 0xffff]++] = src[i];
-		struct blk *t = src;
+		struct shim_blk *t = src;
 		src = dst;
 		dst = t;
 	}
@@ -325,27 +320,85 @@ static bool radix_sort(struct blk *v, size_t n)
 	return true;
 }
 
-static int write_blocks(struct mpw *w, uint32_t gen)
+static void write_graph(struct mpw *w, const struct shim_graph *g)
+{
+	mpw_begin(w, MP_SEC_GRAPH);
+	mpw_uleb(w, g->n);
+	mpw_uleb(w, g->threads);
+	mpw_uleb(w, g->threads_unscanned);
+	size_t nroots = 0;
+	for (size_t j = 0; j < g->n; j++)
+		nroots += (g->root_start[j] | g->root_interior[j]) != 0;
+	mpw_uleb(w, nroots);
+	size_t prev = 0;
+	for (size_t j = 0; j < g->n; j++) {
+		if (!(g->root_start[j] | g->root_interior[j]))
+			continue;
+		mpw_uleb(w, j - prev);
+		mpw_uleb(w, g->root_start[j]);
+		mpw_uleb(w, g->root_interior[j]);
+		prev = j;
+	}
+	for (size_t i = 0; i < g->n; i++) {
+		uint64_t lo = g->edge_start[i], hi = g->edge_start[i + 1];
+		mpw_uleb(w, hi - lo);
+		uint64_t prev_to = 0;
+		for (uint64_t e = lo; e < hi; e++) {
+			uint64_t to = g->edges[e] >> 3;
+			mpw_uleb(w, ((to - prev_to) << 3) | (g->edges[e] & 7));
+			prev_to = to;
+		}
+	}
+	mpw_end(w);
+}
+
+/*
+ * Writes BLKS and, for the exit snapshot with leak checking on, GRPH. For
+ * the graph the live table is frozen (every shard lock held, so no thread
+ * can change it) and the other threads are stopped while the memory is
+ * scanned; both are released before anything is compressed.
+ */
+static int write_blocks(struct mpw *w, uint32_t gen, bool graph)
 {
 	struct block_ctx c = {.gen = gen};
 	size_t len = 0;
-	for (int attempt = 0; attempt < 4; attempt++) {
-		c.cap = shim_table_count() + shim_table_count() / 8 + 1024;
-		len = c.cap * sizeof(struct blk);
+	int unanswered = 0;
+	if (graph) {
+		shim_scan_prepare();
+		shim_table_lock_all();
+		unanswered = shim_scan_stop_world();
+		c.cap = shim_table_count() + 1;
+		len = c.cap * sizeof(struct shim_blk);
 		c.v = shim_mmap(len);
-		if (!c.v)
-			return ENOMEM;
-		c.n = 0;
-		c.full = false;
-		shim_table_foreach(block_cb, &c);
-		if (!c.full)
-			break;
-		shim_munmap(c.v, len);
-		c.v = NULL;
+		if (c.v)
+			shim_table_foreach_locked(block_cb, &c);
+	} else {
+		for (int attempt = 0; attempt < 4; attempt++) {
+			c.cap = shim_table_count() + shim_table_count() / 8 +
+				1024;
+			len = c.cap * sizeof(struct shim_blk);
+			c.v = shim_mmap(len);
+			if (!c.v)
+				break;
+			c.n = 0;
+			c.full = false;
+			shim_table_foreach(block_cb, &c);
+			if (!c.full)
+				break;
+			shim_munmap(c.v, len);
+			c.v = NULL;
+		}
 	}
-	if (!c.v)
-		return ENOMEM;
-	if (!radix_sort(c.v, c.n)) {
+	bool sorted = c.v && radix_sort(c.v, c.n);
+	struct shim_graph g;
+	bool have_graph = false;
+	if (graph) {
+		if (sorted)
+			have_graph = shim_scan_graph(c.v, c.n, unanswered, &g);
+		shim_scan_resume_world();
+		shim_table_unlock_all();
+	}
+	if (!sorted) {
 		shim_munmap(c.v, len);
 		return ENOMEM;
 	}
@@ -360,6 +413,13 @@ static int write_blocks(struct mpw *w, uint32_t gen)
 	}
 	mpw_end(w);
 	shim_munmap(c.v, len);
+	if (have_graph) {
+		write_graph(w, &g);
+		shim_graph_release(&g);
+	} else if (graph) {
+		shim_say("out of memory for the heap graph; the snapshot has "
+			 "no leak information", NULL, NULL, NULL);
+	}
 	return 0;
 }
 
@@ -389,7 +449,7 @@ static size_t build_tmp(char *dst, size_t cap, const char *path)
 }
 
 int shim_snapshot_write(const char *path, const char *trigger, const char *name,
-			uint64_t seq)
+			uint64_t seq, bool graph)
 {
 	if (atomic_exchange(&snap_busy, 1))
 		return EBUSY;
@@ -427,7 +487,7 @@ int shim_snapshot_write(const char *path, const char *trigger, const char *name,
 	shim_trace_foreach(trace_cb, &wc);
 	mpw_end(&w);
 
-	int berr = write_blocks(&w, gen);
+	int berr = write_blocks(&w, gen, graph);
 	if (berr) {
 		mpw_abort(&w);
 		err = berr;

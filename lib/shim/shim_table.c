@@ -171,6 +171,18 @@ void shim_table_foreach(void (*fn)(const struct shim_block *b, void *ctx),
 	}
 }
 
+void shim_table_foreach_locked(void (*fn)(const struct shim_block *b,
+					  void *ctx),
+			       void *ctx)
+{
+	for (int k = 0; k < NSHARDS; k++) {
+		struct shard *s = &shards[k];
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->slots[i].addr)
+				fn(&s->slots[i], ctx);
+	}
+}
+
 uint64_t shim_table_count(void)
 {
 	uint64_t n = 0;

@@ -30,6 +30,14 @@
 #define SYM_FRAMES_MAX 256
 #define BUILD_ID_MAX 64
 
+/* The file's numbers are the API's (common_format.h, memprof_trace.h). */
+_Static_assert(MP_GRPH_EDGE_INTERIOR == MP_EDGE_INTERIOR, "edge flag");
+_Static_assert(MP_GRPH_ROOT_DATA == MP_ROOT_DATA &&
+		       MP_GRPH_ROOT_STACK == MP_ROOT_STACK &&
+		       MP_GRPH_ROOT_REGS == MP_ROOT_REGS &&
+		       MP_GRPH_ROOT_TLS == MP_ROOT_TLS,
+	       "root kinds");
+
 /* ------------------------------------------------------------------ */
 /* The arena                                                          */
 
@@ -216,7 +224,7 @@ static const struct {
 	[S_STKS] = {MP_SEC_STACKS, "stacks", true, true},
 	[S_TRCS] = {MP_SEC_TRACES, "traces", true, true},
 	[S_BLKS] = {MP_SEC_BLOCKS, "blocks", false, true},
-	[S_GRPH] = {MP_SEC_GRAPH, "graph", false, false},
+	[S_GRPH] = {MP_SEC_GRAPH, "graph", false, true},
 	[S_TIME] = {MP_SEC_TIMELINE, "timeline", false, false},
 	[S_SYMS] = {MP_SEC_SYMBOLS, "symbols", false, true},
 	[S_END] = {MP_SEC_END, "end", true, true},
@@ -1002,6 +1010,148 @@ static bool parse_blocks(struct rd *r)
 	return at_end(&c);
 }
 
+/*
+ * The out-edges of blocks 0 .. n-1 (GRPH). Checks every rule; with start
+ * and edges also stores them (the second pass, over data the first one
+ * accepted). *nedges is the number of edges.
+ */
+static bool graph_edges(struct cur *c, size_t n, uint64_t *start,
+			struct mp_edge *edges, size_t *nedges)
+{
+	size_t i, j, total = 0;
+
+	for (i = 0; i < n; i++) {
+		uint64_t prev = 0;
+		size_t k;
+
+		if (start)
+			start[i] = total;
+		/* Each edge takes a byte at least. */
+		if (!get_count(c, 1, &k))
+			return false;
+		for (j = 0; j < k; j++) {
+			uint64_t v, d, to;
+			uint32_t flags;
+
+			if (!get_u(c, &v))
+				return false;
+			d = v >> MP_GRPH_EDGE_SHIFT;
+			flags = (uint32_t)(v & MP_GRPH_EDGE_FLAGS);
+			if (j && d == 0)
+				return bad(c, c->at,
+					   "edge targets of block %zu not "
+					   "ascending",
+					   i);
+			/* prev < n and d < 2^61: the sum does not wrap. */
+			to = prev + d;
+			if (to >= n)
+				return bad(c, c->at,
+					   "edge target %llu out of range",
+					   (unsigned long long)to);
+			if (flags & ~MP_GRPH_EDGE_KNOWN)
+				return bad(c, c->at, "reserved edge flags 0x%x",
+					   (unsigned)flags);
+			if (edges) {
+				edges[total].to = (uint32_t)to;
+				edges[total].flags = flags;
+			}
+			total++;
+			prev = to;
+		}
+	}
+	if (start)
+		start[n] = total;
+	*nedges = total;
+	return true;
+}
+
+static bool parse_graph(struct rd *r)
+{
+	struct mp_snapshot *snap = r->snap;
+	struct mp_graph *g = &snap->graph;
+	struct cur c;
+	uint64_t v, threads, unscanned, prev = 0;
+	size_t i, nroots, nedges, pos, done;
+
+	if (!snap->has_blocks) {
+		r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
+				  "corrupt section 'graph' (header at byte "
+				  "%zu): graph without blocks",
+				  r->secs[S_GRPH].hdr_off);
+		return false;
+	}
+	cur_init(&c, r, S_GRPH);
+	if (!get_u(&c, &v))
+		return false;
+	if (v != snap->nblocks)
+		return bad(&c, c.at, "%llu blocks in the graph, %zu in blocks",
+			   (unsigned long long)v, snap->nblocks);
+	if (!get_u(&c, &threads))
+		return false;
+	if (threads > UINT32_MAX)
+		return bad(&c, c.at, "thread count %llu too large",
+			   (unsigned long long)threads);
+	if (!get_u(&c, &unscanned))
+		return false;
+	if (unscanned > UINT32_MAX)
+		return bad(&c, c.at, "thread count %llu too large",
+			   (unsigned long long)unscanned);
+
+	/* block delta, start kinds, interior kinds: a byte each at least. */
+	if (!get_count(&c, 3, &nroots))
+		return false;
+	g->roots = alloc_array(&c, nroots, sizeof(*g->roots));
+	if (!g->roots)
+		return false;
+	for (i = 0; i < nroots; i++) {
+		struct mp_root_ref *rr = &g->roots[i];
+		uint64_t d, sk, ik;
+
+		if (!get_u(&c, &d))
+			return false;
+		if (i && d == 0)
+			return bad(&c, c.at, "root blocks not ascending");
+		if (d > UINT64_MAX - prev)
+			return bad(&c, c.at, "root block out of range");
+		if (prev + d >= snap->nblocks)
+			return bad(&c, c.at, "root block %llu out of range",
+				   (unsigned long long)(prev + d));
+		prev += d;
+		rr->block = (uint32_t)prev;
+		if (!get_u(&c, &sk) || !get_u(&c, &ik))
+			return false;
+		if ((sk | ik) & ~(uint64_t)MP_GRPH_ROOT_KNOWN)
+			return bad(&c, c.at, "unknown root kinds 0x%llx",
+				   (unsigned long long)(sk | ik));
+		if (!sk && !ik)
+			return bad(&c, c.at, "root of no kind");
+		rr->start_kinds = (uint8_t)sk;
+		rr->interior_kinds = (uint8_t)ik;
+	}
+
+	/* Validate and count, then allocate exactly and fill. */
+	pos = c.pos;
+	if (!graph_edges(&c, snap->nblocks, NULL, NULL, &nedges) ||
+	    !at_end(&c))
+		return false;
+	g->edge_start =
+		alloc_array(&c, snap->nblocks + 1, sizeof(*g->edge_start));
+	if (!g->edge_start)
+		return false;
+	g->edges = alloc_array(&c, nedges, sizeof(*g->edges));
+	if (!g->edges)
+		return false;
+	c.pos = pos;
+	if (!graph_edges(&c, snap->nblocks, g->edge_start, g->edges, &done))
+		return false;
+	g->nedges = nedges;
+	g->nroots = nroots;
+	g->threads = (uint32_t)threads;
+	g->threads_unscanned = (uint32_t)unscanned;
+	snap->has_graph = true;
+	return true;
+}
+
 static bool get_strref(struct cur *c, char **strs, size_t nstrs,
 		       const char **out)
 {
@@ -1139,6 +1289,8 @@ static enum mp_err parse_file(struct rd *r, const unsigned char *d, size_t len)
 		return r->err;
 	if (r->secs[S_BLKS].present && !parse_blocks(r))
 		return r->err;
+	if (r->secs[S_GRPH].present && !parse_graph(r))
+		return r->err;
 	if (r->secs[S_SYMS].present && !parse_symbols(r))
 		return r->err;
 	return MP_OK;
@@ -1275,6 +1427,62 @@ static bool str_ok(const char *s)
 	return !s || strnlen(s, (size_t)MP_STR_MAX + 1) <= MP_STR_MAX;
 }
 
+/* The rules of GRPH, for a graph about to be written. */
+static enum mp_err check_graph(const struct mp_snapshot *s,
+			       struct mp_errinfo *ei)
+{
+	const struct mp_graph *g = &s->graph;
+	size_t i;
+	uint64_t j;
+
+	if (!s->has_blocks)
+		return mp__fail(ei, MP_ERR_USAGE,
+				"cannot save: graph without blocks");
+	if (g->edge_start ? g->edge_start[0] != 0 ||
+				    g->edge_start[s->nblocks] != g->nedges
+			  : g->nedges != 0)
+		return mp__fail(ei, MP_ERR_USAGE,
+				"cannot save: graph edge offsets do not "
+				"cover its %zu edges",
+				g->nedges);
+	if (g->nedges && !g->edges)
+		return mp__fail(ei, MP_ERR_USAGE, "cannot save: no graph edges");
+	for (i = 0; g->edge_start && i < s->nblocks; i++) {
+		uint64_t a = g->edge_start[i], b = g->edge_start[i + 1];
+
+		if (a > b || b > g->nedges)
+			return mp__fail(ei, MP_ERR_USAGE,
+					"cannot save: bad edge offsets of "
+					"block %zu",
+					i);
+		for (j = a; j < b; j++) {
+			const struct mp_edge *e = &g->edges[j];
+
+			if (e->to >= s->nblocks ||
+			    (j > a && e->to <= g->edges[j - 1].to) ||
+			    (e->flags & ~MP_GRPH_EDGE_KNOWN))
+				return mp__fail(ei, MP_ERR_USAGE,
+						"cannot save: bad edge %llu "
+						"of block %zu",
+						(unsigned long long)(j - a), i);
+		}
+	}
+	if (g->nroots && !g->roots)
+		return mp__fail(ei, MP_ERR_USAGE, "cannot save: no graph roots");
+	for (i = 0; i < g->nroots; i++) {
+		const struct mp_root_ref *rr = &g->roots[i];
+
+		if (rr->block >= s->nblocks ||
+		    (i && rr->block <= g->roots[i - 1].block) ||
+		    ((rr->start_kinds | rr->interior_kinds) &
+		     ~MP_GRPH_ROOT_KNOWN) ||
+		    !(rr->start_kinds | rr->interior_kinds))
+			return mp__fail(ei, MP_ERR_USAGE,
+					"cannot save: bad graph root %zu", i);
+	}
+	return MP_OK;
+}
+
 /* Refuses what would write a file that the reader rejects. */
 static enum mp_err check_snapshot(const struct mp_snapshot *s,
 				  struct mp_errinfo *ei)
@@ -1342,6 +1550,8 @@ static enum mp_err check_snapshot(const struct mp_snapshot *s,
 							"string too long");
 		}
 	}
+	if (s->has_graph)
+		return check_graph(s, ei);
 	return MP_OK;
 }
 
@@ -1431,6 +1641,39 @@ static enum mp_err write_symbols(struct mpw *w, const struct mp_snapshot *s)
 	free(t.id);
 	free(t.list);
 	return MP_OK;
+}
+
+static void write_graph(struct mpw *w, const struct mp_snapshot *s)
+{
+	const struct mp_graph *g = &s->graph;
+	uint64_t prev = 0, j;
+	size_t i;
+
+	mpw_begin(w, MP_SEC_GRAPH);
+	mpw_uleb(w, s->nblocks);
+	mpw_uleb(w, g->threads);
+	mpw_uleb(w, g->threads_unscanned);
+	mpw_uleb(w, g->nroots);
+	for (i = 0; i < g->nroots; i++) {
+		mpw_uleb(w, g->roots[i].block - prev);
+		prev = g->roots[i].block;
+		mpw_uleb(w, g->roots[i].start_kinds);
+		mpw_uleb(w, g->roots[i].interior_kinds);
+	}
+	for (i = 0; i < s->nblocks; i++) {
+		uint64_t a = g->edge_start ? g->edge_start[i] : 0;
+		uint64_t b = g->edge_start ? g->edge_start[i + 1] : 0;
+
+		mpw_uleb(w, b - a);
+		for (prev = 0, j = a; j < b; j++) {
+			const struct mp_edge *e = &g->edges[j];
+
+			mpw_uleb(w, (e->to - prev) << MP_GRPH_EDGE_SHIFT |
+					    e->flags);
+			prev = e->to;
+		}
+	}
+	mpw_end(w);
 }
 
 static enum mp_err write_snapshot(struct mpw *w, const struct mp_snapshot *s)
@@ -1541,6 +1784,8 @@ static enum mp_err write_snapshot(struct mpw *w, const struct mp_snapshot *s)
 		}
 		mpw_end(w);
 	}
+	if (s->has_graph)
+		write_graph(w, s);
 	if (s->has_symbols && write_symbols(w, s))
 		return MP_ERR_NOMEM;
 	for (k = pv ? pv->kept : NULL; k; k = k->next)

@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "common/common_format.h"
+#include "common/common_leb.h"
 #include "common/common_writer.h"
 #include "memprof_trace.h"
 #include "trace/trace_internal.h"
@@ -391,7 +392,9 @@ Test(format, round_trips_every_field)
 	cr_assert_eq(mp_snapshot_save(s, path, &ei), MP_OK, "%s", ei.msg);
 	cr_assert_eq(mp_snapshot_open(path, &back, &ei), MP_OK, "%s", ei.msg);
 	cr_assert_eq(back->version_major, 1);
-	cr_assert_eq(back->version_minor, 0);
+	cr_assert_eq(back->version_minor, 1);
+	cr_assert_eq(MP_VERSION_MINOR, 1);
+	cr_assert(!back->has_graph);
 	assert_same(back, s);
 
 	/* A second generation is byte-identical: nothing drifts. */
@@ -459,8 +462,8 @@ static void fill_with_unknown(struct mpw *w)
 	mpw_begin(w, MP_SEC_MODULES);
 	mpw_uleb(w, 0);
 	mpw_end(w);
-	mpw_begin(w, MP_SEC_GRAPH);
-	mpw_str(w, "edges of a later version");
+	mpw_begin(w, MP_SEC_TIMELINE);
+	mpw_str(w, "a timeline of a later version");
 	mpw_end(w);
 	mpw_begin(w, MP_SEC_STACKS);
 	mpw_uleb(w, 1);
@@ -500,7 +503,7 @@ Test(format, keeps_unknown_sections_on_save)
 	b2 = save_to_buf(s, &len2);
 	assert_section_copied(b, len, b2, len2, MP_TAG('X', 'T', 'R', 'A'));
 	assert_section_copied(b, len, b2, len2, MP_TAG('R', 'A', 'W', '!'));
-	assert_section_copied(b, len, b2, len2, MP_SEC_GRAPH);
+	assert_section_copied(b, len, b2, len2, MP_SEC_TIMELINE);
 	cr_assert_eq(mp_snapshot_open_mem(b2, len2, &again, &ei), MP_OK, "%s",
 		     ei.msg);
 	cr_assert_eq(again->stacks[0].pcs[0], 0x401000);
@@ -580,6 +583,7 @@ Test(format, rejects_unknown_major_version)
 	unsigned char *b = full_file(&len);
 
 	b[8] = 7;
+	b[10] = 0;
 	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_VERSION);
 	cr_assert_str_eq(
 		ei.msg,
@@ -1193,6 +1197,648 @@ Test(format, writer_errors_are_sticky)
 }
 
 /* ------------------------------------------------------------------ */
+/* The heap graph (GRPH, format 1.1)                                  */
+
+/* A snapshot of nblocks blocks, each allocated by its only trace. */
+static struct mp_snapshot *make_heap(size_t nblocks)
+{
+	struct mp_snapshot *s = mp__snapshot_new();
+
+	cr_assert_not_null(s);
+	s->meta.pid = 77;
+	s->nstacks = 1;
+	s->stacks = mp__alloc(s, sizeof(*s->stacks));
+	s->stacks[0].depth = 1;
+	s->stacks[0].pcs = mp__alloc(s, 8);
+	s->stacks[0].pcs[0] = 0x401234;
+	s->ntraces = 1;
+	s->traces = mp__alloc(s, sizeof(*s->traces));
+	s->traces[0] = (struct mp_trace){0, 16 * nblocks, nblocks, nblocks,
+					 16 * nblocks, 0};
+	s->has_blocks = true;
+	s->nblocks = nblocks;
+	s->blocks = mp__alloc(s, (nblocks ? nblocks : 1) * sizeof(*s->blocks));
+	for (size_t i = 0; i < nblocks; i++)
+		s->blocks[i] = (struct mp_block){0x10000 + 32 * i, 16, 0};
+	return s;
+}
+
+/*
+ * Six blocks: roots of every kind, at the start and inside, several kinds
+ * at once; start and interior edges; self-edges; blocks without edges.
+ */
+static struct mp_snapshot *make_graph(void)
+{
+	struct mp_snapshot *s = make_heap(6);
+	struct mp_graph *g = &s->graph;
+	static const uint64_t start[] = {0, 2, 3, 3, 6, 6, 8};
+	static const struct mp_edge edges[] = {
+		{1, 0}, {3, MP_EDGE_INTERIOR},		     /* block 0 */
+		{1, 0},					     /* 1 -> 1 */
+		{0, MP_EDGE_INTERIOR}, {4, 0}, {5, 0},	     /* block 3 */
+		{2, MP_EDGE_INTERIOR}, {5, MP_EDGE_INTERIOR}, /* 5, 5 -> 5 */
+	};
+	static const struct mp_root_ref roots[] = {
+		{0, MP_ROOT_DATA, 0},
+		{2, MP_ROOT_STACK | MP_ROOT_REGS, MP_ROOT_TLS},
+		{4, 0, MP_ROOT_DATA | MP_ROOT_STACK | MP_ROOT_REGS | MP_ROOT_TLS},
+		{5, MP_ROOT_TLS, 0},
+	};
+
+	g->edge_start = mp__alloc(s, sizeof(start));
+	memcpy(g->edge_start, start, sizeof(start));
+	g->nedges = sizeof(edges) / sizeof(edges[0]);
+	g->edges = mp__alloc(s, sizeof(edges));
+	memcpy(g->edges, edges, sizeof(edges));
+	g->nroots = sizeof(roots) / sizeof(roots[0]);
+	g->roots = mp__alloc(s, sizeof(roots));
+	memcpy(g->roots, roots, sizeof(roots));
+	g->threads = 3;
+	g->threads_unscanned = 1;
+	s->has_graph = true;
+	return s;
+}
+
+static void assert_same_graph(const struct mp_snapshot *a,
+			      const struct mp_snapshot *b)
+{
+	const struct mp_graph *x = &a->graph, *y = &b->graph;
+
+	cr_assert_eq(a->has_graph, b->has_graph);
+	if (!b->has_graph)
+		return;
+	cr_assert_eq(a->nblocks, b->nblocks);
+	cr_assert_eq(x->threads, y->threads);
+	cr_assert_eq(x->threads_unscanned, y->threads_unscanned);
+	cr_assert_eq(x->nedges, y->nedges);
+	cr_assert_not_null(x->edge_start);
+	cr_assert_eq(memcmp(x->edge_start, y->edge_start,
+			    (b->nblocks + 1) * sizeof(*y->edge_start)),
+		     0, "edge offsets differ");
+	for (size_t i = 0; i < y->nedges; i++) {
+		cr_assert_eq(x->edges[i].to, y->edges[i].to, "edge %zu", i);
+		cr_assert_eq(x->edges[i].flags, y->edges[i].flags, "edge %zu",
+			     i);
+	}
+	cr_assert_eq(x->nroots, y->nroots);
+	for (size_t i = 0; i < y->nroots; i++) {
+		cr_assert_eq(x->roots[i].block, y->roots[i].block);
+		cr_assert_eq(x->roots[i].start_kinds, y->roots[i].start_kinds);
+		cr_assert_eq(x->roots[i].interior_kinds,
+			     y->roots[i].interior_kinds);
+	}
+}
+
+/* Saves s, reads it back, checks it is the same and saves to the same
+ * bytes again. Returns the file's bytes. */
+static unsigned char *graph_round_trip(const struct mp_snapshot *s,
+				       size_t *len)
+{
+	struct mp_snapshot *back = NULL;
+	struct mp_errinfo ei = {""};
+	unsigned char *b = save_to_buf(s, len), *b2;
+	size_t l2;
+
+	cr_assert_eq(rd32(b + 8) >> 16, 1, "minor version 1");
+	cr_assert_eq(mp_snapshot_open_mem(b, *len, &back, &ei), MP_OK, "%s",
+		     ei.msg);
+	cr_assert_eq(back->version_minor, 1);
+	assert_same(back, s);
+	assert_same_graph(back, s);
+	b2 = save_to_buf(back, &l2);
+	cr_assert_eq(l2, *len);
+	cr_assert_eq(memcmp(b, b2, l2), 0, "second generation differs");
+	free(b2);
+	mp_snapshot_free(back);
+	return b;
+}
+
+Test(format, round_trips_a_graph)
+{
+	struct mp_snapshot *s = make_graph();
+	struct secpos sec[16];
+	static const uint32_t order[] = {MP_SEC_META,	MP_SEC_MODULES,
+					 MP_SEC_STACKS, MP_SEC_TRACES,
+					 MP_SEC_BLOCKS, MP_SEC_GRAPH,
+					 MP_SEC_END};
+	size_t len, n;
+	unsigned char *b = graph_round_trip(s, &len);
+
+	n = walk(b, len, sec, 16);
+	cr_assert_eq(n, 7);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(sec[i].tag, order[i], "section %zu", i);
+	free(b);
+	mp_snapshot_free(s);
+}
+
+Test(format, round_trips_an_empty_graph)
+{
+	struct mp_snapshot *s = make_heap(0), *back = NULL;
+	struct mp_errinfo ei = {""};
+	size_t len;
+	unsigned char *b;
+
+	/* No edge offsets at all is accepted for a graph without edges. */
+	s->has_graph = true;
+	s->graph.threads = 1;
+	b = save_to_buf(s, &len);
+	cr_assert_eq(mp_snapshot_open_mem(b, len, &back, &ei), MP_OK, "%s",
+		     ei.msg);
+	cr_assert(back->has_graph);
+	cr_assert_eq(back->graph.nedges, 0);
+	cr_assert_eq(back->graph.nroots, 0);
+	cr_assert_eq(back->graph.threads, 1);
+	cr_assert_not_null(back->graph.edge_start);
+	cr_assert_eq(back->graph.edge_start[0], 0);
+	mp_snapshot_free(back);
+	free(b);
+	mp_snapshot_free(s);
+
+	/* Blocks, but none with an edge and no roots. */
+	s = make_heap(3);
+	s->has_graph = true;
+	s->graph.edge_start = mp__alloc(s, 4 * sizeof(uint64_t));
+	b = graph_round_trip(s, &len);
+	free(b);
+	mp_snapshot_free(s);
+}
+
+#define BIG_GRAPH_BLOCKS 100000
+
+static uint64_t lcg(uint64_t *x)
+{
+	*x = *x * 6364136223846793005ull + 1442695040888963407ull;
+	return *x >> 33;
+}
+
+Test(format, round_trips_a_large_graph)
+{
+	struct mp_snapshot *s = make_heap(BIG_GRAPH_BLOCKS);
+	struct mp_graph *g = &s->graph;
+	uint64_t x = 42;
+	size_t len, cap = 3 * (size_t)BIG_GRAPH_BLOCKS;
+	unsigned char *b;
+
+	g->edge_start = mp__alloc(s, (BIG_GRAPH_BLOCKS + 1) * 8);
+	g->edges = mp__alloc(s, cap * sizeof(*g->edges));
+	g->roots = mp__alloc(s, BIG_GRAPH_BLOCKS * sizeof(*g->roots));
+	for (uint32_t i = 0; i < BIG_GRAPH_BLOCKS; i++) {
+		uint32_t t[3];
+
+		g->edge_start[i] = g->nedges;
+		/* Near and far targets, so deltas take 1 to 3 bytes. */
+		t[0] = (uint32_t)(lcg(&x) % BIG_GRAPH_BLOCKS);
+		t[1] = (uint32_t)((i + lcg(&x) % 64) % BIG_GRAPH_BLOCKS);
+		t[2] = i % 17 ? (uint32_t)(lcg(&x) % BIG_GRAPH_BLOCKS) : i;
+		for (int p = 0; p < 3; p++)
+			for (int q = p + 1; q < 3; q++)
+				if (t[q] < t[p]) {
+					uint32_t tmp = t[p];
+
+					t[p] = t[q];
+					t[q] = tmp;
+				}
+		for (int p = 0; p < 3; p++)
+			if (!p || t[p] != t[p - 1])
+				g->edges[g->nedges++] = (struct mp_edge){
+					t[p], (uint32_t)(lcg(&x) & 1)};
+		if (i % 7 == 0) {
+			uint8_t k = (uint8_t)(lcg(&x) % 255 + 1);
+
+			g->roots[g->nroots++] =
+				(struct mp_root_ref){i, k & 15, k >> 4};
+		}
+	}
+	g->edge_start[BIG_GRAPH_BLOCKS] = g->nedges;
+	g->threads = 100000;
+	g->threads_unscanned = UINT32_MAX;
+	s->has_graph = true;
+	cr_assert_gt(g->nedges, 290000);
+	b = graph_round_trip(s, &len);
+	free(b);
+	mp_snapshot_free(s);
+}
+
+/* The bytes of make_graph() as saved. */
+static unsigned char *graph_file(size_t *len)
+{
+	struct mp_snapshot *s = make_graph();
+	unsigned char *b = save_to_buf(s, len);
+
+	mp_snapshot_free(s);
+	return b;
+}
+
+Test(format, rejects_truncation_of_a_graph_file)
+{
+	struct mp_errinfo ei = {""};
+	size_t len;
+	unsigned char *b = graph_file(&len);
+
+	for (size_t l = 0; l < len; l++) {
+		unsigned char *p = malloc(l ? l : 1);
+
+		memcpy(p, b, l);
+		cr_assert_eq(open_buf(p, l, &ei), MP_ERR_TRUNCATED,
+			     "prefix of %zu bytes: %s", l, ei.msg);
+		free(p);
+	}
+	cr_assert_eq(open_buf(b, len, &ei), MP_OK);
+	free(b);
+}
+
+Test(format, rejects_flipped_bit_in_a_graph_file)
+{
+	struct mp_errinfo ei = {""};
+	size_t len;
+	unsigned char *b = graph_file(&len);
+	struct secpos g = find(b, len, MP_SEC_GRAPH);
+
+	for (size_t at = g.off; at < g.off + g.size; at++)
+		for (int bit = 0; bit < 8; bit++) {
+			enum mp_err err;
+
+			b[at] ^= (unsigned char)(1u << bit);
+			err = open_buf(b, len, &ei);
+			cr_assert(err == MP_OK || err == MP_ERR_CORRUPT,
+				  "byte %zu bit %d: %s", at, bit, ei.msg);
+			b[at] ^= (unsigned char)(1u << bit);
+		}
+	free(b);
+}
+
+/*
+ * GRPH payloads written value by value, stored uncompressed so that a test
+ * can cut or flip their bytes. Four blocks; every value below 128 is one
+ * byte, so a value's index is its byte offset.
+ */
+static unsigned char grph_raw[256];
+static size_t grph_raw_len;
+static bool grph_with_blocks;
+
+static void set_grph(const uint64_t *v, size_t n)
+{
+	grph_raw_len = 0;
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_leq(grph_raw_len + MP_LEB_MAX, sizeof(grph_raw));
+		grph_raw_len += mp_leb_put_u(grph_raw + grph_raw_len, v[i]);
+	}
+	grph_with_blocks = true;
+}
+
+static void fill_grph(struct mpw *w)
+{
+	w_meta(w);
+	w_one_stack(w);
+	w_one_trace(w);
+	if (grph_with_blocks) {
+		mpw_begin(w, MP_SEC_BLOCKS);
+		mpw_uleb(w, 4);
+		for (int i = 0; i < 4; i++) {
+			mpw_uleb(w, 0x100);
+			mpw_uleb(w, 8);
+			mpw_uleb(w, 0);
+		}
+		mpw_end(w);
+	}
+	mpw_copy_section(w, MP_SEC_GRAPH, 0, grph_raw_len,
+			 (uint32_t)crc32(0, grph_raw, (uInt)grph_raw_len),
+			 grph_raw, grph_raw_len);
+}
+
+#define NV(a) (sizeof(a) / sizeof((a)[0]))
+#define E(delta, flags) ((uint64_t)(delta) << MP_GRPH_EDGE_SHIFT | (flags))
+
+/* 4 blocks, 2 threads, 0 unscanned; roots 0 (data) and 3 (stack inside);
+ * 0 -> 1, 0 -> 3 (interior), 2 -> 2. */
+static const uint64_t good_grph[] = {4, 2, 0, 2, 0, 1, 0, 3, 0, 2,
+				     2, E(1, 0), E(2, 1), 0, 1, E(2, 0), 0};
+
+static void expect_grph_corrupt(const uint64_t *v, size_t n, const char *want)
+{
+	char full[256];
+
+	set_grph(v, n);
+	snprintf(full, sizeof(full), "corrupt section 'graph': %s", want);
+	expect_corrupt(fill_grph, full);
+}
+
+Test(format, reads_a_graph_from_the_raw_writer)
+{
+	struct mp_snapshot *s = NULL;
+	struct mp_errinfo ei = {""};
+	const struct mp_graph *g;
+	size_t len;
+	unsigned char *b;
+
+	set_grph(good_grph, NV(good_grph));
+	b = write_raw(fill_grph, &len);
+	cr_assert_eq(mp_snapshot_open_mem(b, len, &s, &ei), MP_OK, "%s",
+		     ei.msg);
+	cr_assert(s->has_graph);
+	g = &s->graph;
+	cr_assert_eq(g->threads, 2);
+	cr_assert_eq(g->threads_unscanned, 0);
+	cr_assert_eq(g->nroots, 2);
+	cr_assert_eq(g->roots[0].block, 0);
+	cr_assert_eq(g->roots[0].start_kinds, MP_ROOT_DATA);
+	cr_assert_eq(g->roots[0].interior_kinds, 0);
+	cr_assert_eq(g->roots[1].block, 3);
+	cr_assert_eq(g->roots[1].start_kinds, 0);
+	cr_assert_eq(g->roots[1].interior_kinds, MP_ROOT_STACK);
+	cr_assert_eq(g->nedges, 3);
+	cr_assert_eq(g->edge_start[0], 0);
+	cr_assert_eq(g->edge_start[1], 2);
+	cr_assert_eq(g->edge_start[2], 2);
+	cr_assert_eq(g->edge_start[3], 3);
+	cr_assert_eq(g->edge_start[4], 3);
+	cr_assert_eq(g->edges[0].to, 1);
+	cr_assert_eq(g->edges[0].flags, 0);
+	cr_assert_eq(g->edges[1].to, 3);
+	cr_assert_eq(g->edges[1].flags, MP_EDGE_INTERIOR);
+	cr_assert_eq(g->edges[2].to, 2);
+	mp_snapshot_free(s);
+	free(b);
+}
+
+Test(format, rejects_a_graph_without_blocks)
+{
+	struct mp_errinfo ei = {""};
+	size_t len;
+	unsigned char *b;
+
+	set_grph(good_grph, NV(good_grph));
+	grph_with_blocks = false;
+	b = write_raw(fill_grph, &len);
+	cr_assert_eq(open_buf(b, len, &ei), MP_ERR_CORRUPT);
+	cr_assert(strstr(ei.msg, "corrupt section 'graph'") &&
+			  strstr(ei.msg, "graph without blocks"),
+		  "%s", ei.msg);
+	free(b);
+}
+
+Test(format, rejects_a_graph_of_another_block_count)
+{
+	uint64_t v[NV(good_grph)];
+
+	memcpy(v, good_grph, sizeof(v));
+	v[0] = 5;
+	expect_grph_corrupt(v, NV(v),
+			    "5 blocks in the graph, 4 in blocks at byte 0 of "
+			    "its data");
+	v[0] = 3;
+	expect_grph_corrupt(v, NV(v),
+			    "3 blocks in the graph, 4 in blocks at byte 0 of "
+			    "its data");
+}
+
+Test(format, rejects_edge_target_out_of_range)
+{
+	const uint64_t a[] = {4, 0, 0, 0, 0, 0, 1, E(4, 0), 0};
+	const uint64_t b[] = {4, 0, 0, 0, 2, E(1, 0), E(3, 0), 0, 0, 0};
+
+	expect_grph_corrupt(a, NV(a),
+			    "edge target 4 out of range at byte 7 of its data");
+	expect_grph_corrupt(b, NV(b),
+			    "edge target 4 out of range at byte 6 of its data");
+}
+
+Test(format, rejects_non_ascending_edge_targets)
+{
+	/* 2 then 1: the writer's wrapped delta is a target out of range. */
+	const uint64_t down[] = {4, 0, 0, 0, 0, 2, E(2, 0), (uint64_t)-1 << 3,
+				 0, 0};
+	/* The same target twice is a delta of 0. */
+	const uint64_t dup[] = {4, 0, 0, 0, 0, 2, E(2, 0), E(0, 1), 0, 0};
+	/* The first edge may go to block 0. */
+	const uint64_t zero[] = {4, 0, 0, 0, 1, E(0, 1), 0, 0, 0};
+
+	expect_grph_corrupt(down, NV(down),
+			    "edge target 2305843009213693953 out of range at "
+			    "byte 7 of its data");
+	expect_grph_corrupt(dup, NV(dup),
+			    "edge targets of block 1 not ascending at byte 7 "
+			    "of its data");
+	set_grph(zero, NV(zero));
+	{
+		struct mp_errinfo ei = {""};
+		size_t len;
+		unsigned char *b = write_raw(fill_grph, &len);
+
+		cr_assert_eq(open_buf(b, len, &ei), MP_OK, "%s", ei.msg);
+		free(b);
+	}
+}
+
+Test(format, rejects_reserved_edge_flags)
+{
+	uint64_t v[] = {4, 0, 0, 0, 1, E(1, 2), 0, 0, 0};
+
+	expect_grph_corrupt(v, NV(v),
+			    "reserved edge flags 0x2 at byte 5 of its data");
+	v[5] = E(1, 4);
+	expect_grph_corrupt(v, NV(v),
+			    "reserved edge flags 0x4 at byte 5 of its data");
+	v[5] = E(1, 7);
+	expect_grph_corrupt(v, NV(v),
+			    "reserved edge flags 0x7 at byte 5 of its data");
+}
+
+Test(format, rejects_bad_root_kinds)
+{
+	uint64_t v[] = {4, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0};
+
+	expect_grph_corrupt(v, NV(v), "root of no kind at byte 6 of its data");
+	v[5] = 16;
+	expect_grph_corrupt(v, NV(v),
+			    "unknown root kinds 0x10 at byte 6 of its data");
+	v[5] = 0;
+	v[6] = 0x18;
+	expect_grph_corrupt(v, NV(v),
+			    "unknown root kinds 0x18 at byte 6 of its data");
+	/* Every known kind, at the start and inside, is fine. */
+	v[5] = 15;
+	v[6] = 15;
+	set_grph(v, NV(v));
+	{
+		struct mp_errinfo ei = {""};
+		size_t len;
+		unsigned char *b = write_raw(fill_grph, &len);
+
+		cr_assert_eq(open_buf(b, len, &ei), MP_OK, "%s", ei.msg);
+		free(b);
+	}
+}
+
+Test(format, rejects_non_ascending_roots)
+{
+	uint64_t v[] = {4, 0, 0, 2, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0};
+
+	expect_grph_corrupt(v, NV(v),
+			    "root blocks not ascending at byte 7 of its data");
+	v[7] = 3;
+	expect_grph_corrupt(v, NV(v),
+			    "root block 4 out of range at byte 7 of its data");
+	v[3] = 1;
+	v[4] = 4;
+	expect_grph_corrupt(v, NV(v),
+			    "root block 4 out of range at byte 4 of its data");
+	/* A delta that wraps around past block 0. */
+	v[3] = 2;
+	v[4] = 1;
+	v[7] = UINT64_MAX;
+	expect_grph_corrupt(v, NV(v),
+			    "root block out of range at byte 7 of its data");
+}
+
+Test(format, rejects_bad_graph_counts)
+{
+	uint64_t big[] = {4, (uint64_t)UINT32_MAX + 1, 0, 0, 0, 0, 0, 0};
+	const uint64_t roots[] = {4, 0, 0, 1000, 0, 0, 0, 0};
+	const uint64_t degree[] = {4, 0, 0, 0, 0, 0, 5, E(1, 0), E(1, 0), 0};
+	const uint64_t extra[] = {4, 0, 0, 0, 0, 0, 0, 0, 0};
+	const uint64_t shortv[] = {4, 0, 0, 0, 0, 0, 0};
+
+	expect_grph_corrupt(big, NV(big),
+			    "thread count 4294967296 too large at byte 1 of "
+			    "its data");
+	big[1] = 0;
+	big[2] = (uint64_t)UINT32_MAX + 1;
+	expect_grph_corrupt(big, NV(big),
+			    "thread count 4294967296 too large at byte 2 of "
+			    "its data");
+	expect_grph_corrupt(roots, NV(roots),
+			    "count 1000 exceeds the data at byte 3 of its "
+			    "data");
+	expect_grph_corrupt(degree, NV(degree),
+			    "count 5 exceeds the data at byte 6 of its data");
+	expect_grph_corrupt(extra, NV(extra),
+			    "1 bytes left over at byte 8 of its data");
+	expect_grph_corrupt(shortv, NV(shortv),
+			    "unexpected end of data at byte 7 of its data");
+}
+
+Test(format, rejects_every_cut_of_a_graph_payload)
+{
+	struct mp_errinfo ei = {""};
+	size_t full, len;
+	unsigned char *b;
+
+	set_grph(good_grph, NV(good_grph));
+	full = grph_raw_len;
+	for (size_t l = 0; l < full; l++) {
+		grph_raw_len = l;
+		b = write_raw(fill_grph, &len);
+		cr_assert_eq(open_buf(b, len, &ei), MP_ERR_CORRUPT,
+			     "payload cut to %zu bytes: %s", l, ei.msg);
+		cr_assert(strstr(ei.msg, "corrupt section 'graph'"), "%s",
+			  ei.msg);
+		free(b);
+	}
+	grph_raw_len = full;
+	b = write_raw(fill_grph, &len);
+	cr_assert_eq(open_buf(b, len, &ei), MP_OK, "%s", ei.msg);
+	free(b);
+}
+
+/* Whatever a damaged payload reads as obeys the graph's invariants. */
+Test(format, damaged_graph_payloads_are_rejected_or_valid)
+{
+	struct mp_errinfo ei = {""};
+	size_t len;
+
+	set_grph(good_grph, NV(good_grph));
+	for (size_t at = 0; at < grph_raw_len; at++)
+		for (int bit = 0; bit < 8; bit++) {
+			struct mp_snapshot *s = NULL;
+			unsigned char *b;
+			enum mp_err err;
+
+			grph_raw[at] ^= (unsigned char)(1u << bit);
+			b = write_raw(fill_grph, &len);
+			err = mp_snapshot_open_mem(b, len, &s, &ei);
+			grph_raw[at] ^= (unsigned char)(1u << bit);
+			free(b);
+			if (err) {
+				cr_assert_eq(err, MP_ERR_CORRUPT, "%s", ei.msg);
+				continue;
+			}
+			const struct mp_graph *g = &s->graph;
+
+			cr_assert(s->has_graph);
+			cr_assert_eq(g->edge_start[s->nblocks], g->nedges);
+			for (size_t i = 0; i < s->nblocks; i++)
+				for (uint64_t j = g->edge_start[i];
+				     j < g->edge_start[i + 1]; j++) {
+					cr_assert_lt(g->edges[j].to, s->nblocks);
+					cr_assert_leq(g->edges[j].flags, 1);
+					if (j > g->edge_start[i])
+						cr_assert_gt(g->edges[j].to,
+							     g->edges[j - 1].to);
+				}
+			for (size_t i = 0; i < g->nroots; i++) {
+				cr_assert_lt(g->roots[i].block, s->nblocks);
+				cr_assert(g->roots[i].start_kinds |
+					  g->roots[i].interior_kinds);
+			}
+			mp_snapshot_free(s);
+		}
+}
+
+/* mp_snapshot_save refuses a graph that no reader would accept. */
+static void expect_save_refused(struct mp_snapshot *s, const char *what)
+{
+	struct mp_errinfo ei = {""};
+	const char *path = tmp_path("refused.memprof");
+
+	cr_assert_eq(mp_snapshot_save(s, path, &ei), MP_ERR_USAGE, "%s", what);
+	cr_assert(strstr(ei.msg, "cannot save"), "%s: %s", what, ei.msg);
+	cr_assert_neq(access(path, F_OK), 0, "%s: a file was written", what);
+	mp_snapshot_free(s);
+}
+
+Test(format, save_refuses_a_bad_graph)
+{
+	struct mp_snapshot *s;
+
+	s = make_graph();
+	s->has_blocks = false;
+	expect_save_refused(s, "graph without blocks");
+	s = make_graph();
+	s->graph.edges[1].to = 6;
+	expect_save_refused(s, "target out of range");
+	s = make_graph();
+	s->graph.edges[1].to = 1;
+	expect_save_refused(s, "duplicate target");
+	s = make_graph();
+	s->graph.edges[0].to = 4;
+	expect_save_refused(s, "targets not ascending");
+	s = make_graph();
+	s->graph.edges[2].flags = 2;
+	expect_save_refused(s, "reserved flags");
+	s = make_graph();
+	s->graph.edge_start[6] = 7;
+	expect_save_refused(s, "offsets do not cover the edges");
+	s = make_graph();
+	s->graph.edge_start[2] = 4;
+	expect_save_refused(s, "offsets not ascending");
+	s = make_graph();
+	s->graph.roots[1].start_kinds = 0;
+	s->graph.roots[1].interior_kinds = 0;
+	expect_save_refused(s, "root of no kind");
+	s = make_graph();
+	s->graph.roots[1].interior_kinds = 16;
+	expect_save_refused(s, "unknown root kind");
+	s = make_graph();
+	s->graph.roots[1].block = 0;
+	expect_save_refused(s, "roots not ascending");
+	s = make_graph();
+	s->graph.roots[3].block = 6;
+	expect_save_refused(s, "root out of range");
+}
+
+/* ------------------------------------------------------------------ */
 /* Compatibility                                                      */
 
 #ifndef MP_SOURCE_DIR
@@ -1238,5 +1884,8 @@ Test(format, reads_the_golden_1_0_file)
 	cr_assert_eq(sym->frames[0].line, 3);
 	cr_assert_str_eq(sym->frames[1].function, "main");
 	cr_assert_eq(mp_snapshot_symbol(s, 0x402000)->module, UINT32_MAX);
+	cr_assert_eq(s->version_major, 1);
+	cr_assert_eq(s->version_minor, 0);
+	cr_assert(!s->has_graph);
 	mp_snapshot_free(s);
 }
