@@ -1131,8 +1131,7 @@ static bool parse_graph(struct rd *r)
 
 	/* Validate and count, then allocate exactly and fill. */
 	pos = c.pos;
-	if (!graph_edges(&c, snap->nblocks, NULL, NULL, &nedges) ||
-	    !at_end(&c))
+	if (!graph_edges(&c, snap->nblocks, NULL, NULL, &nedges) || !at_end(&c))
 		return false;
 	g->edge_start =
 		alloc_array(&c, snap->nblocks + 1, sizeof(*g->edge_start));
@@ -1446,7 +1445,8 @@ static enum mp_err check_graph(const struct mp_snapshot *s,
 				"cover its %zu edges",
 				g->nedges);
 	if (g->nedges && !g->edges)
-		return mp__fail(ei, MP_ERR_USAGE, "cannot save: no graph edges");
+		return mp__fail(ei, MP_ERR_USAGE,
+				"cannot save: no graph edges");
 	for (i = 0; g->edge_start && i < s->nblocks; i++) {
 		uint64_t a = g->edge_start[i], b = g->edge_start[i + 1];
 
@@ -1468,7 +1468,8 @@ static enum mp_err check_graph(const struct mp_snapshot *s,
 		}
 	}
 	if (g->nroots && !g->roots)
-		return mp__fail(ei, MP_ERR_USAGE, "cannot save: no graph roots");
+		return mp__fail(ei, MP_ERR_USAGE,
+				"cannot save: no graph roots");
 	for (i = 0; i < g->nroots; i++) {
 		const struct mp_root_ref *rr = &g->roots[i];
 

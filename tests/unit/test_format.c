@@ -1213,8 +1213,10 @@ static struct mp_snapshot *make_heap(size_t nblocks)
 	s->stacks[0].pcs[0] = 0x401234;
 	s->ntraces = 1;
 	s->traces = mp__alloc(s, sizeof(*s->traces));
-	s->traces[0] = (struct mp_trace){0, 16 * nblocks, nblocks, nblocks,
-					 16 * nblocks, 0};
+	s->traces[0] = (struct mp_trace){.live_bytes = 16 * nblocks,
+					 .live_blocks = nblocks,
+					 .allocs = nblocks,
+					 .alloc_bytes = 16 * nblocks};
 	s->has_blocks = true;
 	s->nblocks = nblocks;
 	s->blocks = mp__alloc(s, (nblocks ? nblocks : 1) * sizeof(*s->blocks));
@@ -1233,15 +1235,20 @@ static struct mp_snapshot *make_graph(void)
 	struct mp_graph *g = &s->graph;
 	static const uint64_t start[] = {0, 2, 3, 3, 6, 6, 8};
 	static const struct mp_edge edges[] = {
-		{1, 0}, {3, MP_EDGE_INTERIOR},		     /* block 0 */
-		{1, 0},					     /* 1 -> 1 */
-		{0, MP_EDGE_INTERIOR}, {4, 0}, {5, 0},	     /* block 3 */
-		{2, MP_EDGE_INTERIOR}, {5, MP_EDGE_INTERIOR}, /* 5, 5 -> 5 */
+		{1, 0},		       /* 0 -> 1 */
+		{3, MP_EDGE_INTERIOR}, /* 0 -> 3 */
+		{1, 0},		       /* 1 -> 1 */
+		{0, MP_EDGE_INTERIOR}, /* 3 -> 0 */
+		{4, 0},		       /* 3 -> 4 */
+		{5, 0},		       /* 3 -> 5 */
+		{2, MP_EDGE_INTERIOR}, /* 5 -> 2 */
+		{5, MP_EDGE_INTERIOR}, /* 5 -> 5 */
 	};
 	static const struct mp_root_ref roots[] = {
 		{0, MP_ROOT_DATA, 0},
 		{2, MP_ROOT_STACK | MP_ROOT_REGS, MP_ROOT_TLS},
-		{4, 0, MP_ROOT_DATA | MP_ROOT_STACK | MP_ROOT_REGS | MP_ROOT_TLS},
+		{4, 0,
+		 MP_ROOT_DATA | MP_ROOT_STACK | MP_ROOT_REGS | MP_ROOT_TLS},
 		{5, MP_ROOT_TLS, 0},
 	};
 
@@ -1291,8 +1298,7 @@ static void assert_same_graph(const struct mp_snapshot *a,
 
 /* Saves s, reads it back, checks it is the same and saves to the same
  * bytes again. Returns the file's bytes. */
-static unsigned char *graph_round_trip(const struct mp_snapshot *s,
-				       size_t *len)
+static unsigned char *graph_round_trip(const struct mp_snapshot *s, size_t *len)
 {
 	struct mp_snapshot *back = NULL;
 	struct mp_errinfo ei = {""};
@@ -1317,10 +1323,9 @@ Test(format, round_trips_a_graph)
 {
 	struct mp_snapshot *s = make_graph();
 	struct secpos sec[16];
-	static const uint32_t order[] = {MP_SEC_META,	MP_SEC_MODULES,
-					 MP_SEC_STACKS, MP_SEC_TRACES,
-					 MP_SEC_BLOCKS, MP_SEC_GRAPH,
-					 MP_SEC_END};
+	static const uint32_t order[] = {
+		MP_SEC_META,   MP_SEC_MODULES, MP_SEC_STACKS, MP_SEC_TRACES,
+		MP_SEC_BLOCKS, MP_SEC_GRAPH,   MP_SEC_END};
 	size_t len, n;
 	unsigned char *b = graph_round_trip(s, &len);
 
@@ -1512,8 +1517,8 @@ static void fill_grph(struct mpw *w)
 
 /* 4 blocks, 2 threads, 0 unscanned; roots 0 (data) and 3 (stack inside);
  * 0 -> 1, 0 -> 3 (interior), 2 -> 2. */
-static const uint64_t good_grph[] = {4, 2, 0, 2, 0, 1, 0, 3, 0, 2,
-				     2, E(1, 0), E(2, 1), 0, 1, E(2, 0), 0};
+static const uint64_t good_grph[] = {
+	4, 2, 0, 2, 0, 1, 0, 3, 0, 2, 2, E(1, 0), E(2, 1), 0, 1, E(2, 0), 0};
 
 static void expect_grph_corrupt(const uint64_t *v, size_t n, const char *want)
 {
@@ -1771,11 +1776,13 @@ Test(format, damaged_graph_payloads_are_rejected_or_valid)
 			for (size_t i = 0; i < s->nblocks; i++)
 				for (uint64_t j = g->edge_start[i];
 				     j < g->edge_start[i + 1]; j++) {
-					cr_assert_lt(g->edges[j].to, s->nblocks);
+					cr_assert_lt(g->edges[j].to,
+						     s->nblocks);
 					cr_assert_leq(g->edges[j].flags, 1);
 					if (j > g->edge_start[i])
-						cr_assert_gt(g->edges[j].to,
-							     g->edges[j - 1].to);
+						cr_assert_gt(
+							g->edges[j].to,
+							g->edges[j - 1].to);
 				}
 			for (size_t i = 0; i < g->nroots; i++) {
 				cr_assert_lt(g->roots[i].block, s->nblocks);
@@ -1888,4 +1895,69 @@ Test(format, reads_the_golden_1_0_file)
 	cr_assert_eq(s->version_minor, 0);
 	cr_assert(!s->has_graph);
 	mp_snapshot_free(s);
+}
+
+/*
+ * A 1.1 file with a graph, written once by mp_snapshot_save and committed:
+ * three blocks, 0 -> 1, 1 -> 1, 1 -> 2 (interior); roots 0 (data, at the
+ * start) and 2 (stack and registers, inside); 2 threads, 1 unscanned.
+ */
+Test(format, reads_the_golden_1_1_file)
+{
+	/* The GRPH payload, value by value (formats/snapshot.md, "GRPH"). */
+	static const unsigned char grph[] = {3, 2, 1, 2, 0, 1, 0, 2,
+					     0, 6, 1, 8, 2, 8, 9, 0};
+	const char *path = MP_SOURCE_DIR "/testdata/format/golden-1.1.memprof";
+	struct mp_snapshot *s = NULL;
+	struct mp_errinfo ei = {""};
+	const struct mp_graph *g;
+	unsigned char raw[sizeof(grph)];
+	uLongf rawlen = sizeof(raw);
+	unsigned char *b;
+	struct secpos sec;
+	size_t len;
+
+	cr_assert_eq(mp_snapshot_open(path, &s, &ei), MP_OK, "%s", ei.msg);
+	cr_assert_eq(s->version_major, 1);
+	cr_assert_eq(s->version_minor, 1);
+	cr_assert_eq(s->meta.pid, 6);
+	cr_assert_str_eq(s->meta.exe, "/bin/g");
+	cr_assert_eq(s->nblocks, 3);
+	cr_assert_eq(s->blocks[2].addr, 0x3000);
+	cr_assert(s->has_graph);
+	g = &s->graph;
+	cr_assert_eq(g->threads, 2);
+	cr_assert_eq(g->threads_unscanned, 1);
+	cr_assert_eq(g->nroots, 2);
+	cr_assert_eq(g->roots[0].block, 0);
+	cr_assert_eq(g->roots[0].start_kinds, MP_ROOT_DATA);
+	cr_assert_eq(g->roots[0].interior_kinds, 0);
+	cr_assert_eq(g->roots[1].block, 2);
+	cr_assert_eq(g->roots[1].start_kinds, 0);
+	cr_assert_eq(g->roots[1].interior_kinds, MP_ROOT_STACK | MP_ROOT_REGS);
+	cr_assert_eq(g->nedges, 3);
+	cr_assert_eq(g->edge_start[0], 0);
+	cr_assert_eq(g->edge_start[1], 1);
+	cr_assert_eq(g->edge_start[2], 3);
+	cr_assert_eq(g->edge_start[3], 3);
+	cr_assert_eq(g->edges[0].to, 1);
+	cr_assert_eq(g->edges[0].flags, 0);
+	cr_assert_eq(g->edges[1].to, 1);
+	cr_assert_eq(g->edges[1].flags, 0);
+	cr_assert_eq(g->edges[2].to, 2);
+	cr_assert_eq(g->edges[2].flags, MP_EDGE_INTERIOR);
+	mp_snapshot_free(s);
+
+	/* The encoding itself, independent of this reader. */
+	b = read_all(path, &len);
+	sec = find(b, len, MP_SEC_GRAPH);
+	cr_assert_eq(rd32(b + sec.off + 4), MP_SECTION_ZLIB);
+	cr_assert_eq(rd64(b + sec.off + 16), sizeof(grph));
+	cr_assert_eq(uncompress(raw, &rawlen,
+				b + sec.off + MP_SECTION_HEADER_LEN,
+				sec.size - MP_SECTION_HEADER_LEN),
+		     Z_OK);
+	cr_assert_eq(rawlen, sizeof(grph));
+	cr_assert_eq(memcmp(raw, grph, sizeof(grph)), 0);
+	free(b);
 }
