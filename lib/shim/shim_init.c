@@ -420,7 +420,20 @@ __attribute__((constructor)) static void shim_constructor(void)
 	 * spawned in a descendant is a child program: traced into
 	 * FILE.pidPID only with --follow-fork, else left alone. */
 	long root = parse_long(env_get("MEMPROF_PID"), -1);
-	if (root > 0 && root != (long)getpid()) {
+	if (root <= 0) {
+		/* Preloaded by hand: this process is the root, and its
+		 * descendants must not write over its file. setenv may
+		 * allocate; shim_busy makes that pass through. */
+		char num[24];
+		int i = sizeof(num) - 1;
+		num[i] = '\0';
+		unsigned long v = (unsigned long)getpid();
+		do {
+			num[--i] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		setenv("MEMPROF_PID", num + i, 1);
+	} else if (root != (long)getpid()) {
 		if (shim_opt.follow_exec) {
 			append_pid(shim_opt.output, sizeof(shim_opt.output),
 				   getpid());
@@ -435,8 +448,9 @@ __attribute__((constructor)) static void shim_constructor(void)
 }
 
 /* Writes the exit snapshot once, from the process that owns the state. */
-static void exit_snapshot(void)
+static __attribute__((noinline)) void exit_snapshot(void)
 {
+	shim_scan_mark_entry((uintptr_t)__builtin_frame_address(0));
 	if (!atomic_load(&shim_active) || getpid() != atomic_load(&self_pid))
 		return;
 	shim_busy_add(1);

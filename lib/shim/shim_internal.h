@@ -179,6 +179,9 @@ struct shim_graph {
 
 /* Once, from the constructor: signal number, own module, TLS size. */
 void shim_scan_init(void);
+/* Called first thing where the program enters the shim's exit path, with
+ * that function's frame address: the current thread's roots start there. */
+void shim_scan_mark_entry(uintptr_t sp) __attribute__((noinline));
 /* Before stopping the world: the modules' writable segments (this takes
  * the loader's lock, which a stopped thread might hold). */
 void shim_scan_prepare(void);

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "shim/shim_internal.h"
+#include "shim/shim_unwind.h"
 
 /* ---- readable mappings ---------------------------------------------------- */
 
@@ -144,6 +145,7 @@ static const struct mapping *maps_find(uintptr_t addr)
 
 struct range {
 	uintptr_t lo, hi;
+	bool libc; /* glibc's own data: its malloc state lives there */
 };
 
 static struct range *data_ranges;
@@ -163,6 +165,7 @@ static int data_cb(struct dl_phdr_info *info, size_t size, void *ctx)
 		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
 		data_ranges[ndata].lo = lo & ~(uintptr_t)7;
 		data_ranges[ndata].hi = lo + ph->p_memsz;
+		data_ranges[ndata].libc = strstr(info->dlpi_name, "/libc.so") != NULL;
 		ndata++;
 	}
 	return 0;
@@ -326,6 +329,7 @@ struct scan {
 	uint64_t *tmp;
 	size_t ntmp, tmp_cap;
 	bool failed;
+	bool in_libc; /* scanning glibc's data segment */
 };
 
 /* The block containing w: its index, *start says whether w is its start. */
@@ -356,11 +360,30 @@ static inline ssize_t lookup(const struct scan *s, uintptr_t w, bool *start)
 	return -1;
 }
 
+/*
+ * glibc keeps its malloc state (main_arena: the top chunk, the bins) in
+ * libc's .data. Those words point at chunk headers, and the header after a
+ * live block lies inside it when the request fills the block's usable size
+ * (a 56-byte request: the next header is at +48). They are the allocator's,
+ * not the program's pointers; Valgrind, which replaces malloc, never sees
+ * them. So in libc's data a word exactly at the next chunk's header of the
+ * block it falls in is not a pointer to that block.
+ */
+static bool is_chunk_header(const struct shim_blk *b, uintptr_t w)
+{
+	if (!shim_real.malloc_usable_size)
+		return false;
+	size_t usable = shim_real.malloc_usable_size((void *)b->addr);
+	return usable >= 8 && w == b->addr + usable - 8;
+}
+
 static void root_word(struct scan *s, uintptr_t w, uint8_t kind)
 {
 	bool start;
 	ssize_t j = lookup(s, w, &start);
 	if (j < 0)
+		return;
+	if (!start && s->in_libc && is_chunk_header(&s->v[j], w))
 		return;
 	if (start)
 		s->g->root_start[j] |= kind;
@@ -502,6 +525,25 @@ static void scan_block(struct scan *s, size_t i)
 	}
 }
 
+/* Where the program handed this thread to the shim: the stack above it
+ * and the callee-saved registers at that point are the program's; the
+ * shim's own frames below it hold stale words of the program's past. */
+static uintptr_t entry_sp;
+static uintptr_t entry_regs[6];
+
+static __attribute__((noinline)) void own_registers(uintptr_t *r)
+{
+	__asm__ volatile("mov %%rbx, 0(%0)\n\t"
+			 "mov %%rbp, 8(%0)\n\t"
+			 "mov %%r12, 16(%0)\n\t"
+			 "mov %%r13, 24(%0)\n\t"
+			 "mov %%r14, 32(%0)\n\t"
+			 "mov %%r15, 40(%0)\n\t"
+			 :
+			 : "r"(r)
+			 : "memory");
+}
+
 void shim_scan_init(void)
 {
 	/* A real-time signal programs rarely use; LeakSanitizer avoids
@@ -523,6 +565,37 @@ void shim_scan_init(void)
 	(void)tls_static_size;
 }
 
+void shim_scan_mark_entry(uintptr_t sp)
+{
+	/* noinline and called first thing: the callee-saved registers
+	 * still hold the program's values. */
+	own_registers(entry_regs);
+	entry_sp = sp;
+	/* The destructor runs inside ld.so's _dl_fini, whose live frame
+	 * holds stale words of the program's past (Valgrind scans after it
+	 * returned). Start at the first frame that is neither the shim's nor
+	 * the loader's. */
+	uintptr_t pcs[32], sps[32];
+	int n = shim_unwind_sp(pcs, sps, 32);
+	Dl_info ld;
+	uintptr_t ld_base = 0;
+	if (dladdr((void *)_dl_find_object, &ld))
+		ld_base = (uintptr_t)ld.dli_fbase;
+	for (int i = 0; i < n; i++) {
+		Dl_info info;
+		if (!dladdr((void *)pcs[i], &info))
+			break;
+		uintptr_t base = (uintptr_t)info.dli_fbase;
+		if (base == self_base || base == ld_base)
+			continue;
+		/* sps[i]: frame i's stack pointer where it called into the
+		 * loader or the shim, as at _exit under Valgrind. */
+		if (sps[i] > entry_sp)
+			entry_sp = sps[i];
+		break;
+	}
+}
+
 void shim_scan_prepare(void)
 {
 	data_ranges = shim_mmap(MAX_RANGES * sizeof(*data_ranges));
@@ -541,32 +614,16 @@ void shim_scan_resume_world(void)
 	world_resume();
 }
 
-/* The callee-saved registers of this thread, as the program left them
- * (the callers' frames are above us, so their spilled values are on the
- * stack we scan; these are the ones still in registers). */
-static __attribute__((noinline)) void own_registers(uintptr_t *r)
-{
-	__asm__ volatile("mov %%rbx, 0(%0)\n\t"
-			 "mov %%rbp, 8(%0)\n\t"
-			 "mov %%r12, 16(%0)\n\t"
-			 "mov %%r13, 24(%0)\n\t"
-			 "mov %%r14, 32(%0)\n\t"
-			 "mov %%r15, 40(%0)\n\t"
-			 :
-			 : "r"(r)
-			 : "memory");
-}
-
-static void scan_thread(struct scan *s, uintptr_t sp, uintptr_t tp,
-			const uintptr_t *regs, int nregs)
+static void scan_thread(struct scan *s, uintptr_t sp, uintptr_t redzone,
+			uintptr_t tp, const uintptr_t *regs, int nregs)
 {
 	for (int i = 0; i < nregs; i++)
 		root_word(s, regs[i], MP_ROOT_REGS_BIT);
-	/* The stack, from below the red zone up to the end of its
-	 * mapping. */
+	/* The stack, from below the red zone (an interrupted leaf function
+	 * keeps data there) up to the end of its mapping. */
 	const struct mapping *m = maps_find(sp);
 	if (m)
-		scan_root_range(s, sp >= 128 ? sp - 128 : 0, m->end,
+		scan_root_range(s, sp >= redzone ? sp - redzone : 0, m->end,
 				MP_ROOT_STACK_BIT);
 	/* Static TLS lies below the thread pointer, the descriptor at it. */
 	if (tp) {
@@ -607,21 +664,23 @@ bool shim_scan_graph(const struct shim_blk *v, size_t n, int unanswered,
 				s.hi = v[i].addr + v[i].size + 1;
 	}
 
-	for (size_t i = 0; i < ndata; i++)
+	for (size_t i = 0; i < ndata; i++) {
+		s.in_libc = data_ranges[i].libc;
 		scan_root_range(&s, data_ranges[i].lo, data_ranges[i].hi,
 				MP_ROOT_DATA_BIT);
+	}
+	s.in_libc = false;
 
-	uintptr_t own[6];
-	own_registers(own);
-	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-	scan_thread(&s, sp, thread_pointer(), own, 6);
+	uintptr_t sp = entry_sp ? entry_sp
+				: (uintptr_t)__builtin_frame_address(0);
+	scan_thread(&s, sp, 0, thread_pointer(), entry_regs, 6);
 	uint32_t threads = 1;
 	int k = atomic_load(&nstopped);
 	for (int i = 0; i < k && i < MAX_THREADS; i++) {
 		if (!atomic_load(&stopped[i].ready))
 			continue;
-		scan_thread(&s, stopped[i].sp, stopped[i].tp, stopped[i].regs,
-			    NREGS);
+		scan_thread(&s, stopped[i].sp, 128, stopped[i].tp,
+			    stopped[i].regs, NREGS);
 		threads++;
 	}
 	g->threads = threads;

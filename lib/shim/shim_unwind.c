@@ -893,8 +893,9 @@ __attribute__((noinline)) UNW_NOSAN static uint64_t unw_rule_slow(
 #define UNW_UC_REG(r) \
 	(offsetof(ucontext_t, uc_mcontext.gregs) + (r) * sizeof(greg_t))
 
-__attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
-	uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, uintptr_t bp)
+__attribute__((always_inline)) UNW_NOSAN static inline int
+unw_walk(uintptr_t *pcs, uintptr_t *sps, int max, uintptr_t pc, uintptr_t sp,
+	 uintptr_t bp)
 {
 	struct unw_slot *tab = unw_table_get();
 	bool exact = true, bp_ok = true;
@@ -929,6 +930,8 @@ __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 			 * so no ordering check; it must look like a stack. */
 			if (npc == 0 || nsp == 0 || (nsp & 7))
 				break;
+			if (sps)
+				sps[n] = nsp;
 			pcs[n++] = npc;
 			pc = npc;
 			sp = nsp;
@@ -967,6 +970,8 @@ __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 		}
 		if (ra == 0)
 			break;
+		if (sps)
+			sps[n] = cfa;
 		pcs[n++] = ra;
 		pc = ra;
 		sp = cfa;
@@ -986,7 +991,20 @@ __attribute__((noinline)) UNW_NOSAN int shim_unwind(uintptr_t *pcs, int max)
 			 : "=r"(pc), "=r"(sp), "=r"(bp));
 	if (max <= 0)
 		return 0;
-	return unw_walk(pcs, max, pc, sp, bp);
+	return unw_walk(pcs, NULL, max, pc, sp, bp);
+}
+
+__attribute__((noinline)) UNW_NOSAN int shim_unwind_sp(uintptr_t *pcs,
+						      uintptr_t *sps, int max)
+{
+	uintptr_t pc, sp, bp;
+	__asm__ volatile("leaq 0(%%rip), %0\n\t"
+			 "movq %%rsp, %1\n\t"
+			 "movq %%rbp, %2"
+			 : "=r"(pc), "=r"(sp), "=r"(bp));
+	if (max <= 0)
+		return 0;
+	return unw_walk(pcs, sps, max, pc, sp, bp);
 }
 
 /* __builtin_frame_address(0) makes both gcc and clang set up %rbp here. */

@@ -30,6 +30,13 @@
 int shim_unwind(uintptr_t *pcs, int max);
 
 /*
+ * The same, and sps[i] is the stack pointer of the frame pcs[i] belongs
+ * to, as it will be when that frame resumes (the callee's CFA). For
+ * finding where the program's own frames begin below the shim's.
+ */
+int shim_unwind_sp(uintptr_t *pcs, uintptr_t *sps, int max);
+
+/*
  * Same contract, by walking the %rbp chain: right for code built with
  * -fno-omit-frame-pointer only. Stops when the next frame pointer is not
  * above the previous one, not 16-byte aligned, or more than 8 MiB away.
