@@ -21,6 +21,7 @@ static const struct subcommand subcommands[] = {
 	{"record", cmd_record,
 	 "run a program under the shim and write snapshots"},
 	{"top", cmd_top, "list the call sites that hold memory"},
+	{"leaks", cmd_leaks, "find lost blocks and leaked cycles at exit"},
 	{"info", cmd_info, "show a snapshot's metadata and totals"},
 	{"symbolize", cmd_symbolize,
 	 "add symbols to snapshots recorded without them"},
