@@ -565,6 +565,20 @@ void shim_scan_init(void)
 	(void)tls_static_size;
 }
 
+/* Whether path names the dynamic loader (ld-linux-x86-64.so.2, as the
+ * program's PT_INTERP names it, or any ld-*.so / ld.so). */
+static bool is_loader(const char *path)
+{
+	if (!path)
+		return false;
+	const char *base = path;
+	for (const char *p = path; *p; p++)
+		if (*p == '/')
+			base = p + 1;
+	return !strncmp(base, "ld-linux", 8) || !strncmp(base, "ld.so", 5) ||
+	       !strncmp(base, "ld64.so", 7);
+}
+
 void shim_scan_mark_entry(uintptr_t sp)
 {
 	/* noinline and called first thing: the callee-saved registers
@@ -577,16 +591,12 @@ void shim_scan_mark_entry(uintptr_t sp)
 	 * the loader's. */
 	uintptr_t pcs[32], sps[32];
 	int n = shim_unwind_sp(pcs, sps, 32);
-	Dl_info ld;
-	uintptr_t ld_base = 0;
-	if (dladdr((void *)_dl_find_object, &ld))
-		ld_base = (uintptr_t)ld.dli_fbase;
 	for (int i = 0; i < n; i++) {
 		Dl_info info;
 		if (!dladdr((void *)pcs[i], &info))
 			break;
-		uintptr_t base = (uintptr_t)info.dli_fbase;
-		if (base == self_base || base == ld_base)
+		if ((uintptr_t)info.dli_fbase == self_base ||
+		    is_loader(info.dli_fname))
 			continue;
 		/* sps[i]: frame i's stack pointer where it called into the
 		 * loader or the shim, as at _exit under Valgrind. */
