@@ -238,8 +238,10 @@ int cmd_record(int argc, char **argv)
 		case 'F': follow = true; break;
 		case 'L':
 			if (strcmp(optarg, "yes") && strcmp(optarg, "no"))
-				return cli_error("--leak-check takes yes or no, "
-						 "not '%s'", optarg);
+				return cli_error(
+					"--leak-check takes yes or no, "
+					"not '%s'",
+					optarg);
 			leak_check = !strcmp(optarg, "yes");
 			break;
 		case 'K':

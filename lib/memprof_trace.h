@@ -112,10 +112,11 @@ struct mp_symbol {
  * point to which, and which blocks the roots point to, found by the shim's
  * conservative scan at exit. Block numbers index snap->blocks.
  */
-#define MP_EDGE_INTERIOR 0x1u /* every pointer found is inside, not at start */
+#define MP_EDGE_INTERIOR 0x1u /* every pointer found is inside, not at start \
+			       */
 
 struct mp_edge {
-	uint32_t to;    /* target block */
+	uint32_t to;	/* target block */
 	uint32_t flags; /* MP_EDGE_* */
 };
 
@@ -142,7 +143,7 @@ struct mp_graph {
 	size_t nedges;
 	struct mp_root_ref *roots; /* sorted by block, one per block */
 	size_t nroots;
-	uint32_t threads;           /* threads whose stacks were scanned */
+	uint32_t threads;	    /* threads whose stacks were scanned */
 	uint32_t threads_unscanned; /* threads that could not be stopped */
 };
 
@@ -412,7 +413,7 @@ bool mp_suppressions_match(const struct mp_suppressions *supp,
 
 struct mp_leak_opts {
 	const struct mp_suppressions *supp; /* may be NULL */
-	struct mp_alloc_filter alloc;       /* --alloc-fn, for frames */
+	struct mp_alloc_filter alloc;	    /* --alloc-fn, for frames */
 };
 
 /* A loss record: blocks of one kind allocated by one stack (trace). */

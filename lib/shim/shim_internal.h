@@ -167,12 +167,12 @@ struct shim_blk {
 #define MP_ROOT_TLS_BIT 0x8u
 
 struct shim_graph {
-	size_t n;                       /* blocks */
-	uint8_t *root_start;            /* per block: root kinds at start */
-	uint8_t *root_interior;         /* per block: root kinds inside */
-	size_t root_bytes;              /* mapped size of each mask array */
-	uint64_t *edge_start;           /* n + 1 offsets into edges */
-	uint64_t *edges;                /* (target << 3) | MP_EDGE_* flags */
+	size_t n;		/* blocks */
+	uint8_t *root_start;	/* per block: root kinds at start */
+	uint8_t *root_interior; /* per block: root kinds inside */
+	size_t root_bytes;	/* mapped size of each mask array */
+	uint64_t *edge_start;	/* n + 1 offsets into edges */
+	uint64_t *edges;	/* (target << 3) | MP_EDGE_* flags */
 	size_t nedges, edges_cap;
 	uint32_t threads, threads_unscanned;
 };

@@ -32,7 +32,8 @@
 #include "shim/shim_internal.h"
 #include "shim/shim_unwind.h"
 
-/* ---- readable mappings ---------------------------------------------------- */
+/* ---- readable mappings ----------------------------------------------------
+ */
 
 struct mapping {
 	uintptr_t start, end;
@@ -139,7 +140,8 @@ static const struct mapping *maps_find(uintptr_t addr)
 	return NULL;
 }
 
-/* ---- module roots, collected before the world stops ------------------------- */
+/* ---- module roots, collected before the world stops -------------------------
+ */
 
 #define MAX_RANGES 16384
 
@@ -165,13 +167,15 @@ static int data_cb(struct dl_phdr_info *info, size_t size, void *ctx)
 		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
 		data_ranges[ndata].lo = lo & ~(uintptr_t)7;
 		data_ranges[ndata].hi = lo + ph->p_memsz;
-		data_ranges[ndata].libc = strstr(info->dlpi_name, "/libc.so") != NULL;
+		data_ranges[ndata].libc =
+			strstr(info->dlpi_name, "/libc.so") != NULL;
 		ndata++;
 	}
 	return 0;
 }
 
-/* ---- stopping the other threads ------------------------------------------------ */
+/* ---- stopping the other threads
+ * ------------------------------------------------ */
 
 #define MAX_THREADS 8192
 #define NREGS 17
@@ -318,7 +322,8 @@ static void world_resume(void)
 		NULL, 0);
 }
 
-/* ---- the scan ------------------------------------------------------------------------ */
+/* ---- the scan
+ * ------------------------------------------------------------------------ */
 
 struct scan {
 	const struct shim_blk *v;
@@ -554,9 +559,8 @@ void shim_scan_init(void)
 		self_base = (uintptr_t)info.dli_fbase;
 	/* glibc's private hook for the size of the static TLS area (the
 	 * same one LeakSanitizer uses). */
-	void (*get)(size_t *, size_t *) =
-		(void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT,
-						    "_dl_get_tls_static_info");
+	void (*get)(size_t *, size_t *) = (void (*)(size_t *, size_t *))dlsym(
+		RTLD_DEFAULT, "_dl_get_tls_static_info");
 	if (get) {
 		size_t size = 0, align = 0;
 		get(&size, &align);
@@ -681,8 +685,8 @@ bool shim_scan_graph(const struct shim_blk *v, size_t n, int unanswered,
 	}
 	s.in_libc = false;
 
-	uintptr_t sp = entry_sp ? entry_sp
-				: (uintptr_t)__builtin_frame_address(0);
+	uintptr_t sp =
+		entry_sp ? entry_sp : (uintptr_t)__builtin_frame_address(0);
 	scan_thread(&s, sp, 0, thread_pointer(), entry_regs, 6);
 	uint32_t threads = 1;
 	int k = atomic_load(&nstopped);

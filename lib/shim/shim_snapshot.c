@@ -418,7 +418,8 @@ static int write_blocks(struct mpw *w, uint32_t gen, bool graph)
 		shim_graph_release(&g);
 	} else if (graph) {
 		shim_say("out of memory for the heap graph; the snapshot has "
-			 "no leak information", NULL, NULL, NULL);
+			 "no leak information",
+			 NULL, NULL, NULL);
 	}
 	return 0;
 }

@@ -893,9 +893,9 @@ __attribute__((noinline)) UNW_NOSAN static uint64_t unw_rule_slow(
 #define UNW_UC_REG(r) \
 	(offsetof(ucontext_t, uc_mcontext.gregs) + (r) * sizeof(greg_t))
 
-__attribute__((always_inline)) UNW_NOSAN static inline int
-unw_walk(uintptr_t *pcs, uintptr_t *sps, int max, uintptr_t pc, uintptr_t sp,
-	 uintptr_t bp)
+__attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
+	uintptr_t *pcs, uintptr_t *sps, int max, uintptr_t pc, uintptr_t sp,
+	uintptr_t bp)
 {
 	struct unw_slot *tab = unw_table_get();
 	bool exact = true, bp_ok = true;
@@ -995,7 +995,7 @@ __attribute__((noinline)) UNW_NOSAN int shim_unwind(uintptr_t *pcs, int max)
 }
 
 __attribute__((noinline)) UNW_NOSAN int shim_unwind_sp(uintptr_t *pcs,
-						      uintptr_t *sps, int max)
+						       uintptr_t *sps, int max)
 {
 	uintptr_t pc, sp, bp;
 	__asm__ volatile("leaq 0(%%rip), %0\n\t"

@@ -23,4 +23,12 @@ struct mp_snapshot *mp__snapshot_new(void);
 enum mp_err mp__fail(struct mp_errinfo *ei, enum mp_err err, const char *fmt,
 		     ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * Orders resolved stacks frame by frame under MP_GROUP_TRACEBACK's rule
+ * (trace_profile.c): (function, file, line) when the function is known,
+ * the address otherwise, then the shorter stack first. 0 when equal.
+ */
+int mp__frames_cmp(const struct mp_resolved_frame *a, size_t na,
+		   const struct mp_resolved_frame *b, size_t nb);
+
 #endif

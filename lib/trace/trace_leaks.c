@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "memprof_trace.h"
+#include "trace/trace_internal.h"
 
 /* Marking states (Memcheck's Reachedness, reference §2.2). */
 #define ST_UNREACHED 0u
@@ -484,6 +485,18 @@ static int record_cmp(const void *pa, const void *pb)
 	return cmp_u64(a->trace, b->trace);
 }
 
+/* Groups records to merge: kind, then resolved frames, then trace. */
+static int merge_cmp(const void *pa, const void *pb)
+{
+	const struct mp_leak_record *a = pa, *b = pb;
+	int c;
+	if ((c = cmp_u64(a->kind, b->kind)))
+		return c;
+	if ((c = mp__frames_cmp(a->frames, a->nframes, b->frames, b->nframes)))
+		return c;
+	return cmp_u64(a->trace, b->trace);
+}
+
 static int cycle_cmp(const void *pa, const void *pb, void *ctx)
 {
 	const struct work *w = ctx;
@@ -499,21 +512,27 @@ static int cycle_cmp(const void *pa, const void *pb, void *ctx)
 }
 
 /*
- * One record per (kind, trace): blocks are bucketed by trace (a counting
- * sort, no hash table), then split by kind. A definite block retains its
- * own bytes; the lowest block of a source component also carries what
- * the component keeps alive besides itself, so that a cycle's retained
- * bytes are counted once and the records' retained bytes add up to the
- * lost bytes that no suppression took.
+ * One record per kind and resolved stack: blocks are bucketed by trace (a
+ * counting sort, no hash table) and split by kind; then records of one
+ * kind whose frames are equal (mp__frames_cmp: two call sites on one
+ * source line give two traces) merge, keeping the lowest trace and
+ * summing the rest. A definite block retains its own bytes; the lowest
+ * block of a source component also carries what the component keeps
+ * alive besides itself, so that a cycle's retained bytes are counted once
+ * and the records' retained bytes add up to the lost bytes that no
+ * suppression took.
  */
 static enum mp_err build_records(struct work *w, const uint8_t *kind,
-				 struct mp_leak_report *rep)
+				 struct mp_leak_report *rep,
+				 const struct mp_leak_opts *opts,
+				 struct leaks_priv *lp)
 {
 	const struct mp_snapshot *snap = w->snap;
 	uint32_t *tstart = calloc(snap->ntraces + 1, sizeof(*tstart));
 	uint32_t *perm = malloc((w->n ? w->n : 1) * sizeof(*perm));
 	struct mp_leak_record *recs = NULL;
 	size_t nrec = 0, cap = 0;
+	enum mp_err err = MP_ERR_NOMEM;
 
 	if (!tstart || !perm)
 		goto nomem;
@@ -565,8 +584,32 @@ static enum mp_err build_records(struct work *w, const uint8_t *kind,
 			r->retained_bytes = acc[k].retained;
 		}
 	}
-	if (nrec)
+	for (size_t i = 0; i < nrec; i++) {
+		struct rstack *rs;
+		if ((err = stack_frames(snap, opts, lp, recs[i].trace, &rs)) !=
+		    MP_OK)
+			goto nomem;
+		recs[i].frames = rs->frames;
+		recs[i].nframes = rs->nframes;
+	}
+	if (nrec) {
+		size_t out = 0;
+		qsort(recs, nrec, sizeof(*recs), merge_cmp);
+		for (size_t i = 0; i < nrec; i++) {
+			struct mp_leak_record *m = out ? &recs[out - 1] : NULL;
+			if (m && m->kind == recs[i].kind &&
+			    !mp__frames_cmp(m->frames, m->nframes,
+					    recs[i].frames, recs[i].nframes)) {
+				m->bytes += recs[i].bytes;
+				m->blocks += recs[i].blocks;
+				m->retained_bytes += recs[i].retained_bytes;
+			} else {
+				recs[out++] = recs[i];
+			}
+		}
+		nrec = out;
 		qsort(recs, nrec, sizeof(*recs), record_cmp);
+	}
 	free(tstart);
 	free(perm);
 	rep->records = recs;
@@ -576,7 +619,7 @@ nomem:
 	free(tstart);
 	free(perm);
 	free(recs);
-	return MP_ERR_NOMEM;
+	return err;
 }
 
 /*
@@ -584,11 +627,13 @@ nomem:
  * none of whose blocks is suppressed. Members are listed in depth-first
  * preorder along the edges (sorted by target) inside the component, from
  * its lowest block: for a simple cycle, the cycle itself. Consecutive
- * members of one trace merge into one run (the last run does not wrap
- * around into the first).
+ * members whose resolved frames are equal (mp__frames_cmp) merge into one
+ * run, keeping the lowest trace (the last run does not wrap around into
+ * the first).
  */
 static enum mp_err build_cycles(struct work *w, const uint8_t *kind,
 				struct mp_leak_report *rep,
+				const struct mp_leak_opts *opts,
 				struct leaks_priv *lp)
 {
 	const struct mp_graph *g = &w->snap->graph;
@@ -596,6 +641,7 @@ static enum mp_err build_cycles(struct work *w, const uint8_t *kind,
 	size_t nids = 0, nmem = 0, memcap = 0;
 	struct mp_leak_member *mem = NULL;
 	size_t *first = NULL;
+	enum mp_err err = MP_ERR_NOMEM;
 
 	for (uint32_t c = 0; c < w->ncomp; c++)
 		if (w->comp_start[c + 1] - w->comp_start[c] > 1 || w->cself[c])
@@ -643,16 +689,26 @@ static enum mp_err build_cycles(struct work *w, const uint8_t *kind,
 			const struct mp_block *bl = &w->snap->blocks[v];
 			struct mp_leak_member *m =
 				nmem > first[i] ? &mem[nmem - 1] : NULL;
-			if (m && m->trace == bl->trace) {
+			struct rstack *rs;
+			if ((err = stack_frames(w->snap, opts, lp, bl->trace,
+						&rs)) != MP_OK)
+				goto nomem;
+			if (m && (m->trace == bl->trace ||
+				  !mp__frames_cmp(m->frames, m->nframes,
+						  rs->frames, rs->nframes))) {
 				m->bytes += bl->size;
 				m->blocks++;
+				if (bl->trace < m->trace)
+					m->trace = bl->trace;
 			} else {
 				if (nmem == memcap) {
 					size_t ncap = memcap ? memcap * 2 : 16;
 					struct mp_leak_member *nm = realloc(
 						mem, ncap * sizeof(*nm));
-					if (!nm)
+					if (!nm) {
+						err = MP_ERR_NOMEM;
 						goto nomem;
+					}
 					mem = nm;
 					memcap = ncap;
 				}
@@ -661,6 +717,8 @@ static enum mp_err build_cycles(struct work *w, const uint8_t *kind,
 				m->trace = bl->trace;
 				m->bytes = bl->size;
 				m->blocks = 1;
+				m->frames = rs->frames;
+				m->nframes = rs->nframes;
 			}
 			/* Next in preorder. */
 			v = NONE;
@@ -697,7 +755,7 @@ nomem:
 	free(mem);
 	free(rep->cycles);
 	rep->cycles = NULL;
-	return MP_ERR_NOMEM;
+	return err;
 }
 
 static void work_free(struct work *w)
@@ -831,29 +889,10 @@ enum mp_err mp_leaks_analyze(const struct mp_snapshot *snap,
 		rep->summary[kind[b]].bytes += snap->blocks[b].size;
 		rep->summary[kind[b]].blocks++;
 	}
-	if ((err = build_records(&w, kind, rep)) != MP_OK)
+	if ((err = build_records(&w, kind, rep, opts, lp)) != MP_OK)
 		goto fail;
-	if ((err = build_cycles(&w, kind, rep, lp)) != MP_OK)
+	if ((err = build_cycles(&w, kind, rep, opts, lp)) != MP_OK)
 		goto fail;
-	for (size_t i = 0; i < rep->nrecords; i++) {
-		struct rstack *rs;
-		struct mp_leak_record *r = &rep->records[i];
-		if ((err = stack_frames(snap, opts, lp, r->trace, &rs)) !=
-		    MP_OK)
-			goto fail;
-		r->frames = rs->frames;
-		r->nframes = rs->nframes;
-	}
-	for (size_t i = 0; i < rep->ncycles; i++)
-		for (size_t k = 0; k < rep->cycles[i].nmembers; k++) {
-			struct rstack *rs;
-			struct mp_leak_member *m = &rep->cycles[i].members[k];
-			if ((err = stack_frames(snap, opts, lp, m->trace,
-						&rs)) != MP_OK)
-				goto fail;
-			m->frames = rs->frames;
-			m->nframes = rs->nframes;
-		}
 	rep->threads = snap->graph.threads;
 	rep->threads_unscanned = snap->graph.threads_unscanned;
 	work_free(&w);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "memprof_trace.h"
+#include "trace/trace_internal.h"
 
 /* The libc malloc family, matched exactly. */
 static const char *const allocator_names[] = {
@@ -232,6 +233,12 @@ static int frames_key_cmp(enum mp_group_by by,
 			return c;
 	}
 	return cmp_u64(na, nb);
+}
+
+int mp__frames_cmp(const struct mp_resolved_frame *a, size_t na,
+		   const struct mp_resolved_frame *b, size_t nb)
+{
+	return frames_key_cmp(MP_GROUP_TRACEBACK, a, na, b, nb);
 }
 
 /* One trace's share of one group: the frames that are its key. */

@@ -60,15 +60,15 @@ __attribute__((noinline)) void owned(void)
  * first so every write is to allocated stack (Valgrind checks that).
  * main calls functions, so it keeps nothing in its red zone. x86-64 only.
  */
-#define SCRUB_DEAD_STACK()                                                    \
-	__asm__ volatile("sub $65536, %%rsp\n\t"                             \
-			 "mov %%rsp, %%rdi\n\t"                             \
-			 "mov $65536, %%rcx\n\t"                            \
-			 "xor %%eax, %%eax\n\t"                             \
-			 "rep stosb\n\t"                                    \
-			 "add $65536, %%rsp"                                  \
-			 :                                                    \
-			 :                                                    \
+#define SCRUB_DEAD_STACK()                       \
+	__asm__ volatile("sub $65536, %%rsp\n\t" \
+			 "mov %%rsp, %%rdi\n\t"  \
+			 "mov $65536, %%rcx\n\t" \
+			 "xor %%eax, %%eax\n\t"  \
+			 "rep stosb\n\t"         \
+			 "add $65536, %%rsp"     \
+			 :                       \
+			 :                       \
 			 : "rdi", "rcx", "rax", "memory", "cc")
 
 int main(void)

@@ -9,7 +9,8 @@
 TestSuite(leak_oracle, .timeout = 300);
 
 struct kinds {
-	uint64_t bytes[4], blocks[4]; /* definite, indirect, possible, reachable */
+	uint64_t bytes[4],
+		blocks[4]; /* definite, indirect, possible, reachable */
 };
 
 static uint64_t num(const char *s)
@@ -170,8 +171,8 @@ Test(leak_oracle, each_kind_is_at_its_site)
 	mp_snapshot_free(s);
 }
 
-static const struct mp_leak_cycle *
-find_cycle(const struct mp_leak_report *r, const char *caller, size_t blocks)
+static const struct mp_leak_cycle *find_cycle(const struct mp_leak_report *r,
+					      const char *caller, size_t blocks)
 {
 	for (size_t i = 0; i < r->ncycles; i++) {
 		const struct mp_leak_cycle *c = &r->cycles[i];

@@ -122,6 +122,45 @@ static void lfx_blocks(struct lfx *f, size_t n, uint64_t size, uint32_t trace)
 		lfx_block(f, size, trace);
 }
 
+/*
+ * A new trace [malloc (dropped), pc, main]. pc symbolizes to fn at
+ * file:line, or to nothing when fn is NULL (a frame known by its address
+ * only). Returns the trace's number.
+ */
+static uint32_t lfx_site(struct lfx *f, uint64_t pc, const char *fn,
+			 const char *file, uint32_t line)
+{
+	struct mp_snapshot *s = f->s;
+	if (fn) {
+		size_t n = s->nsymbols, at = 0;
+		struct mp_symbol *ns = mp__alloc(s, (n + 1) * sizeof(*ns));
+		cr_assert_not_null(ns);
+		while (at < n && s->symbols[at].pc < pc)
+			at++;
+		memcpy(ns, s->symbols, at * sizeof(*ns));
+		memcpy(ns + at + 1, s->symbols + at, (n - at) * sizeof(*ns));
+		s->symbols = ns;
+		s->nsymbols = n + 1;
+		lfx_symbol(s, at, pc, 0, fn, file, line);
+	}
+	size_t t = s->ntraces;
+	struct mp_stack *nst = mp__alloc(s, (t + 1) * sizeof(*nst));
+	struct mp_trace *ntr = mp__alloc(s, (t + 1) * sizeof(*ntr));
+	cr_assert(nst && ntr);
+	memcpy(nst, s->stacks, t * sizeof(*nst));
+	memcpy(ntr, s->traces, t * sizeof(*ntr));
+	nst[t].depth = 3;
+	nst[t].pcs = mp__alloc(s, 3 * sizeof(uint64_t));
+	nst[t].pcs[0] = 0x10010;
+	nst[t].pcs[1] = pc;
+	nst[t].pcs[2] = 0x1400;
+	ntr[t].stack = (uint32_t)t;
+	s->stacks = nst;
+	s->traces = ntr;
+	s->nstacks = s->ntraces = t + 1;
+	return (uint32_t)t;
+}
+
 static void lfx_edge(struct lfx *f, uint32_t from, uint32_t to, uint32_t flags)
 {
 	if (f->ne == f->cape) {
@@ -764,6 +803,103 @@ Test(leaks, alloc_fn_drops_wrapper_frames)
 	cr_assert_eq(f.rep->nrecords, 1);
 	cr_assert_eq(f.rep->records[0].nframes, 1);
 	cr_expect_str_eq(f.rep->records[0].frames[0].function, "main");
+	lfx_fini(&f);
+}
+
+Test(leaks, records_merge_traces_with_equal_frames)
+{
+	/* `a = make_node(), b = make_node(), c = make_node();` on one line:
+	 * three return addresses, one source location, one record. */
+	struct lfx f;
+	lfx_init(&f);
+	uint32_t t1 = lfx_site(&f, 0x1104, "make_node", "/src/demo.c", 10);
+	uint32_t t2 = lfx_site(&f, 0x1108, "make_node", "/src/demo.c", 10);
+	lfx_block(&f, 24, t2);
+	lfx_block(&f, 24, T_NODE);
+	lfx_block(&f, 24, t1);
+	lfx_block(&f, 50, T_BUF);
+	uint32_t kept = lfx_block(&f, 24, t2);
+	lfx_root(&f, kept, S, 0);
+	struct mp_leak_report *r = lfx_analyze(&f, NULL);
+	/* Sorted after merging: 24 reachable, 50, then the merged 72. */
+	cr_assert_eq(r->nrecords, 3);
+	cr_expect_eq(r->records[0].kind, MP_LEAK_REACHABLE);
+	cr_expect_eq(r->records[0].trace, t2);
+	cr_expect_eq(r->records[0].bytes, 24);
+	cr_expect_eq(r->records[1].trace, T_BUF);
+	const struct mp_leak_record *m = &r->records[2];
+	cr_expect_eq(m->kind, MP_LEAK_DEFINITE);
+	cr_expect_eq(m->trace, T_NODE, "lowest trace kept");
+	cr_expect_eq(m->bytes, 72);
+	cr_expect_eq(m->blocks, 3);
+	cr_expect_eq(m->retained_bytes, 72);
+	cr_assert_eq(m->nframes, 2);
+	cr_expect_str_eq(m->frames[0].function, "make_node");
+	cr_expect_eq(m->frames[0].line, 10);
+	lfx_fini(&f);
+}
+
+Test(leaks, records_of_different_lines_or_addresses_stay_apart)
+{
+	struct lfx f;
+	lfx_init(&f);
+	uint32_t t1 = lfx_site(&f, 0x1104, "make_node", "/src/demo.c", 11);
+	/* No symbols: frames known by address only, compared by it. */
+	uint32_t u1 = lfx_site(&f, 0x1500, NULL, NULL, 0);
+	uint32_t u2 = lfx_site(&f, 0x1504, NULL, NULL, 0);
+	lfx_block(&f, 24, T_NODE);
+	lfx_block(&f, 24, t1);
+	lfx_block(&f, 8, u1);
+	lfx_block(&f, 8, u2);
+	struct mp_leak_report *r = lfx_analyze(&f, NULL);
+	cr_assert_eq(r->nrecords, 4);
+	cr_expect_eq(find_record(r, MP_LEAK_DEFINITE, T_NODE)->blocks, 1);
+	cr_expect_eq(find_record(r, MP_LEAK_DEFINITE, t1)->blocks, 1);
+	cr_expect_eq(find_record(r, MP_LEAK_DEFINITE, t1)->frames[0].line, 11);
+	cr_expect_eq(find_record(r, MP_LEAK_DEFINITE, u1)->bytes, 8);
+	cr_expect_eq(find_record(r, MP_LEAK_DEFINITE, u2)->frames[0].address,
+		     0x1504);
+	lfx_fini(&f);
+}
+
+Test(leaks, cycle_members_merge_on_equal_frames)
+{
+	/* 0 -> 1 -> 2 -> 0, three traces of one source line: one run.
+	 * 3 -> 4 -> 3, two lines of one function: two runs. */
+	struct lfx f;
+	lfx_init(&f);
+	uint32_t t1 = lfx_site(&f, 0x1104, "make_node", "/src/demo.c", 10);
+	uint32_t t2 = lfx_site(&f, 0x1108, "make_node", "/src/demo.c", 10);
+	uint32_t t3 = lfx_site(&f, 0x110c, "make_node", "/src/demo.c", 12);
+	lfx_block(&f, 24, t2);
+	lfx_block(&f, 24, T_NODE);
+	lfx_block(&f, 24, t1);
+	lfx_block(&f, 16, T_NODE);
+	lfx_block(&f, 16, t3);
+	lfx_edge(&f, 0, 1, 0);
+	lfx_edge(&f, 1, 2, 0);
+	lfx_edge(&f, 2, 0, 0);
+	lfx_edge(&f, 3, 4, 0);
+	lfx_edge(&f, 4, 3, 0);
+	struct mp_leak_report *r = lfx_analyze(&f, NULL);
+	cr_assert_eq(r->ncycles, 2);
+	const struct mp_leak_cycle *c = &r->cycles[0];
+	cr_expect_eq(c->bytes, 72);
+	cr_assert_eq(c->nmembers, 1);
+	cr_expect_eq(c->members[0].trace, T_NODE, "lowest trace kept");
+	cr_expect_eq(c->members[0].bytes, 72);
+	cr_expect_eq(c->members[0].blocks, 3);
+	cr_assert_eq(c->members[0].nframes, 2);
+	cr_expect_str_eq(c->members[0].frames[0].function, "make_node");
+	c = &r->cycles[1];
+	cr_expect_eq(c->bytes, 32);
+	cr_assert_eq(c->nmembers, 2);
+	cr_expect_eq(c->members[0].trace, T_NODE);
+	cr_expect_eq(c->members[1].trace, t3);
+	cr_expect_eq(c->members[1].frames[0].line, 12);
+	/* The records merge the same way. */
+	cr_expect_eq(find_record(r, MP_LEAK_DEFINITE, T_NODE)->bytes, 88);
+	cr_expect_eq(find_record(r, MP_LEAK_DEFINITE, t3)->bytes, 16);
 	lfx_fini(&f);
 }
 
