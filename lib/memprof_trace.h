@@ -112,8 +112,9 @@ struct mp_symbol {
  * point to which, and which blocks the roots point to, found by the shim's
  * conservative scan at exit. Block numbers index snap->blocks.
  */
-#define MP_EDGE_INTERIOR 0x1u /* every pointer found is inside, not at start \
-			       */
+#define MP_EDGE_INTERIOR                                    \
+	0x1u /* every pointer found is inside, not at start \
+	      */
 
 struct mp_edge {
 	uint32_t to;	/* target block */

@@ -191,8 +191,8 @@ static pid_t *signalled;
 static _Atomic int nstopped, stop_release, stop_armed;
 static int nsignalled;
 static int stop_sig;
-static size_t (*tls_static_size)(void);
-static size_t tls_size_value;
+static size_t tls_size_value; /* static TLS, descriptor included */
+static size_t pthread_size;   /* sizeof(struct pthread) */
 
 static uintptr_t thread_pointer(void)
 {
@@ -566,7 +566,11 @@ void shim_scan_init(void)
 		get(&size, &align);
 		tls_size_value = size;
 	}
-	(void)tls_static_size;
+	/* The descriptor's size, exported by glibc for libthread_db. */
+	const unsigned *ps = (const unsigned *)dlsym(
+		RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+	if (ps)
+		pthread_size = *ps;
 }
 
 /* Whether path names the dynamic loader (ld-linux-x86-64.so.2, as the
@@ -639,13 +643,17 @@ static void scan_thread(struct scan *s, uintptr_t sp, uintptr_t redzone,
 	if (m)
 		scan_root_range(s, sp >= redzone ? sp - redzone : 0, m->end,
 				MP_ROOT_STACK_BIT);
-	/* Static TLS lies below the thread pointer, the descriptor at it. */
+	/* Static TLS lies below the thread pointer, the descriptor at it
+	 * (x86-64, TLS variant II); nothing beyond them, which for the main
+	 * thread is the loader's memory, not this thread's. */
 	if (tp) {
-		uintptr_t size = tls_size_value ? tls_size_value : 4096;
+		uintptr_t desc = pthread_size ? pthread_size : 2368;
+		uintptr_t below =
+			tls_size_value > desc ? tls_size_value - desc : 4096;
 		const struct mapping *t = maps_find(tp);
 		if (t) {
-			uintptr_t lo = tp > size ? tp - size : 0;
-			uintptr_t hi = tp + 4096;
+			uintptr_t lo = tp > below ? tp - below : 0;
+			uintptr_t hi = tp + desc;
 			if (lo < t->start)
 				lo = t->start;
 			if (hi > t->end)
