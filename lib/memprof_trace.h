@@ -148,6 +148,29 @@ struct mp_graph {
 	uint32_t threads_unscanned; /* threads that could not be stopped */
 };
 
+/*
+ * The timeline (TIME, formats/snapshot.md): live bytes and blocks sampled
+ * over the run by the shim, and the moments snapshots were taken. Times
+ * are CLOCK_REALTIME nanoseconds, ascending.
+ */
+struct mp_sample {
+	uint64_t ns;
+	uint64_t live_bytes, live_blocks;
+};
+
+struct mp_mark {
+	uint64_t seq; /* the snapshot's number: FILE.seq.memprof, 0 = exit */
+	uint64_t ns;
+};
+
+struct mp_timeline {
+	uint64_t interval_ns; /* the sampling interval the shim ended with */
+	struct mp_sample *samples;
+	size_t nsamples;
+	struct mp_mark *marks;
+	size_t nmarks;
+};
+
 struct mp_snapshot {
 	uint16_t version_major, version_minor;
 	struct mp_meta meta;
@@ -165,6 +188,8 @@ struct mp_snapshot {
 	bool has_symbols;
 	struct mp_graph graph; /* valid when has_graph (needs has_blocks) */
 	bool has_graph;
+	struct mp_timeline timeline; /* valid when has_timeline */
+	bool has_timeline;
 	void *priv; /* reader's arena and raw sections */
 };
 
