@@ -43,6 +43,10 @@ bool cli_parse_size(const char *s, uint64_t *out);
  * rules). buf must hold 32 bytes; returns buf. */
 const char *cli_format_size(uint64_t bytes, char *buf);
 
+/* A signal by name ("USR2", "SIGUSR2", "RTMIN+3") or number; -1 if
+ * neither. */
+int cli_parse_signal(const char *s);
+
 /* Whether stderr is a terminal (progress output only then). */
 bool cli_stderr_is_tty(void);
 

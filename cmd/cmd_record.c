@@ -36,6 +36,10 @@ static const char record_usage[] =
 	"  -o, --output FILE     snapshot file (default "
 	"memprof.PROG.PID.memprof)\n"
 	"  -d, --depth N         frames kept per stack, 1-256 (default 64)\n"
+	"      --snapshot-signal SIG  write a snapshot FILE.N.memprof when\n"
+	"                        the program gets SIG (USR2, ...; see\n"
+	"                        'memprof snapshot PID')\n"
+	"      --interval TIME   write a snapshot every TIME (500ms, 10s, 2m)\n"
 	"      --leak-check=yes|no  scan the heap at exit for 'memprof leaks'\n"
 	"                        (default yes)\n"
 	"      --unwind MODE     cfi (default: .eh_frame, works without frame\n"
@@ -50,6 +54,28 @@ static const char record_usage[] =
 	"  -h, --help            show this help\n";
 
 static pid_t child_pid;
+
+/* "500ms", "10s", "2m", "1h", "1.5s"; a bare number is seconds. */
+static long parse_duration_ms(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || v <= 0)
+		return -1;
+	double mul = 1000;
+	if (!strcmp(end, "ms"))
+		mul = 1;
+	else if (!strcmp(end, "s") || !*end)
+		mul = 1000;
+	else if (!strcmp(end, "m"))
+		mul = 60000;
+	else if (!strcmp(end, "h"))
+		mul = 3600000;
+	else
+		return -1;
+	double ms = v * mul;
+	return ms >= 1 && ms < 1e9 ? (long)ms : -1;
+}
 
 static void forward_signal(int sig)
 {
@@ -201,6 +227,8 @@ int cmd_record(int argc, char **argv)
 		{"follow-fork", no_argument, NULL, 'F'},
 		{"fork", required_argument, NULL, 'K'},
 		{"leak-check", required_argument, NULL, 'L'},
+		{"snapshot-signal", required_argument, NULL, 'G'},
+		{"interval", required_argument, NULL, 'I'},
 		{"no-symbols", no_argument, NULL, 'S'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -210,6 +238,8 @@ int cmd_record(int argc, char **argv)
 	long depth = 64;
 	bool follow = false, symbols = true, quiet = false, fork_stop = false;
 	bool leak_check = true;
+	int snap_sig = 0;
+	long interval_ms = 0;
 	int c;
 	opterr = 0;
 	optind = 0; /* glibc: full reset */
@@ -236,6 +266,21 @@ int cmd_record(int argc, char **argv)
 			unwind = optarg;
 			break;
 		case 'F': follow = true; break;
+		case 'G':
+			snap_sig = cli_parse_signal(optarg);
+			if (snap_sig <= 0)
+				return cli_error("--snapshot-signal takes a signal "
+						 "name or number, not '%s'",
+						 optarg);
+			break;
+		case 'I':
+			interval_ms = parse_duration_ms(optarg);
+			if (interval_ms <= 0)
+				return cli_error("--interval takes a duration "
+						 "such as 500ms, 10s or 2m, not "
+						 "'%s'",
+						 optarg);
+			break;
 		case 'L':
 			if (strcmp(optarg, "yes") && strcmp(optarg, "no"))
 				return cli_error(
@@ -348,11 +393,21 @@ int cmd_record(int argc, char **argv)
 			snprintf(buf, sizeof(buf), "%s/memprof.%s.%d.memprof",
 				 absdir, basename(prog_argv[0]), (int)getpid());
 		setenv("MEMPROF_OUTPUT", buf, 1);
+		char num[32];
 		/* Only what this command line asks for reaches the shim. */
 		unsetenv("MEMPROF_FOLLOW_EXEC");
 		unsetenv("MEMPROF_FORK");
 		setenv("MEMPROF_LEAK_CHECK", leak_check ? "yes" : "no", 1);
-		char num[32];
+		unsetenv("MEMPROF_SNAPSHOT_SIGNAL");
+		unsetenv("MEMPROF_INTERVAL_MS");
+		if (snap_sig > 0) {
+			snprintf(num, sizeof(num), "%d", snap_sig);
+			setenv("MEMPROF_SNAPSHOT_SIGNAL", num, 1);
+		}
+		if (interval_ms > 0) {
+			snprintf(num, sizeof(num), "%ld", interval_ms);
+			setenv("MEMPROF_INTERVAL_MS", num, 1);
+		}
 		snprintf(num, sizeof(num), "%ld", depth);
 		setenv("MEMPROF_DEPTH", num, 1);
 		setenv("MEMPROF_UNWIND", unwind, 1);

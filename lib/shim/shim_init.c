@@ -356,6 +356,7 @@ static void append_pid(char *o, size_t cap, long pid)
 static void atfork_child(void)
 {
 	shim_table_reset_locks();
+	shim_timeline_reset_lock();
 	shim_busy_add(-1);
 	atomic_store(&self_pid, getpid());
 	forked_child = true;
@@ -444,6 +445,8 @@ __attribute__((constructor)) static void shim_constructor(void)
 	}
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	shim_scan_init();
+	if (atomic_load(&shim_active))
+		shim_trigger_start();
 	shim_busy_add(-1);
 }
 

@@ -194,6 +194,34 @@ bool shim_scan_graph(const struct shim_blk *v, size_t n, int unanswered,
 		     struct shim_graph *g);
 void shim_graph_release(struct shim_graph *g);
 
+/* shim_timeline.c */
+struct mpw;
+/* On the hot path: samples live bytes/blocks when an interval passed. */
+void shim_timeline_tick(void);
+/* Records that snapshot seq is being taken now (and a sample). */
+void shim_timeline_mark(uint64_t seq);
+/* Writes the TIME section. */
+void shim_timeline_write(struct mpw *w);
+void shim_timeline_reset_lock(void);
+
+/* shim_api.c and shim_trigger.c */
+/* FILE.memprof -> FILE.seq.memprof into dst (cap bytes); false if long. */
+bool shim_numbered_path(char *dst, size_t cap, uint64_t seq);
+/* Takes the next numbered snapshot (API, signal, interval); returns its
+ * number or -errno. */
+long shim_take_snapshot(const char *trigger, const char *name);
+/* From the constructor: starts the signal/interval trigger thread when
+ * MEMPROF_SNAPSHOT_SIGNAL or MEMPROF_INTERVAL_MS asks for it. */
+void shim_trigger_start(void);
+
+/* The exported API behind lib/memprof.h's inline wrappers (declared here
+ * without the header's weak attribute, which would make the definitions
+ * weak too). */
+int memprof_api_snapshot(const char *name);
+void memprof_api_traced_memory(size_t *current, size_t *peak);
+void memprof_api_reset_peak(void);
+int memprof_api_is_tracing(void);
+
 /* shim_snapshot.c */
 /* Writes a snapshot to path; returns 0 or an errno. trigger is "exit",
  * "api", ...; name may be NULL. */

@@ -24,7 +24,11 @@ static inline void global_add(uint64_t size)
 			size;
 	atomic_fetch_add_explicit(&shim_totals.live_blocks, 1,
 				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&shim_totals.allocs, 1, memory_order_relaxed);
+	/* Every 256th event looks at the clock for the timeline. */
+	if ((atomic_fetch_add_explicit(&shim_totals.allocs, 1,
+				       memory_order_relaxed) &
+	     255) == 0)
+		shim_timeline_tick();
 	atomic_fetch_add_explicit(&shim_totals.alloc_bytes, size,
 				  memory_order_relaxed);
 	uint64_t peak = atomic_load_explicit(&shim_totals.peak_bytes,
@@ -69,7 +73,10 @@ void shim_account_free(const struct shim_block *b)
 				  memory_order_relaxed);
 	atomic_fetch_sub_explicit(&shim_totals.live_blocks, 1,
 				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&shim_totals.frees, 1, memory_order_relaxed);
+	if ((atomic_fetch_add_explicit(&shim_totals.frees, 1,
+				       memory_order_relaxed) &
+	     255) == 0)
+		shim_timeline_tick();
 }
 
 void shim_record_free(void *p)

@@ -11,6 +11,7 @@
  * set, so the program's threads may go on allocating meanwhile.
  */
 #include <elf.h>
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
@@ -452,8 +453,11 @@ static size_t build_tmp(char *dst, size_t cap, const char *path)
 int shim_snapshot_write(const char *path, const char *trigger, const char *name,
 			uint64_t seq, bool graph)
 {
-	if (atomic_exchange(&snap_busy, 1))
-		return EBUSY;
+	/* One snapshot at a time; a second one (the exit while the trigger
+	 * thread writes, an API call meanwhile) waits for the first. */
+	while (atomic_exchange(&snap_busy, 1))
+		sched_yield();
+	shim_timeline_mark(seq);
 	char tmp[4200];
 	int err = 0;
 	if (!build_tmp(tmp, sizeof(tmp), path)) {
@@ -489,6 +493,8 @@ int shim_snapshot_write(const char *path, const char *trigger, const char *name,
 	mpw_end(&w);
 
 	int berr = write_blocks(&w, gen, graph);
+	if (!berr)
+		shim_timeline_write(&w);
 	if (berr) {
 		mpw_abort(&w);
 		err = berr;

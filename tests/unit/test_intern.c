@@ -9,6 +9,7 @@
 #include "../../lib/shim/shim_record.c"
 #include "../../lib/shim/shim_stacks.c"
 #include "../../lib/shim/shim_table.c"
+#include "../../lib/shim/shim_timeline.c"
 
 #include <criterion/criterion.h>
 #include <pthread.h>
