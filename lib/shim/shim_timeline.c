@@ -36,7 +36,7 @@ static uint64_t interval_ns = TL_FIRST_INTERVAL;
 static _Atomic uint64_t next_ns;
 static _Atomic int tl_lock;
 
-static inline uint64_t coarse_ns(void)
+static inline uint64_t tl_coarse_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
@@ -68,7 +68,7 @@ static void append(uint64_t now)
 
 void shim_timeline_tick(void)
 {
-	uint64_t now = coarse_ns();
+	uint64_t now = tl_coarse_ns();
 	if (now < atomic_load_explicit(&next_ns, memory_order_relaxed))
 		return;
 	if (atomic_exchange_explicit(&tl_lock, 1, memory_order_acquire))
@@ -87,7 +87,7 @@ static void lock_wait(void)
 void shim_timeline_mark(uint64_t seq)
 {
 	lock_wait();
-	uint64_t now = coarse_ns();
+	uint64_t now = tl_coarse_ns();
 	append(now); /* the live figures at the snapshot itself */
 	if (nmarks < TL_MARKS) {
 		marks[nmarks].seq = seq;
