@@ -20,9 +20,11 @@
 
 int cmd_record(int argc, char **argv);
 int cmd_top(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_symbolize(int argc, char **argv);
 int cmd_leaks(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
 
 /* Symbolizes the snapshot at path with this machine's binaries and
  * rewrites it with the symbols embedded. Prints one line on failure

@@ -12,9 +12,9 @@ static const struct {
 	const char *name;
 	int sig;
 } signals[] = {
-	{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT},
-	{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"ALRM", SIGALRM},
-	{"TERM", SIGTERM}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT},
+	{"HUP", SIGHUP},     {"INT", SIGINT},	{"QUIT", SIGQUIT},
+	{"USR1", SIGUSR1},   {"USR2", SIGUSR2}, {"ALRM", SIGALRM},
+	{"TERM", SIGTERM},   {"CHLD", SIGCHLD}, {"CONT", SIGCONT},
 	{"WINCH", SIGWINCH}, {"PROF", SIGPROF}, {"URG", SIGURG},
 };
 

@@ -80,6 +80,39 @@ static const char *plural(uint64_t n, const char *one, const char *many)
 	return n == 1 ? one : many;
 }
 
+/* "10 ms", "12.5 ms", "10240 ms" */
+static const char *format_ms(uint64_t ns, char *buf, size_t len)
+{
+	if (ns % 1000000u == 0)
+		snprintf(buf, len, "%" PRIu64 " ms", ns / 1000000u);
+	else
+		snprintf(buf, len, "%.3g ms", (double)ns / 1e6);
+	return buf;
+}
+
+/* "timeline:   412 samples over 3.333 s (every 10 ms), 2 snapshots
+ * marked". The span runs from the start of tracing (the first sample
+ * when that is unknown) to the last sample. */
+static void print_timeline(FILE *out, const struct mp_snapshot *snap)
+{
+	const struct mp_timeline *tl = &snap->timeline;
+	char b1[64], b2[64];
+
+	fprintf(out, "timeline:   %zu %s", tl->nsamples,
+		plural(tl->nsamples, "sample", "samples"));
+	if (tl->nsamples) {
+		uint64_t from = snap->meta.start_ns ? snap->meta.start_ns
+						    : tl->samples[0].ns;
+		uint64_t to = tl->samples[tl->nsamples - 1].ns;
+
+		fprintf(out, " over %s",
+			format_duration(to >= from ? to - from : 0, b1, 64));
+	}
+	fprintf(out, " (every %s), %zu %s marked\n",
+		format_ms(tl->interval_ns, b2, 64), tl->nmarks,
+		plural(tl->nmarks, "snapshot", "snapshots"));
+}
+
 static void print_text(FILE *out, const char *path,
 		       const struct mp_snapshot *snap)
 {
@@ -146,6 +179,8 @@ static void print_text(FILE *out, const char *path,
 		fputs("no block list, ", out);
 	fprintf(out, "%zu %s\n", snap->nsymbols,
 		plural(snap->nsymbols, "symbol", "symbols"));
+	if (snap->has_timeline)
+		print_timeline(out, snap);
 	fprintf(out, "symbolized: %s\n",
 		snap->has_symbols ? "yes" : "no (frames show addresses only)");
 }
@@ -189,6 +224,26 @@ static enum mp_err print_json(FILE *out, const struct mp_snapshot *snap)
 		mp_json_null(&j);
 	mp_json_kv_uint(&j, "symbols", snap->nsymbols);
 	mp_json_kv_bool(&j, "symbolized", snap->has_symbols);
+	mp_json_key(&j, "timeline");
+	if (snap->has_timeline) {
+		const struct mp_timeline *tl = &snap->timeline;
+
+		mp_json_begin_object(&j);
+		mp_json_kv_uint(&j, "samples", tl->nsamples);
+		mp_json_kv_uint(&j, "interval_ns", tl->interval_ns);
+		mp_json_key(&j, "marks");
+		mp_json_begin_array(&j);
+		for (size_t i = 0; i < tl->nmarks; i++) {
+			mp_json_begin_object(&j);
+			mp_json_kv_uint(&j, "seq", tl->marks[i].seq);
+			mp_json_kv_uint(&j, "ns", tl->marks[i].ns);
+			mp_json_end_object(&j);
+		}
+		mp_json_end_array(&j);
+		mp_json_end_object(&j);
+	} else {
+		mp_json_null(&j);
+	}
 	mp_json_end_object(&j);
 	return mp_json_finish(&j);
 }

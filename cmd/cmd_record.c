@@ -55,6 +55,61 @@ static const char record_usage[] =
 
 static pid_t child_pid;
 
+/* A file of the run besides the exit snapshot, as found on disk. */
+struct sibling {
+	char *path;
+	ino_t ino;
+	struct timespec mtime;
+};
+
+/* The files FILE.*.memprof next to path (FILE.memprof); *out is an array
+ * the caller frees with siblings_free. */
+static size_t siblings(const char *path, struct sibling **out)
+{
+	size_t n = strlen(path);
+	const char *ext = ".memprof";
+	size_t el = strlen(ext);
+	size_t stem = (n >= el && !strcmp(path + n - el, ext)) ? n - el : n;
+	char pat[PATH_MAX + 600];
+	snprintf(pat, sizeof(pat), "%.*s.*.memprof", (int)stem, path);
+	glob_t g;
+	*out = NULL;
+	if (glob(pat, 0, NULL, &g) != 0)
+		return 0;
+	struct sibling *v = calloc(g.gl_pathc, sizeof(*v));
+	size_t k = 0;
+	for (size_t i = 0; v && i < g.gl_pathc; i++) {
+		struct stat st;
+		if (stat(g.gl_pathv[i], &st) != 0)
+			continue;
+		v[k].path = strdup(g.gl_pathv[i]);
+		v[k].ino = st.st_ino;
+		v[k].mtime = st.st_mtim;
+		k++;
+	}
+	globfree(&g);
+	*out = v;
+	return k;
+}
+
+static bool sibling_known(const struct sibling *v, size_t n,
+			  const struct sibling *f)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].path, f->path) && v[i].ino == f->ino &&
+		    v[i].mtime.tv_sec == f->mtime.tv_sec &&
+		    v[i].mtime.tv_nsec == f->mtime.tv_nsec)
+			return true;
+	return false;
+}
+
+static void siblings_free(struct sibling *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].path);
+	free(v);
+}
+
 /* "500ms", "10s", "2m", "1h", "1.5s"; a bare number is seconds. */
 static long parse_duration_ms(const char *s)
 {
@@ -269,17 +324,19 @@ int cmd_record(int argc, char **argv)
 		case 'G':
 			snap_sig = cli_parse_signal(optarg);
 			if (snap_sig <= 0)
-				return cli_error("--snapshot-signal takes a signal "
-						 "name or number, not '%s'",
-						 optarg);
+				return cli_error(
+					"--snapshot-signal takes a signal "
+					"name or number, not '%s'",
+					optarg);
 			break;
 		case 'I':
 			interval_ms = parse_duration_ms(optarg);
 			if (interval_ms <= 0)
-				return cli_error("--interval takes a duration "
-						 "such as 500ms, 10s or 2m, not "
-						 "'%s'",
-						 optarg);
+				return cli_error(
+					"--interval takes a duration "
+					"such as 500ms, 10s or 2m, not "
+					"'%s'",
+					optarg);
 			break;
 		case 'L':
 			if (strcmp(optarg, "yes") && strcmp(optarg, "no"))
@@ -370,8 +427,10 @@ int cmd_record(int argc, char **argv)
 		snprintf(abspath, sizeof(abspath), "%s/%s", absdir, base_name);
 	struct stat before;
 	bool existed = output && stat(abspath, &before) == 0;
-	struct timespec started;
-	clock_gettime(CLOCK_REALTIME, &started);
+	struct sibling *old_files = NULL;
+	size_t nold = 0;
+	if (output)
+		nold = siblings(abspath, &old_files);
 
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) != 0) {
@@ -491,30 +550,17 @@ int cmd_record(int argc, char **argv)
 	}
 	if (symbols) {
 		cli_symbolize_file(path, quiet);
-		/* Forked children's files: FILE.pid*.memprof. */
-		char pat[PATH_MAX + 80];
-		size_t n = strlen(path);
-		const char *ext = ".memprof";
-		size_t el = strlen(ext);
-		size_t stem =
-			(n >= el && !strcmp(path + n - el, ext)) ? n - el : n;
-		snprintf(pat, sizeof(pat), "%.*s.pid*.memprof", (int)stem,
-			 path);
-		glob_t g;
-		if (glob(pat, 0, NULL, &g) == 0) {
-			for (size_t i = 0; i < g.gl_pathc; i++) {
-				/* Only this run's children, not old files. */
-				struct stat cs;
-				if (stat(g.gl_pathv[i], &cs) == 0 &&
-				    (cs.st_mtim.tv_sec > started.tv_sec ||
-				     (cs.st_mtim.tv_sec == started.tv_sec &&
-				      cs.st_mtim.tv_nsec >= started.tv_nsec)))
-					cli_symbolize_file(g.gl_pathv[i],
-							   quiet);
-			}
-			globfree(&g);
-		}
+		/* This run's other files: numbered snapshots FILE.N.memprof
+		 * and forked children's FILE.pidPID.memprof, not files an
+		 * earlier run left (same name, same inode and time). */
+		struct sibling *now = NULL;
+		size_t nnow = siblings(output ? abspath : path, &now);
+		for (size_t i = 0; i < nnow; i++)
+			if (!sibling_known(old_files, nold, &now[i]))
+				cli_symbolize_file(now[i].path, quiet);
+		siblings_free(now, nnow);
 	}
+	siblings_free(old_files, nold);
 	if (!quiet)
 		summary(prog_argv[0], status, path);
 	return code;

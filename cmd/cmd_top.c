@@ -17,6 +17,7 @@
 #include "trace/trace_json.h"
 
 #define MAX_ALLOC_FNS 64
+#define MAX_FILTERS 64
 
 static void top_usage(FILE *f)
 {
@@ -39,6 +40,15 @@ static void top_usage(FILE *f)
 	      "                     stack, not only the innermost (function, "
 	      "line,\n"
 	      "                     file); recursion counts once per frame\n"
+	      "      --include GLOB keep only allocations whose innermost "
+	      "frame's\n"
+	      "                     function, file or module matches GLOB; "
+	      "repeatable\n"
+	      "      --exclude GLOB drop allocations whose innermost frame "
+	      "matches\n"
+	      "                     GLOB; repeatable\n"
+	      "      --all-frames   test --include/--exclude against every "
+	      "frame\n"
 	      "      --alloc-fn GLOB  treat functions matching GLOB as part of "
 	      "the\n"
 	      "                     allocator (e.g. xmalloc); repeatable\n"
@@ -194,7 +204,7 @@ static void print_totals(FILE *out, const struct mp_totals *t)
 }
 
 static void print_text(FILE *out, const struct mp_snapshot *snap,
-		       const struct mp_profile *p, size_t limit)
+		       const struct mp_profile *p, bool filtered, size_t limit)
 {
 	struct mp_profile_entry rest;
 	size_t nrest = mp_profile_rest(p, limit, &rest);
@@ -205,9 +215,10 @@ static void print_text(FILE *out, const struct mp_snapshot *snap,
 		fprintf(out, "top %zu of %zu", shown, p->nentries);
 	else
 		fprintf(out, "%zu", p->nentries);
-	fprintf(out, " call %s by %s, grouped by %s%s — ",
+	fprintf(out, " call %s by %s, grouped by %s%s%s — ",
 		plural(p->nentries, "site", "sites"), sort_label(p->sort),
-		mp_group_by_name(p->by), p->cumulative ? " (cumulative)" : "");
+		mp_group_by_name(p->by), p->cumulative ? " (cumulative)" : "",
+		filtered ? ", filtered" : "");
 	print_origin(out, &snap->meta);
 	fputc('\n', out);
 
@@ -241,7 +252,7 @@ static void print_text(FILE *out, const struct mp_snapshot *snap,
 }
 
 static enum mp_err print_json(FILE *out, const struct mp_profile *p,
-			      size_t limit)
+			      bool filtered, size_t limit)
 {
 	struct mp_json j;
 	struct mp_profile_entry rest;
@@ -254,6 +265,7 @@ static enum mp_err print_json(FILE *out, const struct mp_profile *p,
 	mp_json_kv_string(&j, "group_by", mp_group_by_name(p->by));
 	mp_json_kv_string(&j, "sort_by", mp_sort_by_name(p->sort));
 	mp_json_kv_bool(&j, "cumulative", p->cumulative);
+	mp_json_kv_bool(&j, "filtered", filtered);
 	mp_json_kv_uint(&j, "groups", p->nentries);
 	mp_json_key(&j, "entries");
 	mp_json_begin_array(&j);
@@ -295,6 +307,9 @@ int cmd_top(int argc, char **argv)
 		{"limit", required_argument, NULL, 'n'},
 		{"cumulative", no_argument, NULL, 'c'},
 		{"alloc-fn", required_argument, NULL, 'A'},
+		{"include", required_argument, NULL, 'I'},
+		{"exclude", required_argument, NULL, 'X'},
+		{"all-frames", no_argument, NULL, 'F'},
 		{"json", no_argument, NULL, 'J'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -302,6 +317,8 @@ int cmd_top(int argc, char **argv)
 	struct mp_profile_opts opts = {.by = MP_GROUP_LINE,
 				       .sort = MP_SORT_BYTES};
 	const char *globs[MAX_ALLOC_FNS];
+	struct mp_frame_filter filters[MAX_FILTERS];
+	struct mp_filters flt = {.f = filters};
 	size_t nglobs = 0, limit = 10;
 	bool json = false;
 	int c;
@@ -339,6 +356,16 @@ int cmd_top(int argc, char **argv)
 						 MAX_ALLOC_FNS);
 			globs[nglobs++] = optarg;
 			break;
+		case 'I':
+		case 'X':
+			if (flt.n == MAX_FILTERS)
+				return cli_error("top: more than %d --include "
+						 "and --exclude",
+						 MAX_FILTERS);
+			filters[flt.n].inclusive = c == 'I';
+			filters[flt.n++].glob = optarg;
+			break;
+		case 'F': flt.all_frames = true; break;
 		case 'J': json = true; break;
 		case 'h': top_usage(stdout); return MP_EXIT_OK;
 		case ':':
@@ -367,6 +394,7 @@ int cmd_top(int argc, char **argv)
 				 "line or file");
 	opts.alloc.globs = globs;
 	opts.alloc.nglobs = nglobs;
+	opts.filters = &flt;
 
 	const char *path = argv[optind];
 	struct mp_snapshot *snap = cli_open_snapshot(path);
@@ -381,10 +409,10 @@ int cmd_top(int argc, char **argv)
 	}
 	int status = MP_EXIT_OK;
 	if (json) {
-		if (print_json(stdout, prof, limit) != MP_OK)
+		if (print_json(stdout, prof, flt.n > 0, limit) != MP_OK)
 			status = cli_error("cannot write the output");
 	} else {
-		print_text(stdout, snap, prof, limit);
+		print_text(stdout, snap, prof, flt.n > 0, limit);
 		if (fflush(stdout) != 0 || ferror(stdout))
 			status = cli_error("cannot write the output");
 	}

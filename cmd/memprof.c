@@ -21,8 +21,11 @@ static const struct subcommand subcommands[] = {
 	{"record", cmd_record,
 	 "run a program under the shim and write snapshots"},
 	{"top", cmd_top, "list the call sites that hold memory"},
+	{"diff", cmd_diff, "compare two snapshots: what grew, what shrank"},
 	{"leaks", cmd_leaks, "find lost blocks and leaked cycles at exit"},
 	{"info", cmd_info, "show a snapshot's metadata and totals"},
+	{"snapshot", cmd_snapshot,
+	 "ask a running program to write a snapshot now"},
 	{"symbolize", cmd_symbolize,
 	 "add symbols to snapshots recorded without them"},
 };

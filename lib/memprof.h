@@ -5,7 +5,8 @@
  *     #include <memprof.h>
  *     memprof_snapshot("before");
  *     work();
- *     memprof_snapshot("after");   // then: memprof diff run.1.memprof run.2.memprof
+ *     memprof_snapshot("after");   // then: memprof diff run.1.memprof
+ * run.2.memprof
  *
  * No library to link: these are inline wrappers over weak symbols that
  * libmemprof.so defines. Run without memprof, the program works unchanged:

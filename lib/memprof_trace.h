@@ -319,6 +319,9 @@ struct mp_profile_opts {
 	 */
 	bool cumulative;
 	struct mp_alloc_filter alloc;
+	/* --include/--exclude (struct mp_filters, below); NULL keeps every
+	 * trace. Borrowed. */
+	const struct mp_filters *filters;
 };
 
 /*
@@ -501,5 +504,117 @@ enum mp_err mp_leaks_analyze(const struct mp_snapshot *snap,
 			     const struct mp_leak_opts *opts,
 			     struct mp_leak_report **out);
 void mp_leak_report_free(struct mp_leak_report *rep);
+
+/* ---- filters and the `diff` comparison (trace_profile.c, trace_diff.c) - */
+
+/*
+ * tracemalloc's Filter (reference §1.5): a glob (fnmatch(3), no flags)
+ * matched against a frame's function, its file (full path and base name)
+ * and its module (full path and base name); a field that is unknown never
+ * matches. By default only the innermost frame (the first left once the
+ * allocator's frames are dropped) is tested; with all_frames, any frame.
+ * A trace whose stack is empty after that has no frame, so no filter
+ * matches it.
+ *
+ * A trace is kept iff (no filter is inclusive, or at least one inclusive
+ * filter matches) and no exclusive filter matches. Zero filters keep
+ * everything.
+ */
+struct mp_frame_filter {
+	bool inclusive;	  /* --include; false: --exclude */
+	const char *glob; /* borrowed */
+};
+
+struct mp_filters {
+	const struct mp_frame_filter *f; /* borrowed; NULL when n is 0 */
+	size_t n;
+	bool all_frames;
+};
+
+/* Whether a trace with resolved stack frames[0..n) is kept by flt (NULL
+ * keeps everything). Cannot fail. */
+bool mp_filters_keep(const struct mp_filters *flt,
+		     const struct mp_resolved_frame *frames, size_t n);
+
+/*
+ * Snapshot.compare_to (reference §1.3): both snapshots are grouped with
+ * mp_profile_build (same key, cumulative mode, allocator globs and
+ * filters), then groups are matched across the two by symbols, never by
+ * address, so that two runs (ASLR) or two builds compare cleanly:
+ *
+ *   traceback  every frame's (function, file, line)
+ *   function   the function
+ *   line       (file, line)
+ *   file       the file
+ *   module     the module's base name
+ *
+ * A frame whose part of the key is unknown is matched by its module's
+ * base name and its offset from the module's load bias (pc - base), or by
+ * its address when even the module is unknown.
+ *
+ * Every group of NEW gives an entry with bytes/blocks of NEW and the
+ * differences NEW - OLD (OLD counts 0 when the group is absent there);
+ * every group only in OLD gives bytes = blocks = 0 and the negated OLD
+ * counts. Groups that hold nothing in either snapshot (traces whose blocks
+ * were all freed) are left out: tracemalloc only sees live blocks.
+ * Entries whose differences are 0 are kept.
+ */
+struct mp_diff_opts {
+	enum mp_group_by by;
+	bool cumulative; /* FUNCTION, LINE and FILE only */
+	struct mp_alloc_filter alloc;
+	const struct mp_filters *filters; /* NULL: none */
+};
+
+struct mp_diff_entry {
+	uint64_t bytes, blocks;		 /* live in NEW */
+	int64_t bytes_diff, blocks_diff; /* NEW - OLD */
+	uint64_t old_bytes, old_blocks;	 /* live in OLD */
+	bool in_old, in_new;		 /* which snapshots hold the group */
+	/* The group's key frames as mp_profile_entry's: from NEW, or from
+	 * OLD for a group only there (strings borrowed from that snapshot). */
+	size_t nframes;
+	struct mp_resolved_frame *frames;
+};
+
+/*
+ * Entries are sorted like tracemalloc's compare_to, descending by
+ * (|bytes_diff|, bytes, |blocks_diff|, blocks, key): the key is compared
+ * as in mp_profile's ascending key order (known names before unknown, then
+ * module base name and offset), and reversed, as tracemalloc reverses the
+ * whole tuple.
+ */
+struct mp_diff {
+	enum mp_group_by by;
+	bool cumulative;
+	bool filtered; /* at least one filter was given */
+	struct mp_diff_entry *entries;
+	size_t nentries;
+	struct mp_totals old_totals, new_totals; /* the snapshots' totals */
+	void *priv;				 /* storage of the frames */
+};
+
+/*
+ * Compares snapshot new_snap against old_snap. The result borrows strings
+ * from both, which must outlive it. Fails with MP_ERR_USAGE for
+ * cumulative with TRACEBACK or MODULE or an unknown enum value,
+ * MP_ERR_CORRUPT for a trace naming a stack that does not exist,
+ * MP_ERR_NOMEM. *out is set only on success.
+ */
+enum mp_err mp_diff_build(const struct mp_snapshot *old_snap,
+			  const struct mp_snapshot *new_snap,
+			  const struct mp_diff_opts *opts,
+			  struct mp_diff **out);
+/* Frees a diff; NULL is accepted. */
+void mp_diff_free(struct mp_diff *diff);
+
+/*
+ * For `-n N`: the number of entries after the first N (N = 0 means all,
+ * so none), with their sums in *rest (frames NULL, in_old/in_new false).
+ * In cumulative mode the sums count a trace once per group, like the
+ * entries. Cannot fail.
+ */
+size_t mp_diff_rest(const struct mp_diff *diff, size_t n,
+		    struct mp_diff_entry *rest);
 
 #endif

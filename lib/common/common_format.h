@@ -14,7 +14,7 @@
 #define MP_MAGIC_LEN 8
 #define MP_FILE_HEADER_LEN 16
 #define MP_VERSION_MAJOR 1
-#define MP_VERSION_MINOR 1 /* 1.1: GRPH */
+#define MP_VERSION_MINOR 2 /* 1.1: GRPH; 1.2: TIME */
 
 /*
  * Section header, 32 bytes, all little-endian:
@@ -57,5 +57,13 @@
 #define MP_GRPH_ROOT_REGS 0x4u	   /* thread registers */
 #define MP_GRPH_ROOT_TLS 0x8u	   /* thread-local storage, descriptors */
 #define MP_GRPH_ROOT_KNOWN 0xfu	   /* a kinds mask must be within this */
+
+/*
+ * TIME (formats/snapshot.md, "TIME", since 1.2): the shim samples live
+ * bytes and blocks every interval, starting at MP_TIME_FIRST_INTERVAL_NS;
+ * when its buffer of samples is full it keeps every other sample and
+ * doubles the interval.
+ */
+#define MP_TIME_FIRST_INTERVAL_NS 10000000ull /* 10 ms */
 
 #endif

@@ -63,7 +63,8 @@ static void append(uint64_t now)
 	samples[nsamples].blocks = atomic_load_explicit(
 		&shim_totals.live_blocks, memory_order_relaxed);
 	nsamples++;
-	atomic_store_explicit(&next_ns, now + interval_ns, memory_order_relaxed);
+	atomic_store_explicit(&next_ns, now + interval_ns,
+			      memory_order_relaxed);
 }
 
 void shim_timeline_tick(void)

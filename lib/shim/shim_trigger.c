@@ -102,8 +102,8 @@ void shim_trigger_start(void)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, trigger_thread, NULL) != 0)
-		shim_say("cannot start the snapshot trigger thread", NULL,
-			 NULL, NULL);
+		shim_say("cannot start the snapshot trigger thread", NULL, NULL,
+			 NULL);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }

@@ -31,4 +31,9 @@ enum mp_err mp__fail(struct mp_errinfo *ei, enum mp_err err, const char *fmt,
 int mp__frames_cmp(const struct mp_resolved_frame *a, size_t na,
 		   const struct mp_resolved_frame *b, size_t nb);
 
+/* Keeps the fields of dst that src shares; the others become unknown
+ * (NULL, line 0, address 0): how a group's frame is merged. */
+void mp__frame_intersect(struct mp_resolved_frame *dst,
+			 const struct mp_resolved_frame *src);
+
 #endif

@@ -5,7 +5,8 @@
  * allocator's frames, then groups traces by sorting their keys and merging
  * equal neighbours: no hash table, and an order that never depends on the
  * file's. Statistics follow tracemalloc's Snapshot.statistics() (reference
- * §1.3-1.4), cumulative mode included. Never prints.
+ * §1.3-1.4), cumulative mode included, and traces are kept or dropped by
+ * tracemalloc's Filter rules (§1.5). Never prints.
  */
 #include <fnmatch.h>
 #include <stdlib.h>
@@ -292,9 +293,8 @@ struct profile_priv {
 	struct mp_resolved_frame *frames;
 };
 
-/* Keeps the fields of dst that src shares; the others become unknown. */
-static void frame_intersect(struct mp_resolved_frame *dst,
-			    const struct mp_resolved_frame *src)
+void mp__frame_intersect(struct mp_resolved_frame *dst,
+			 const struct mp_resolved_frame *src)
 {
 	if (cmp_str(dst->function, src->function))
 		dst->function = NULL;
@@ -338,9 +338,52 @@ size_t mp_profile_rest(const struct mp_profile *prof, size_t n,
 	return prof->nentries - n;
 }
 
+/* Whether glob matches a field of f: function, file or module, each
+ * path also by its base name. */
+static bool frame_matches(const char *glob, const struct mp_resolved_frame *f)
+{
+	const char *fields[] = {f->function, f->file, f->module};
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(*fields); i++) {
+		if (!fields[i])
+			continue;
+		if (fnmatch(glob, fields[i], 0) == 0)
+			return true;
+		if (i > 0 && fnmatch(glob, base_name(fields[i]), 0) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool mp_filters_keep(const struct mp_filters *flt,
+		     const struct mp_resolved_frame *frames, size_t n)
+{
+	bool has_inclusive = false, included = false;
+
+	if (!flt)
+		return true;
+	/* tracemalloc's Filter._match_traceback: only the most recent frame
+	 * unless all_frames. */
+	size_t tested = flt->all_frames ? n : n ? 1 : 0;
+	for (size_t i = 0; i < flt->n; i++) {
+		const struct mp_frame_filter *ff = &flt->f[i];
+		bool match = false;
+		for (size_t k = 0; ff->glob && k < tested && !match; k++)
+			match = frame_matches(ff->glob, &frames[k]);
+		if (ff->inclusive) {
+			has_inclusive = true;
+			included |= match;
+		} else if (match) {
+			return false;
+		}
+	}
+	return !has_inclusive || included;
+}
+
 /* Per-stack expansion, computed once for the stacks that traces use. */
 struct resolved_stack {
 	bool done;
+	bool keep; /* passes the filters */
 	size_t nframes;
 	struct mp_resolved_frame *frames;
 };
@@ -389,7 +432,11 @@ enum mp_err mp_profile_build(const struct mp_snapshot *snap,
 				goto fail;
 			err = MP_ERR_NOMEM;
 			rs[s].done = true;
+			rs[s].keep = mp_filters_keep(
+				opts->filters, rs[s].frames, rs[s].nframes);
 		}
+		if (!rs[s].keep)
+			continue;
 		size_t nf = rs[s].nframes;
 		size_t k = opts->cumulative && nf ? nf : 1;
 		if (ncs + k > cscap) {
@@ -452,7 +499,8 @@ enum mp_err mp_profile_build(const struct mp_snapshot *snap,
 			fp += c->nframes;
 		} else {
 			for (size_t k = 0; k < c->nframes; k++)
-				frame_intersect(&e->frames[k], &c->frames[k]);
+				mp__frame_intersect(&e->frames[k],
+						    &c->frames[k]);
 		}
 		e->bytes += tr->live_bytes;
 		e->blocks += tr->live_blocks;

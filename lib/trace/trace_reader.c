@@ -51,7 +51,7 @@ struct chunk {
 	_Alignas(ALIGN) unsigned char data[];
 };
 
-/* An unknown or reserved section, kept to be written back unchanged. */
+/* An unknown section, kept to be written back unchanged. */
 struct kept {
 	struct kept *next;
 	uint32_t tag, flags;
@@ -217,7 +217,7 @@ static const struct {
 	uint32_t tag;
 	const char *name;
 	bool required;
-	bool parsed; /* false: reserved, kept as bytes */
+	bool parsed; /* false: kept as bytes (none since 1.2) */
 } kinds[S_KNOWN] = {
 	[S_META] = {MP_SEC_META, "meta", true, true},
 	[S_MODS] = {MP_SEC_MODULES, "modules", true, true},
@@ -225,7 +225,7 @@ static const struct {
 	[S_TRCS] = {MP_SEC_TRACES, "traces", true, true},
 	[S_BLKS] = {MP_SEC_BLOCKS, "blocks", false, true},
 	[S_GRPH] = {MP_SEC_GRAPH, "graph", false, true},
-	[S_TIME] = {MP_SEC_TIMELINE, "timeline", false, false},
+	[S_TIME] = {MP_SEC_TIMELINE, "timeline", false, true},
 	[S_SYMS] = {MP_SEC_SYMBOLS, "symbols", false, true},
 	[S_END] = {MP_SEC_END, "end", true, true},
 };
@@ -1242,6 +1242,69 @@ static bool parse_symbols(struct rd *r)
 	return at_end(&c);
 }
 
+/*
+ * One time of TIME: a delta from *t (the previous time, or META start_ns),
+ * whose sum must not wrap, so that times never go back.
+ */
+static bool get_time(struct cur *c, uint64_t *t, const char *what)
+{
+	uint64_t d;
+
+	if (!get_u(c, &d))
+		return false;
+	if (d > UINT64_MAX - *t)
+		return bad(c, c->at, "%s time overflows", what);
+	*t += d;
+	return true;
+}
+
+static bool parse_timeline(struct rd *r)
+{
+	struct mp_snapshot *snap = r->snap;
+	struct mp_timeline *tl = &snap->timeline;
+	uint64_t t;
+	struct cur c;
+	size_t i, n;
+
+	cur_init(&c, r, S_TIME);
+	if (!get_u(&c, &tl->interval_ns))
+		return false;
+	/* time, live bytes, live blocks: a byte each at least. */
+	if (!get_count(&c, 3, &n))
+		return false;
+	tl->samples = alloc_array(&c, n, sizeof(*tl->samples));
+	if (!tl->samples)
+		return false;
+	t = snap->meta.start_ns;
+	for (i = 0; i < n; i++) {
+		struct mp_sample *sm = &tl->samples[i];
+
+		if (!get_time(&c, &t, "sample"))
+			return false;
+		sm->ns = t;
+		if (!get_u(&c, &sm->live_bytes) || !get_u(&c, &sm->live_blocks))
+			return false;
+	}
+	tl->nsamples = n;
+	/* seq, time: a byte each at least. */
+	if (!get_count(&c, 2, &n))
+		return false;
+	tl->marks = alloc_array(&c, n, sizeof(*tl->marks));
+	if (!tl->marks)
+		return false;
+	t = snap->meta.start_ns;
+	for (i = 0; i < n; i++) {
+		struct mp_mark *mk = &tl->marks[i];
+
+		if (!get_u(&c, &mk->seq) || !get_time(&c, &t, "mark"))
+			return false;
+		mk->ns = t;
+	}
+	tl->nmarks = n;
+	snap->has_timeline = true;
+	return at_end(&c);
+}
+
 static enum mp_err parse_file(struct rd *r, const unsigned char *d, size_t len)
 {
 	uint16_t major, minor;
@@ -1289,6 +1352,8 @@ static enum mp_err parse_file(struct rd *r, const unsigned char *d, size_t len)
 	if (r->secs[S_BLKS].present && !parse_blocks(r))
 		return r->err;
 	if (r->secs[S_GRPH].present && !parse_graph(r))
+		return r->err;
+	if (r->secs[S_TIME].present && !parse_timeline(r))
 		return r->err;
 	if (r->secs[S_SYMS].present && !parse_symbols(r))
 		return r->err;
@@ -1484,6 +1549,37 @@ static enum mp_err check_graph(const struct mp_snapshot *s,
 	return MP_OK;
 }
 
+/* The rules of TIME: times from META start_ns on, never going back. */
+static enum mp_err check_timeline(const struct mp_snapshot *s,
+				  struct mp_errinfo *ei)
+{
+	const struct mp_timeline *tl = &s->timeline;
+	uint64_t t = s->meta.start_ns;
+	size_t i;
+
+	if ((tl->nsamples && !tl->samples) || (tl->nmarks && !tl->marks))
+		return mp__fail(ei, MP_ERR_USAGE,
+				"cannot save: no timeline samples or marks");
+	for (i = 0; i < tl->nsamples; i++) {
+		if (tl->samples[i].ns < t)
+			return mp__fail(ei, MP_ERR_USAGE,
+					"cannot save: timeline sample %zu is "
+					"earlier than %s",
+					i, i ? "the one before" : "the start");
+		t = tl->samples[i].ns;
+	}
+	t = s->meta.start_ns;
+	for (i = 0; i < tl->nmarks; i++) {
+		if (tl->marks[i].ns < t)
+			return mp__fail(ei, MP_ERR_USAGE,
+					"cannot save: timeline mark %zu is "
+					"earlier than %s",
+					i, i ? "the one before" : "the start");
+		t = tl->marks[i].ns;
+	}
+	return MP_OK;
+}
+
 /* Refuses what would write a file that the reader rejects. */
 static enum mp_err check_snapshot(const struct mp_snapshot *s,
 				  struct mp_errinfo *ei)
@@ -1550,6 +1646,12 @@ static enum mp_err check_snapshot(const struct mp_snapshot *s,
 							"cannot save: symbol "
 							"string too long");
 		}
+	}
+	if (s->has_timeline) {
+		enum mp_err err = check_timeline(s, ei);
+
+		if (err)
+			return err;
 	}
 	if (s->has_graph)
 		return check_graph(s, ei);
@@ -1677,6 +1779,31 @@ static void write_graph(struct mpw *w, const struct mp_snapshot *s)
 	mpw_end(w);
 }
 
+static void write_timeline(struct mpw *w, const struct mp_snapshot *s)
+{
+	const struct mp_timeline *tl = &s->timeline;
+	uint64_t prev = s->meta.start_ns;
+	size_t i;
+
+	mpw_begin(w, MP_SEC_TIMELINE);
+	mpw_uleb(w, tl->interval_ns);
+	mpw_uleb(w, tl->nsamples);
+	for (i = 0; i < tl->nsamples; i++) {
+		mpw_uleb(w, tl->samples[i].ns - prev);
+		prev = tl->samples[i].ns;
+		mpw_uleb(w, tl->samples[i].live_bytes);
+		mpw_uleb(w, tl->samples[i].live_blocks);
+	}
+	prev = s->meta.start_ns;
+	mpw_uleb(w, tl->nmarks);
+	for (i = 0; i < tl->nmarks; i++) {
+		mpw_uleb(w, tl->marks[i].seq);
+		mpw_uleb(w, tl->marks[i].ns - prev);
+		prev = tl->marks[i].ns;
+	}
+	mpw_end(w);
+}
+
 static enum mp_err write_snapshot(struct mpw *w, const struct mp_snapshot *s)
 {
 	const struct mp_meta *m = &s->meta;
@@ -1787,6 +1914,8 @@ static enum mp_err write_snapshot(struct mpw *w, const struct mp_snapshot *s)
 	}
 	if (s->has_graph)
 		write_graph(w, s);
+	if (s->has_timeline)
+		write_timeline(w, s);
 	if (s->has_symbols && write_symbols(w, s))
 		return MP_ERR_NOMEM;
 	for (k = pv ? pv->kept : NULL; k; k = k->next)

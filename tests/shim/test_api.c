@@ -70,7 +70,8 @@ Test(api, traced_memory_and_reset_peak_are_tracemallocs)
 	/* current: 3 x 1000 + 10 x 4096; peak: 8 x 1000 + 10 x 4096, before
 	 * the table shrank; after reset_peak, peak = current. */
 	cr_expect(strstr(out, "current=43960 peak=48960 reset=43960/43960") !=
-		  NULL, "%s", out);
+			  NULL,
+		  "%s", out);
 }
 
 Test(api, bytes_at_peak_answer_who_held_the_memory_then)

@@ -392,9 +392,10 @@ Test(format, round_trips_every_field)
 	cr_assert_eq(mp_snapshot_save(s, path, &ei), MP_OK, "%s", ei.msg);
 	cr_assert_eq(mp_snapshot_open(path, &back, &ei), MP_OK, "%s", ei.msg);
 	cr_assert_eq(back->version_major, 1);
-	cr_assert_eq(back->version_minor, 1);
-	cr_assert_eq(MP_VERSION_MINOR, 1);
+	cr_assert_eq(back->version_minor, 2);
+	cr_assert_eq(MP_VERSION_MINOR, 2);
 	cr_assert(!back->has_graph);
+	cr_assert(!back->has_timeline);
 	assert_same(back, s);
 
 	/* A second generation is byte-identical: nothing drifts. */
@@ -462,8 +463,13 @@ static void fill_with_unknown(struct mpw *w)
 	mpw_begin(w, MP_SEC_MODULES);
 	mpw_uleb(w, 0);
 	mpw_end(w);
-	mpw_begin(w, MP_SEC_TIMELINE);
-	mpw_str(w, "a timeline of a later version");
+	mpw_begin(w, MP_SEC_TIMELINE); /* sections come in any order */
+	mpw_uleb(w, 10000000);
+	mpw_uleb(w, 1);
+	mpw_uleb(w, 5);
+	mpw_uleb(w, 64);
+	mpw_uleb(w, 2);
+	mpw_uleb(w, 0);
 	mpw_end(w);
 	mpw_begin(w, MP_SEC_STACKS);
 	mpw_uleb(w, 1);
@@ -503,10 +509,16 @@ Test(format, keeps_unknown_sections_on_save)
 	b2 = save_to_buf(s, &len2);
 	assert_section_copied(b, len, b2, len2, MP_TAG('X', 'T', 'R', 'A'));
 	assert_section_copied(b, len, b2, len2, MP_TAG('R', 'A', 'W', '!'));
+	/* TIME is no longer reserved (1.2): read, and written anew. */
+	cr_assert(s->has_timeline);
+	cr_assert_eq(s->timeline.nsamples, 1);
 	assert_section_copied(b, len, b2, len2, MP_SEC_TIMELINE);
 	cr_assert_eq(mp_snapshot_open_mem(b2, len2, &again, &ei), MP_OK, "%s",
 		     ei.msg);
 	cr_assert_eq(again->stacks[0].pcs[0], 0x401000);
+	cr_assert(again->has_timeline);
+	cr_assert_eq(again->timeline.samples[0].ns, 5);
+	cr_assert_eq(again->timeline.samples[0].live_bytes, 64);
 	mp_snapshot_free(again);
 	mp_snapshot_free(s);
 	free(b);
@@ -1305,10 +1317,10 @@ static unsigned char *graph_round_trip(const struct mp_snapshot *s, size_t *len)
 	unsigned char *b = save_to_buf(s, len), *b2;
 	size_t l2;
 
-	cr_assert_eq(rd32(b + 8) >> 16, 1, "minor version 1");
+	cr_assert_eq(rd32(b + 8) >> 16, 2, "minor version 2");
 	cr_assert_eq(mp_snapshot_open_mem(b, *len, &back, &ei), MP_OK, "%s",
 		     ei.msg);
-	cr_assert_eq(back->version_minor, 1);
+	cr_assert_eq(back->version_minor, 2);
 	assert_same(back, s);
 	assert_same_graph(back, s);
 	b2 = save_to_buf(back, &l2);
@@ -1846,6 +1858,437 @@ Test(format, save_refuses_a_bad_graph)
 }
 
 /* ------------------------------------------------------------------ */
+/* The timeline (TIME, format 1.2)                                    */
+
+#define T0 1700000000000000000ull
+
+/* Sets a timeline on s: equal times, a big jump, extreme figures. */
+static void set_timeline(struct mp_snapshot *s)
+{
+	struct mp_timeline *tl = &s->timeline;
+	static const struct mp_sample samples[] = {
+		{T0, 0, 0},
+		{T0 + 10000000, 4096, 3},
+		{T0 + 10000000, 4000, 2}, /* two samples at the same time */
+		{T0 + 20000000, UINT64_MAX, UINT64_MAX},
+		{T0 + (1ull << 40), 1, 1},
+	};
+	static const struct mp_mark marks[] = {
+		{1, T0 + 15000000},
+		{2, T0 + 15000000},
+		{UINT64_MAX, T0 + 30000000},
+		{0, T0 + (1ull << 40)},
+	};
+
+	s->meta.start_ns = T0;
+	tl->interval_ns = 40000000;
+	tl->nsamples = NV(samples);
+	tl->samples = mp__alloc(s, sizeof(samples));
+	memcpy(tl->samples, samples, sizeof(samples));
+	tl->nmarks = NV(marks);
+	tl->marks = mp__alloc(s, sizeof(marks));
+	memcpy(tl->marks, marks, sizeof(marks));
+	s->has_timeline = true;
+}
+
+static void assert_same_timeline(const struct mp_snapshot *a,
+				 const struct mp_snapshot *b)
+{
+	const struct mp_timeline *x = &a->timeline, *y = &b->timeline;
+
+	cr_assert_eq(a->has_timeline, b->has_timeline);
+	if (!b->has_timeline)
+		return;
+	cr_assert_eq(x->interval_ns, y->interval_ns);
+	cr_assert_eq(x->nsamples, y->nsamples);
+	for (size_t i = 0; i < y->nsamples; i++) {
+		cr_assert_eq(x->samples[i].ns, y->samples[i].ns, "sample %zu",
+			     i);
+		cr_assert_eq(x->samples[i].live_bytes, y->samples[i].live_bytes,
+			     "sample %zu", i);
+		cr_assert_eq(x->samples[i].live_blocks,
+			     y->samples[i].live_blocks, "sample %zu", i);
+	}
+	cr_assert_eq(x->nmarks, y->nmarks);
+	for (size_t i = 0; i < y->nmarks; i++) {
+		cr_assert_eq(x->marks[i].seq, y->marks[i].seq, "mark %zu", i);
+		cr_assert_eq(x->marks[i].ns, y->marks[i].ns, "mark %zu", i);
+	}
+}
+
+/* Saves s, reads it back, checks it and saves the same bytes again. */
+static unsigned char *timeline_round_trip(const struct mp_snapshot *s,
+					  size_t *len)
+{
+	struct mp_snapshot *back = NULL;
+	struct mp_errinfo ei = {""};
+	unsigned char *b = save_to_buf(s, len), *b2;
+	size_t l2;
+
+	cr_assert_eq(mp_snapshot_open_mem(b, *len, &back, &ei), MP_OK, "%s",
+		     ei.msg);
+	cr_assert_eq(back->version_minor, 2);
+	assert_same(back, s);
+	assert_same_graph(back, s);
+	assert_same_timeline(back, s);
+	b2 = save_to_buf(back, &l2);
+	cr_assert_eq(l2, *len);
+	cr_assert_eq(memcmp(b, b2, l2), 0, "second generation differs");
+	free(b2);
+	mp_snapshot_free(back);
+	return b;
+}
+
+/* make_graph() with a timeline and symbols: every section there is. */
+static struct mp_snapshot *make_timeline(void)
+{
+	struct mp_snapshot *s = make_graph();
+
+	set_timeline(s);
+	s->has_symbols = true;
+	s->nsymbols = 1;
+	s->symbols = mp__alloc(s, sizeof(*s->symbols));
+	s->symbols[0] = (struct mp_symbol){
+		.pc = 0x401234, .module = UINT32_MAX, .nframes = 1};
+	s->symbols[0].frames = mp__alloc(s, sizeof(struct mp_frame));
+	s->symbols[0].frames[0] = (struct mp_frame){"grow", "grow.c", 9};
+	return s;
+}
+
+Test(format, round_trips_a_timeline)
+{
+	struct mp_snapshot *s = make_timeline();
+	struct secpos sec[16];
+	static const uint32_t order[] = {
+		MP_SEC_META,	 MP_SEC_MODULES, MP_SEC_STACKS,
+		MP_SEC_TRACES,	 MP_SEC_BLOCKS,	 MP_SEC_GRAPH,
+		MP_SEC_TIMELINE, MP_SEC_SYMBOLS, MP_SEC_END};
+	size_t len, n;
+	unsigned char *b = timeline_round_trip(s, &len);
+
+	n = walk(b, len, sec, 16);
+	cr_assert_eq(n, NV(order));
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(sec[i].tag, order[i], "section %zu", i);
+	free(b);
+	mp_snapshot_free(s);
+}
+
+Test(format, round_trips_an_empty_timeline)
+{
+	struct mp_snapshot *s = make_heap(1), *back = NULL;
+	struct mp_errinfo ei = {""};
+	size_t len;
+	unsigned char *b;
+
+	s->has_timeline = true;
+	s->timeline.interval_ns = 10000000;
+	b = timeline_round_trip(s, &len);
+	cr_assert_eq(mp_snapshot_open_mem(b, len, &back, &ei), MP_OK, "%s",
+		     ei.msg);
+	cr_assert(back->has_timeline);
+	cr_assert_eq(back->timeline.nsamples, 0);
+	cr_assert_eq(back->timeline.nmarks, 0);
+	cr_assert_eq(back->timeline.interval_ns, 10000000);
+	mp_snapshot_free(back);
+	free(b);
+
+	/* Without has_timeline there is no TIME section at all. */
+	s->has_timeline = false;
+	b = save_to_buf(s, &len);
+	cr_assert_eq(mp_snapshot_open_mem(b, len, &back, &ei), MP_OK, "%s",
+		     ei.msg);
+	cr_assert(!back->has_timeline);
+	{
+		struct secpos sec[16];
+		size_t n = walk(b, len, sec, 16);
+
+		for (size_t j = 0; j < n; j++)
+			cr_assert_neq(sec[j].tag, MP_SEC_TIMELINE);
+	}
+	mp_snapshot_free(back);
+	free(b);
+	mp_snapshot_free(s);
+}
+
+Test(format, round_trips_a_timeline_without_start_time)
+{
+	struct mp_snapshot *s = make_heap(0);
+
+	set_timeline(s);
+	s->meta.start_ns = 0; /* absent from META reads as 0 */
+	free(timeline_round_trip(s, &(size_t){0}));
+	mp_snapshot_free(s);
+}
+
+Test(format, save_refuses_a_bad_timeline)
+{
+	struct mp_snapshot *s;
+
+	s = make_timeline();
+	s->timeline.samples[2].ns = T0 + 9999999;
+	expect_save_refused(s, "sample going back");
+	s = make_timeline();
+	s->meta.start_ns = T0 + 1;
+	expect_save_refused(s, "first sample before the start");
+	s = make_timeline();
+	s->timeline.samples[0].ns = T0 + 1;
+	s->timeline.marks[1].ns = T0;
+	expect_save_refused(s, "mark going back");
+	s = make_timeline();
+	s->timeline.marks = NULL;
+	expect_save_refused(s, "marks missing");
+	s = make_timeline();
+	s->timeline.samples = NULL;
+	expect_save_refused(s, "samples missing");
+}
+
+/* The bytes of make_timeline() as saved. */
+static unsigned char *timeline_file(size_t *len)
+{
+	struct mp_snapshot *s = make_timeline();
+	unsigned char *b = save_to_buf(s, len);
+
+	mp_snapshot_free(s);
+	return b;
+}
+
+Test(format, rejects_truncation_of_a_timeline_file)
+{
+	struct mp_errinfo ei = {""};
+	size_t len;
+	unsigned char *b = timeline_file(&len);
+	struct secpos t = find(b, len, MP_SEC_TIMELINE);
+
+	for (size_t l = 0; l < len; l++) {
+		unsigned char *p = malloc(l ? l : 1);
+
+		memcpy(p, b, l);
+		cr_assert_eq(open_buf(p, l, &ei), MP_ERR_TRUNCATED,
+			     "prefix of %zu bytes: %s", l, ei.msg);
+		if (l > t.off + 4 && l < t.off + t.size)
+			cr_assert(strstr(ei.msg, "'timeline'"),
+				  "prefix of %zu bytes: %s", l, ei.msg);
+		free(p);
+	}
+	cr_assert_eq(open_buf(b, len, &ei), MP_OK);
+	free(b);
+}
+
+/*
+ * TIME payloads written value by value, stored uncompressed. META says
+ * start_ns 1000; every value below 128 is one byte.
+ */
+static unsigned char time_raw[256];
+static size_t time_raw_len;
+
+static void set_time(const uint64_t *v, size_t n)
+{
+	time_raw_len = 0;
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_leq(time_raw_len + MP_LEB_MAX, sizeof(time_raw));
+		time_raw_len += mp_leb_put_u(time_raw + time_raw_len, v[i]);
+	}
+}
+
+static void fill_time(struct mpw *w)
+{
+	mpw_begin(w, MP_SEC_META);
+	mpw_meta_uint(w, "pid", 1);
+	mpw_meta_uint(w, "start_ns", 1000);
+	mpw_end(w);
+	mpw_begin(w, MP_SEC_MODULES);
+	mpw_uleb(w, 0);
+	mpw_end(w);
+	w_one_stack(w);
+	w_one_trace(w);
+	mpw_copy_section(w, MP_SEC_TIMELINE, 0, time_raw_len,
+			 (uint32_t)crc32(0, time_raw, (uInt)time_raw_len),
+			 time_raw, time_raw_len);
+}
+
+/* interval 10; samples at 1005, 1005, 1012; marks 1 at 1005, 0 at 1100. */
+static const uint64_t good_time[] = {10, 3,  5, 64, 2, 0, 32, 1,
+				     7,	 96, 3, 2,  1, 5, 0,  95};
+
+static void expect_time_corrupt(const uint64_t *v, size_t n, const char *want)
+{
+	char full[256];
+
+	set_time(v, n);
+	snprintf(full, sizeof(full), "corrupt section 'timeline': %s", want);
+	expect_corrupt(fill_time, full);
+}
+
+Test(format, reads_a_timeline_from_the_raw_writer)
+{
+	struct mp_snapshot *s = NULL;
+	struct mp_errinfo ei = {""};
+	const struct mp_timeline *tl;
+	size_t len;
+	unsigned char *b;
+
+	set_time(good_time, NV(good_time));
+	b = write_raw(fill_time, &len);
+	cr_assert_eq(mp_snapshot_open_mem(b, len, &s, &ei), MP_OK, "%s",
+		     ei.msg);
+	cr_assert(s->has_timeline);
+	tl = &s->timeline;
+	cr_assert_eq(tl->interval_ns, 10);
+	cr_assert_eq(tl->nsamples, 3);
+	cr_assert_eq(tl->samples[0].ns, 1005);
+	cr_assert_eq(tl->samples[0].live_bytes, 64);
+	cr_assert_eq(tl->samples[0].live_blocks, 2);
+	cr_assert_eq(tl->samples[1].ns, 1005);
+	cr_assert_eq(tl->samples[1].live_bytes, 32);
+	cr_assert_eq(tl->samples[1].live_blocks, 1);
+	cr_assert_eq(tl->samples[2].ns, 1012);
+	cr_assert_eq(tl->samples[2].live_bytes, 96);
+	cr_assert_eq(tl->samples[2].live_blocks, 3);
+	cr_assert_eq(tl->nmarks, 2);
+	cr_assert_eq(tl->marks[0].seq, 1);
+	cr_assert_eq(tl->marks[0].ns, 1005);
+	cr_assert_eq(tl->marks[1].seq, 0);
+	cr_assert_eq(tl->marks[1].ns, 1100);
+	mp_snapshot_free(s);
+	free(b);
+}
+
+Test(format, rejects_bad_timeline_counts)
+{
+	const uint64_t samples[] = {10, 1000, 0, 0, 0, 0};
+	/* 3 samples need 9 bytes; 8 are left. */
+	const uint64_t tight[] = {10, 3, 0, 0, 0, 0, 0, 0, 0, 0};
+	const uint64_t marks[] = {10, 0, 3, 0, 0, 0, 0, 0};
+	const uint64_t extra[] = {10, 0, 0, 0};
+	/* A sample cut after its live bytes (the time takes 2 bytes). */
+	const uint64_t shortv[] = {10, 1, 300, 0};
+	const uint64_t nomarks[] = {10, 1, 0, 0, 0};
+
+	expect_time_corrupt(samples, NV(samples),
+			    "count 1000 exceeds the data at byte 1 of its "
+			    "data");
+	expect_time_corrupt(tight, NV(tight),
+			    "count 3 exceeds the data at byte 1 of its data");
+	expect_time_corrupt(marks, NV(marks),
+			    "count 3 exceeds the data at byte 2 of its data");
+	expect_time_corrupt(extra, NV(extra),
+			    "1 bytes left over at byte 3 of its data");
+	expect_time_corrupt(shortv, NV(shortv),
+			    "unexpected end of data at byte 5 of its data");
+	expect_time_corrupt(nomarks, NV(nomarks),
+			    "unexpected end of data at byte 5 of its data");
+	/* Nothing at all: not even the interval. */
+	expect_time_corrupt(samples, 0,
+			    "unexpected end of data at byte 0 of its data");
+}
+
+Test(format, rejects_timeline_times_that_wrap)
+{
+	/* start_ns 1000 + (2^64 - 1000) passes 2^64 - 1. */
+	uint64_t v[] = {10, 1, UINT64_MAX - 999, 0, 0, 0};
+	uint64_t m[] = {10, 0, 2, 0, 5, 1, UINT64_MAX - 1004};
+
+	expect_time_corrupt(v, NV(v),
+			    "sample time overflows at byte 2 of its data");
+	expect_time_corrupt(m, NV(m),
+			    "mark time overflows at byte 6 of its data");
+	/* Up to 2^64 - 1 exactly is fine. */
+	v[2] = UINT64_MAX - 1000;
+	set_time(v, NV(v));
+	{
+		struct mp_snapshot *s = NULL;
+		struct mp_errinfo ei = {""};
+		size_t len;
+		unsigned char *b = write_raw(fill_time, &len);
+
+		cr_assert_eq(mp_snapshot_open_mem(b, len, &s, &ei), MP_OK, "%s",
+			     ei.msg);
+		cr_assert_eq(s->timeline.samples[0].ns, UINT64_MAX);
+		mp_snapshot_free(s);
+		free(b);
+	}
+}
+
+Test(format, rejects_every_cut_of_a_timeline_payload)
+{
+	struct mp_errinfo ei = {""};
+	size_t full, len;
+	unsigned char *b;
+
+	set_time(good_time, NV(good_time));
+	full = time_raw_len;
+	for (size_t l = 0; l < full; l++) {
+		time_raw_len = l;
+		b = write_raw(fill_time, &len);
+		cr_assert_eq(open_buf(b, len, &ei), MP_ERR_CORRUPT,
+			     "payload cut to %zu bytes: %s", l, ei.msg);
+		cr_assert(strstr(ei.msg, "corrupt section 'timeline'"), "%s",
+			  ei.msg);
+		free(b);
+	}
+	time_raw_len = full;
+	b = write_raw(fill_time, &len);
+	cr_assert_eq(open_buf(b, len, &ei), MP_OK, "%s", ei.msg);
+	free(b);
+}
+
+/* Whatever a damaged payload reads as never goes back in time. */
+Test(format, damaged_timeline_payloads_are_rejected_or_valid)
+{
+	struct mp_errinfo ei = {""};
+	size_t len;
+
+	set_time(good_time, NV(good_time));
+	for (size_t at = 0; at < time_raw_len; at++)
+		for (int bit = 0; bit < 8; bit++) {
+			struct mp_snapshot *s = NULL;
+			unsigned char *b;
+			enum mp_err err;
+
+			time_raw[at] ^= (unsigned char)(1u << bit);
+			b = write_raw(fill_time, &len);
+			err = mp_snapshot_open_mem(b, len, &s, &ei);
+			time_raw[at] ^= (unsigned char)(1u << bit);
+			free(b);
+			if (err) {
+				cr_assert_eq(err, MP_ERR_CORRUPT, "%s", ei.msg);
+				continue;
+			}
+			const struct mp_timeline *tl = &s->timeline;
+
+			cr_assert(s->has_timeline);
+			for (size_t i = 0; i < tl->nsamples; i++)
+				cr_assert_geq(tl->samples[i].ns,
+					      i ? tl->samples[i - 1].ns : 1000);
+			for (size_t i = 0; i < tl->nmarks; i++)
+				cr_assert_geq(tl->marks[i].ns,
+					      i ? tl->marks[i - 1].ns : 1000);
+			mp_snapshot_free(s);
+		}
+}
+
+Test(format, rejects_flipped_bit_in_a_timeline_file)
+{
+	struct mp_errinfo ei = {""};
+	size_t len;
+	unsigned char *b = timeline_file(&len);
+	struct secpos t = find(b, len, MP_SEC_TIMELINE);
+
+	for (size_t at = t.off; at < t.off + t.size; at++)
+		for (int bit = 0; bit < 8; bit++) {
+			enum mp_err err;
+
+			b[at] ^= (unsigned char)(1u << bit);
+			err = open_buf(b, len, &ei);
+			cr_assert(err == MP_OK || err == MP_ERR_CORRUPT,
+				  "byte %zu bit %d: %s", at, bit, ei.msg);
+			b[at] ^= (unsigned char)(1u << bit);
+		}
+	free(b);
+}
+
+/* ------------------------------------------------------------------ */
 /* Compatibility                                                      */
 
 #ifndef MP_SOURCE_DIR
@@ -1959,5 +2402,88 @@ Test(format, reads_the_golden_1_1_file)
 		     Z_OK);
 	cr_assert_eq(rawlen, sizeof(grph));
 	cr_assert_eq(memcmp(raw, grph, sizeof(grph)), 0);
+	free(b);
+}
+
+/*
+ * A 1.2 file with a graph and a timeline, written once by
+ * mp_snapshot_save and committed. start_ns is 1 s; samples at +10 ms
+ * (100 bytes, 1 block), +30 ms (300, 3) and +30 ms again (250, 2); the
+ * interval had grown to 20 ms; snapshot 1 marked at +30 ms, the exit
+ * snapshot at +40 ms.
+ */
+Test(format, reads_the_golden_1_2_file)
+{
+	/* The TIME payload, value by value (formats/snapshot.md, "TIME"):
+	 * 20000000; 3; 10000000 100 1; 20000000 300 3; 0 250 2; 2;
+	 * 1 30000000; 0 10000000. */
+	static const unsigned char time[] = {
+		0x80, 0xda, 0xc4, 0x09, 0x03, 0x80, 0xad, 0xe2, 0x04,
+		0x64, 0x01, 0x80, 0xda, 0xc4, 0x09, 0xac, 0x02, 0x03,
+		0x00, 0xfa, 0x01, 0x02, 0x02, 0x01, 0x80, 0x87, 0xa7,
+		0x0e, 0x00, 0x80, 0xad, 0xe2, 0x04};
+	static const uint32_t order[] = {
+		MP_SEC_META,	 MP_SEC_MODULES, MP_SEC_STACKS,
+		MP_SEC_TRACES,	 MP_SEC_BLOCKS,	 MP_SEC_GRAPH,
+		MP_SEC_TIMELINE, MP_SEC_SYMBOLS, MP_SEC_END};
+	const char *path = MP_SOURCE_DIR "/testdata/format/golden-1.2.memprof";
+	struct mp_snapshot *s = NULL;
+	struct mp_errinfo ei = {""};
+	const struct mp_timeline *tl;
+	unsigned char raw[sizeof(time)];
+	uLongf rawlen = sizeof(raw);
+	unsigned char *b;
+	struct secpos sec, all[16];
+	size_t len, n;
+
+	cr_assert_eq(mp_snapshot_open(path, &s, &ei), MP_OK, "%s", ei.msg);
+	cr_assert_eq(s->version_major, 1);
+	cr_assert_eq(s->version_minor, 2);
+	cr_assert_eq(s->meta.pid, 8);
+	cr_assert_str_eq(s->meta.exe, "/bin/t");
+	cr_assert_eq(s->meta.start_ns, 1000000000);
+	cr_assert_eq(s->nblocks, 2);
+	cr_assert(s->has_graph);
+	cr_assert_eq(s->graph.nedges, 1);
+	cr_assert_eq(s->graph.edges[0].to, 1);
+	cr_assert_eq(s->graph.nroots, 1);
+	cr_assert_str_eq(mp_snapshot_symbol(s, 0x401000)->frames[0].function,
+			 "main");
+	cr_assert(s->has_timeline);
+	tl = &s->timeline;
+	cr_assert_eq(tl->interval_ns, 20000000);
+	cr_assert_eq(tl->nsamples, 3);
+	cr_assert_eq(tl->samples[0].ns, 1010000000);
+	cr_assert_eq(tl->samples[0].live_bytes, 100);
+	cr_assert_eq(tl->samples[0].live_blocks, 1);
+	cr_assert_eq(tl->samples[1].ns, 1030000000);
+	cr_assert_eq(tl->samples[1].live_bytes, 300);
+	cr_assert_eq(tl->samples[1].live_blocks, 3);
+	cr_assert_eq(tl->samples[2].ns, 1030000000);
+	cr_assert_eq(tl->samples[2].live_bytes, 250);
+	cr_assert_eq(tl->samples[2].live_blocks, 2);
+	cr_assert_eq(tl->nmarks, 2);
+	cr_assert_eq(tl->marks[0].seq, 1);
+	cr_assert_eq(tl->marks[0].ns, 1030000000);
+	cr_assert_eq(tl->marks[1].seq, 0);
+	cr_assert_eq(tl->marks[1].ns, 1040000000);
+	mp_snapshot_free(s);
+
+	/* The encoding itself, independent of this reader. */
+	b = read_all(path, &len);
+	cr_assert_eq(rd32(b + 8), 1 | 2 << 16, "version 1.2");
+	n = walk(b, len, all, 16);
+	cr_assert_eq(n, NV(order));
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(all[i].tag, order[i], "section %zu", i);
+	sec = find(b, len, MP_SEC_TIMELINE);
+	cr_assert_eq(rd32(b + sec.off + 4), MP_SECTION_ZLIB);
+	cr_assert_eq(rd64(b + sec.off + 16), sizeof(time));
+	cr_assert_eq(uncompress(raw, &rawlen,
+				b + sec.off + MP_SECTION_HEADER_LEN,
+				sec.size - MP_SECTION_HEADER_LEN),
+		     Z_OK);
+	cr_assert_eq(rawlen, sizeof(time));
+	cr_assert_eq(memcmp(raw, time, sizeof(time)), 0);
 	free(b);
 }

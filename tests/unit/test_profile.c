@@ -734,6 +734,176 @@ Test(profile, parse_and_name_keys)
 	cr_expect_not(mp_group_by_parse("", &by));
 }
 
+/* ---- filters (tracemalloc's Filter) ---- */
+
+static bool keep(const struct mp_resolved_frame *f, size_t n, bool all,
+		 size_t nf, ...)
+{
+	struct mp_frame_filter ff[8];
+	va_list ap;
+	va_start(ap, nf);
+	for (size_t i = 0; i < nf; i++) {
+		ff[i].inclusive = va_arg(ap, int);
+		ff[i].glob = va_arg(ap, const char *);
+	}
+	va_end(ap);
+	struct mp_filters flt = {nf ? ff : NULL, nf, all};
+	return mp_filters_keep(&flt, f, n);
+}
+
+#define IN true
+#define EX false
+
+static const struct mp_resolved_frame two_frames[] = {
+	{"make_buffer", "/src/demo.c", 42, "/home/u/demo", 0x1200},
+	{"main", "/src/main.c", 60, "/usr/bin/app", 0x1300},
+};
+
+Test(profile, filter_no_inclusive_keeps_unless_excluded)
+{
+	const struct mp_resolved_frame *f = two_frames;
+	cr_expect(mp_filters_keep(NULL, f, 2));
+	cr_expect(keep(f, 2, false, 0));
+	cr_expect(keep(f, 2, false, 1, EX, "nomatch"));
+	cr_expect_not(keep(f, 2, false, 1, EX, "make_*"));
+	cr_expect_not(keep(f, 2, false, 2, EX, "nomatch", EX, "make_*"));
+}
+
+Test(profile, filter_any_inclusive_match_keeps)
+{
+	const struct mp_resolved_frame *f = two_frames;
+	cr_expect_not(keep(f, 2, false, 1, IN, "nomatch"));
+	cr_expect(keep(f, 2, false, 1, IN, "make_buffer"));
+	cr_expect(keep(f, 2, false, 2, IN, "nomatch", IN, "make_buffer"));
+	cr_expect(keep(f, 2, false, 2, IN, "make_buffer", IN, "nomatch"));
+	cr_expect_not(keep(f, 2, false, 2, IN, "nomatch", IN, "other"));
+}
+
+Test(profile, filter_any_exclusive_match_drops_even_if_included)
+{
+	const struct mp_resolved_frame *f = two_frames;
+	cr_expect_not(keep(f, 2, false, 2, IN, "make_buffer", EX, "demo.c"));
+	cr_expect_not(keep(f, 2, false, 2, EX, "demo.c", IN, "make_buffer"));
+	cr_expect(keep(f, 2, false, 2, IN, "make_buffer", EX, "main"));
+	cr_expect_not(keep(f, 2, true, 2, IN, "make_buffer", EX, "main"));
+}
+
+Test(profile, filter_innermost_frame_unless_all_frames)
+{
+	const struct mp_resolved_frame *f = two_frames;
+	/* main is the caller: only all_frames sees it. */
+	cr_expect_not(keep(f, 2, false, 1, IN, "main"));
+	cr_expect(keep(f, 2, true, 1, IN, "main"));
+	cr_expect(keep(f, 2, false, 1, EX, "main"));
+	cr_expect_not(keep(f, 2, true, 1, EX, "main"));
+	cr_expect_not(keep(f, 2, false, 1, IN, "app"));
+	cr_expect(keep(f, 2, true, 1, IN, "app"));
+}
+
+Test(profile, filter_matches_function_file_and_module_paths)
+{
+	const struct mp_resolved_frame *f = two_frames;
+	const char *yes[] = {"make_buffer", "make_*",  "/src/demo.c",  "demo.c",
+			     "*.c",	    "*/src/*", "/home/u/demo", "demo",
+			     "/home/*",	    "*"};
+	const char *no[] = {"make",	 "src",	     "42",    "demo.h",
+			    "/src/demo", "u/demo.c", "0x1200"};
+	for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++)
+		cr_expect(keep(f, 1, false, 1, IN, yes[i]), "%s", yes[i]);
+	for (size_t i = 0; i < sizeof(no) / sizeof(*no); i++)
+		cr_expect_not(keep(f, 1, false, 1, IN, no[i]), "%s", no[i]);
+}
+
+Test(profile, filter_unknown_fields_and_empty_stacks_never_match)
+{
+	const struct mp_resolved_frame unknown = {NULL, NULL, 0, NULL, 0x40};
+	cr_expect_not(keep(&unknown, 1, false, 1, IN, "*"));
+	cr_expect(keep(&unknown, 1, false, 1, EX, "*"));
+	/* An empty stack (only allocator frames) has no frame to test. */
+	cr_expect_not(keep(NULL, 0, false, 1, IN, "*"));
+	cr_expect_not(keep(NULL, 0, true, 1, IN, "*"));
+	cr_expect(keep(NULL, 0, true, 1, EX, "*"));
+	cr_expect(keep(NULL, 0, false, 0));
+}
+
+static struct mp_profile *build_filtered(const struct mp_snapshot *s,
+					 enum mp_group_by by, bool all,
+					 const char *const *globs,
+					 size_t nglobs, size_t nf, ...)
+{
+	struct mp_frame_filter ff[8];
+	va_list ap;
+	va_start(ap, nf);
+	for (size_t i = 0; i < nf; i++) {
+		ff[i].inclusive = va_arg(ap, int);
+		ff[i].glob = va_arg(ap, const char *);
+	}
+	va_end(ap);
+	struct mp_filters flt = {ff, nf, all};
+	struct mp_profile_opts o = {
+		.by = by,
+		.alloc = {.globs = globs, .nglobs = nglobs},
+		.filters = &flt,
+	};
+	struct mp_profile *p = NULL;
+	cr_assert_eq(mp_profile_build(s, &o, &p), MP_OK);
+	return p;
+}
+
+Test(profile, filters_in_profile_build_keep_totals)
+{
+	struct mp_snapshot *s = fx_main();
+	struct mp_profile *p = build_filtered(s, MP_GROUP_LINE, false, NULL, 0,
+					      1, EX, "libfoo.so");
+	CHECK(p, {"make_buffer@/src/demo.c:42", 4096, 1, 11, 45056, 10485760},
+	      {"make_buffer@/src/demo.c:43", 1000, 10, 10, 1000, 2000},
+	      {"xmalloc@/src/demo.c:10", 300, 3, 5, 500, 0},
+	      {"inl_helper@/src/util.h:5", 64, 2, 9, 764, 64},
+	      {"-", 8, 1, 1, 8, 8});
+	cr_expect_eq(p->totals.live_bytes, 5568); /* the snapshot's */
+	cr_expect_eq(p->totals.live_blocks, 24);
+	mp_profile_free(p);
+
+	/* The innermost file's base name: util.h, libfoo and the empty
+	 * stack go. */
+	p = build_filtered(s, MP_GROUP_LINE, false, NULL, 0, 1, IN, "demo.c");
+	CHECK(p, {"make_buffer@/src/demo.c:42", 4096, 1, 11, 45056, 10485760},
+	      {"make_buffer@/src/demo.c:43", 1000, 10, 10, 1000, 2000},
+	      {"xmalloc@/src/demo.c:10", 300, 3, 5, 500, 0});
+	mp_profile_free(p);
+
+	/* main is in every stack but the empty one. */
+	p = build_filtered(s, MP_GROUP_FUNCTION, true, NULL, 0, 1, IN, "main");
+	cr_expect_eq(p->nentries, 5);
+	cr_expect_eq(p->entries[4].nframes, 1); /* no empty-stack group */
+	mp_profile_free(p);
+	p = build_filtered(s, MP_GROUP_FUNCTION, false, NULL, 0, 1, IN, "main");
+	cr_expect_eq(p->nentries, 0);
+	mp_profile_free(p);
+
+	/* Filters see the frames left after the allocator's are dropped:
+	 * with --alloc-fn xmalloc, T2's innermost is make_buffer:42. */
+	const char *g[] = {"xmalloc"};
+	p = build_filtered(s, MP_GROUP_LINE, false, g, 1, 1, IN, "*malloc");
+	cr_expect_eq(p->nentries, 0);
+	mp_profile_free(p);
+	p = build_filtered(s, MP_GROUP_LINE, false, NULL, 0, 1, IN, "*malloc");
+	CHECK(p, {"xmalloc@/src/demo.c:10", 300, 3, 5, 500, 0});
+	mp_profile_free(p);
+
+	/* In cumulative mode a kept trace counts in each of its frames. */
+	struct mp_frame_filter ff[] = {{true, "inl_helper"}};
+	struct mp_filters flt = {ff, 1, false};
+	struct mp_profile_opts o = {
+		.by = MP_GROUP_FUNCTION, .cumulative = true, .filters = &flt};
+	cr_assert_eq(mp_profile_build(s, &o, &p), MP_OK);
+	CHECK(p, {"build@/src/demo.c:70", 64, 2, 9, 764, 64},
+	      {"inl_helper@/src/util.h:5", 64, 2, 9, 764, 64},
+	      {"main@/src/demo.c:60", 64, 2, 9, 764, 64});
+	mp_profile_free(p);
+	mp_snapshot_free(s);
+}
+
 /* ---- JSON writer ---- */
 
 struct memout {
