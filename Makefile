@@ -166,17 +166,20 @@ demo: deps
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+		$(DESTDIR)$(MANDIR)/man5
 	install -m 755 $(B)/memprof $(DESTDIR)$(BINDIR)/memprof
 	install -m 644 $(B)/libmemprof.so $(DESTDIR)$(LIBDIR)/libmemprof.so
 	$(if $(wildcard lib/memprof.h),install -m 644 lib/memprof.h $(DESTDIR)$(INCDIR)/memprof.h)
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(wildcard man/*.3) $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/memprof $(DESTDIR)$(LIBDIR)/libmemprof.so \
 		$(DESTDIR)$(INCDIR)/memprof.h
 	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/man1/%,$(wildcard man/*.1))
+	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/man3/%,$(wildcard man/*.3))
 	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/man5/%,$(wildcard man/*.5))
 
 FORMAT_SRC = $(wildcard cmd/*.c lib/*.h lib/*/*.c lib/*/*.h tests/*/*.c tests/*.h)

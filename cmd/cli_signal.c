@@ -33,8 +33,10 @@ int cli_parse_signal(const char *s)
 	if (!strncasecmp(s, "RTMIN", 5)) {
 		long off = 0;
 		if (s[5] == '+') {
+			if (s[6] < '0' || s[6] > '9')
+				return -1;
 			off = strtol(s + 6, &end, 10);
-			if (*end || end == s + 6)
+			if (*end)
 				return -1;
 		} else if (s[5]) {
 			return -1;

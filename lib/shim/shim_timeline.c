@@ -18,7 +18,6 @@
 
 #define TL_CAP 4096
 #define TL_MARKS 4096
-#define TL_FIRST_INTERVAL 10000000ull /* 10 ms */
 
 struct sample {
 	uint64_t ns, bytes, blocks;
@@ -32,7 +31,7 @@ static struct sample samples[TL_CAP];
 static size_t nsamples;
 static struct mark marks[TL_MARKS];
 static size_t nmarks;
-static uint64_t interval_ns = TL_FIRST_INTERVAL;
+static uint64_t interval_ns = MP_TIME_FIRST_INTERVAL_NS;
 static _Atomic uint64_t next_ns;
 static _Atomic int tl_lock;
 
