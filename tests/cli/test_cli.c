@@ -323,8 +323,10 @@ Test(cli, installed_memprof_finds_its_shim, .timeout = 240)
 		0, "%s", sh_err(d));
 	cr_expect_eq(sh(d,
 			"test -f %s/inst/lib/memprof/libmemprof.so && "
-			"test -f %s/inst/share/man/man1/memprof-record.1",
-			d, d),
+			"test -f %s/inst/share/man/man1/memprof-record.1 && "
+			"test -f %s/inst/share/man/man3/memprof.3 && "
+			"test -f %s/inst/include/memprof.h",
+			d, d, d, d),
 		     0);
 	cr_expect_eq(sh(d,
 			"%s/inst/bin/memprof record -q -o %s/i.memprof %s && "
