@@ -122,3 +122,35 @@ Test(cli_diff, usage_errors_exit_2)
 			    TU_MEMPROF),
 		     0);
 }
+
+Test(cli_diff, two_builds_of_one_program_diff_to_nothing)
+{
+	char *d = tu_tmpdir(), *err;
+	/* Same source and lines, different code: every address differs. */
+	cr_assert_eq(sh_cmd(d, NULL, &err,
+			    "cc -O2 -g -fomit-frame-pointer -o %s/b1 "
+			    "%s/tests/helpers/alloc_c.c && "
+			    "cc -O2 -g -fno-omit-frame-pointer -fno-inline "
+			    "-o %s/b2 %s/tests/helpers/alloc_c.c && "
+			    "! cmp -s %s/b1 %s/b2",
+			    d, MP_SOURCE_DIR, d, MP_SOURCE_DIR, d, d),
+		     0, "%s", err);
+	for (int i = 1; i <= 2; i++)
+		cr_assert_eq(sh_cmd(d, NULL, NULL,
+				    "%s record -q -o %s/b%d.memprof %s/b%d",
+				    TU_MEMPROF, d, i, d, i),
+			     0);
+	const char *py = "import json, sys\n"
+			 "d = json.load(sys.stdin)\n"
+			 "assert len(d['entries']) >= 5, d\n"
+			 "for x in d['entries']:\n"
+			 "    assert x['bytes_diff'] == 0 and x['blocks_diff'] "
+			 "== 0, x\n";
+	char *pyf = tu_path(d, "same.py");
+	write_file(pyf, py);
+	cr_expect_eq(sh_cmd(d, NULL, &err,
+			    "%s diff --json -n 0 --by line %s/b1.memprof "
+			    "%s/b2.memprof | python3 %s",
+			    TU_MEMPROF, d, d, pyf),
+		     0, "%s", err);
+}
