@@ -30,17 +30,19 @@ static inline bool tracing(void)
 	       !shim_busy_get();
 }
 
-static inline void after_alloc(void *p, size_t size)
+static inline void after_alloc(void *p, size_t size, const struct shim_ctx *c)
 {
 	int e = errno;
 	shim_busy_add(1);
-	shim_record_alloc(p, size);
+	shim_record_alloc_ctx(p, size, c);
 	shim_busy_add(-1);
 	errno = e;
 }
 
 EXPORT void *malloc(size_t size)
 {
+	struct shim_ctx ctx;
+	SHIM_CALLER_CTX(ctx);
 	if (unlikely(!shim_real.malloc)) {
 		shim_init();
 		if (!shim_real.malloc)
@@ -52,7 +54,7 @@ EXPORT void *malloc(size_t size)
 	void *p = shim_real.malloc(size);
 	shim_busy_add(-1);
 	if (p)
-		after_alloc(p, size);
+		after_alloc(p, size, &ctx);
 	return p;
 }
 
@@ -77,6 +79,8 @@ EXPORT void free(void *p)
 
 EXPORT void *calloc(size_t n, size_t size)
 {
+	struct shim_ctx ctx;
+	SHIM_CALLER_CTX(ctx);
 	if (unlikely(!shim_real.calloc)) {
 		shim_init();
 		if (!shim_real.calloc) {
@@ -93,7 +97,7 @@ EXPORT void *calloc(size_t n, size_t size)
 	void *p = shim_real.calloc(n, size);
 	shim_busy_add(-1);
 	if (p)
-		after_alloc(p, n * size);
+		after_alloc(p, n * size, &ctx);
 	return p;
 }
 
@@ -108,6 +112,8 @@ static void *realloc_from_bootstrap(void *p, size_t size)
 
 EXPORT void *realloc(void *p, size_t size)
 {
+	struct shim_ctx ctx;
+	SHIM_CALLER_CTX(ctx);
 	if (!p)
 		return malloc(size);
 	if (unlikely(shim_bootstrap_owns(p)))
@@ -134,7 +140,7 @@ EXPORT void *realloc(void *p, size_t size)
 		if (had)
 			shim_account_free(&old);
 		if (q)
-			shim_record_alloc(q, size);
+			shim_record_alloc_ctx(q, size, &ctx);
 	}
 	shim_busy_add(-1);
 	errno = e;
@@ -153,6 +159,8 @@ EXPORT void *reallocarray(void *p, size_t n, size_t size)
 
 EXPORT void *memalign(size_t align, size_t size)
 {
+	struct shim_ctx ctx;
+	SHIM_CALLER_CTX(ctx);
 	if (unlikely(!shim_real.memalign)) {
 		shim_init();
 		if (!shim_real.memalign)
@@ -164,12 +172,14 @@ EXPORT void *memalign(size_t align, size_t size)
 	void *p = shim_real.memalign(align, size);
 	shim_busy_add(-1);
 	if (p)
-		after_alloc(p, size);
+		after_alloc(p, size, &ctx);
 	return p;
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
+	struct shim_ctx ctx;
+	SHIM_CALLER_CTX(ctx);
 	if (unlikely(!shim_real.posix_memalign)) {
 		shim_init();
 		if (!shim_real.posix_memalign) {
@@ -186,12 +196,14 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 	int r = shim_real.posix_memalign(out, align, size);
 	shim_busy_add(-1);
 	if (r == 0)
-		after_alloc(*out, size);
+		after_alloc(*out, size, &ctx);
 	return r;
 }
 
 EXPORT void *aligned_alloc(size_t align, size_t size)
 {
+	struct shim_ctx ctx;
+	SHIM_CALLER_CTX(ctx);
 	if (unlikely(!shim_real.aligned_alloc)) {
 		shim_init();
 		if (!shim_real.aligned_alloc)
@@ -203,12 +215,14 @@ EXPORT void *aligned_alloc(size_t align, size_t size)
 	void *p = shim_real.aligned_alloc(align, size);
 	shim_busy_add(-1);
 	if (p)
-		after_alloc(p, size);
+		after_alloc(p, size, &ctx);
 	return p;
 }
 
 EXPORT void *valloc(size_t size)
 {
+	struct shim_ctx ctx;
+	SHIM_CALLER_CTX(ctx);
 	if (unlikely(!shim_real.valloc)) {
 		shim_init();
 		if (!shim_real.valloc)
@@ -220,12 +234,14 @@ EXPORT void *valloc(size_t size)
 	void *p = shim_real.valloc(size);
 	shim_busy_add(-1);
 	if (p)
-		after_alloc(p, size);
+		after_alloc(p, size, &ctx);
 	return p;
 }
 
 EXPORT void *pvalloc(size_t size)
 {
+	struct shim_ctx ctx;
+	SHIM_CALLER_CTX(ctx);
 	if (unlikely(!shim_real.pvalloc)) {
 		shim_init();
 		if (!shim_real.pvalloc) {
@@ -241,7 +257,7 @@ EXPORT void *pvalloc(size_t size)
 	/* pvalloc rounds up to whole pages; record what was asked for, as
 	 * Valgrind does. */
 	if (p)
-		after_alloc(p, size);
+		after_alloc(p, size, &ctx);
 	return p;
 }
 

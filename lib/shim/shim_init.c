@@ -28,7 +28,6 @@ struct shim_real shim_real;
 struct shim_options shim_opt = {.depth = SHIM_DEFAULT_DEPTH};
 struct shim_totals shim_totals;
 _Atomic int shim_active;
-pthread_key_t shim_key;
 
 extern char **environ;
 
@@ -258,6 +257,15 @@ static void default_output(void)
 
 /* ---- initialisation -------------------------------------------------- */
 
+/* sizeof(struct pthread), which glibc exports for libthread_db; 0 when
+ * unknown. */
+static size_t descriptor_size(void)
+{
+	const unsigned *p = (const unsigned *)dlsym(
+		RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+	return p && *p >= 256 && *p <= 65536 ? *p : 0;
+}
+
 #define RESOLVE(name) \
 	shim_real.name = (__typeof__(shim_real.name))dlsym(RTLD_NEXT, #name)
 
@@ -298,7 +306,7 @@ void shim_init(void)
 	shim_unwind_init();
 	bool ok = shim_real.malloc && shim_real.free && shim_real.calloc &&
 		  shim_real.realloc && shim_real.memalign &&
-		  pthread_key_create(&shim_key, NULL) == 0;
+		  shim_thread_init(descriptor_size());
 	atomic_store_explicit(&init_state, 2, memory_order_release);
 	if (!ok)
 		shim_say("cannot find the real malloc; not tracing", "", "",
@@ -357,6 +365,7 @@ static void atfork_child(void)
 {
 	shim_table_reset_locks();
 	shim_timeline_reset_lock();
+	shim_thread_after_fork();
 	shim_busy_add(-1);
 	atomic_store(&self_pid, getpid());
 	forked_child = true;

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shim/shim_unwind.h"
+
 #define SHIM_MAX_DEPTH 256
 #define SHIM_DEFAULT_DEPTH 64
 
@@ -49,22 +51,56 @@ extern struct shim_options shim_opt;
 /* 1 while tracing; 0 before init, after the exit snapshot, or after an
  * internal failure. */
 extern _Atomic int shim_active;
-/*
- * Per-thread "inside the shim" depth (nested allocations pass through).
- * Kept in a pthread key rather than a __thread variable: a TLS variable
- * would give every thread of the program a larger DTV, changing the
- * program's own allocations (Valgrind sees 16 bytes less per thread).
- * Keys below 32 live in the thread's descriptor, so get and set never
- * allocate and are signal-safe in glibc. Valid once shim_active is set.
- */
+/* shim_thread.c: per-thread state (see there for why not __thread). */
+#define SHIM_MEMO_WAYS 4
+
+/* A stack captured from a caller's context, reusable while the words the
+ * unwinder read are unchanged (shim_unwind.h). */
+struct shim_memo {
+	uintptr_t pc, sp, bp;
+	struct shim_trace *trace; /* NULL: empty way */
+	struct shim_unw_log log;
+};
+
+struct shim_tls {
+	int busy; /* depth inside the shim: nested allocations pass */
+	unsigned victim;
+	struct shim_tls *free_next;
+	struct shim_memo memo[SHIM_MEMO_WAYS];
+};
+
 extern pthread_key_t shim_key;
+extern long shim_tls_off; /* the key's slot from the thread pointer */
+
+/* Creates the key and finds its slot in a descriptor of desc_size bytes
+ * (0: unknown, use pthread_getspecific). */
+bool shim_thread_init(size_t desc_size);
+void shim_thread_after_fork(void);
+/* Makes this thread's state (first hook on a new thread). */
+struct shim_tls *shim_tls_create(void);
+
+static inline struct shim_tls *shim_tls_peek(void)
+{
+	if (likely(shim_tls_off >= 0)) {
+		struct shim_tls *t;
+		__asm__("mov %%fs:(%1), %0" : "=r"(t) : "r"(shim_tls_off));
+		return t;
+	}
+	return (struct shim_tls *)pthread_getspecific(shim_key);
+}
+
 static inline int shim_busy_get(void)
 {
-	return (int)(intptr_t)pthread_getspecific(shim_key);
+	struct shim_tls *t = shim_tls_peek();
+	return t ? t->busy : 0;
 }
+
 static inline void shim_busy_add(int d)
 {
-	pthread_setspecific(shim_key, (void *)(intptr_t)(shim_busy_get() + d));
+	struct shim_tls *t = shim_tls_peek();
+	if (unlikely(!t) && !(t = shim_tls_create()))
+		return;
+	t->busy += d;
 }
 
 /* Counters of the whole process (DESIGN §4 meta totals). */
@@ -115,6 +151,25 @@ uint64_t shim_arena_bytes(void);
 
 /* shim_stacks.c */
 struct shim_trace *shim_trace_capture(void);
+/* The stack of the code that called a hook: pc is the hook's return
+ * address, sp the caller's stack pointer after the return, bp its %rbp.
+ * Reuses a memoized walk when it is still valid. */
+struct shim_trace *shim_trace_capture_from(uintptr_t pc, uintptr_t sp,
+					   uintptr_t bp);
+
+/* The caller's context, taken in a hook (which gets a frame pointer from
+ * __builtin_frame_address): [fp] = caller's %rbp, [fp + 8] = return
+ * address, fp + 16 = the caller's stack pointer after the return. */
+struct shim_ctx {
+	uintptr_t pc, sp, bp;
+};
+#define SHIM_CALLER_CTX(c)                                        \
+	do {                                                      \
+		void **fa_ = (void **)__builtin_frame_address(0); \
+		(c).bp = (uintptr_t)fa_[0];                       \
+		(c).pc = (uintptr_t)fa_[1];                       \
+		(c).sp = (uintptr_t)(fa_ + 2);                    \
+	} while (0)
 void shim_trace_add(struct shim_trace *t, uint64_t size);
 void shim_trace_sub(struct shim_trace *t, uint64_t size);
 /* Iterates every trace (no order); fn returns nothing. */
@@ -147,6 +202,8 @@ uint64_t shim_table_count(void);
 
 /* shim_record.c: accounting called by the hooks. */
 void shim_record_alloc(void *p, size_t size);
+/* The same, with the stack taken from the hook's caller context. */
+void shim_record_alloc_ctx(void *p, size_t size, const struct shim_ctx *c);
 /* The same with the trace already known. */
 void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t);
 void shim_record_free(void *p);

@@ -117,6 +117,51 @@ struct shim_trace *shim_trace_capture(void)
 	return intern(pcs + skip, n);
 }
 
+/* Whether every word the memo's walk read still holds what it read then:
+ * the walk would then give the same stack (shim_unwind.h). */
+static inline bool memo_valid(const struct shim_memo *m)
+{
+	const struct shim_unw_log *l = &m->log;
+	for (int i = 0; i < l->n; i++)
+		if (*(const uintptr_t *)l->addr[i] != l->val[i])
+			return false;
+	return true;
+}
+
+struct shim_trace *shim_trace_capture_from(uintptr_t pc, uintptr_t sp,
+					   uintptr_t bp)
+{
+	if (unlikely(!setup()))
+		return NULL;
+	/* Called from inside the shim (realloc(NULL) -> malloc and the
+	 * like), or asked to walk frame pointers: the general path. */
+	if (unlikely((pc >= self_start && pc < self_end) || shim_opt.unwind_fp))
+		return shim_trace_capture();
+	struct shim_tls *t = shim_tls_peek();
+	if (unlikely(!t))
+		return shim_trace_capture();
+	for (int w = 0; w < SHIM_MEMO_WAYS; w++) {
+		struct shim_memo *m = &t->memo[w];
+		if (m->trace && m->pc == pc && m->sp == sp && m->bp == bp &&
+		    memo_valid(m))
+			return m->trace;
+	}
+	struct shim_memo *m = &t->memo[t->victim++ % SHIM_MEMO_WAYS];
+	m->trace = NULL;
+	m->log.n = 0;
+	m->log.overflow = 0;
+	uintptr_t pcs[SHIM_MAX_DEPTH];
+	int n = shim_unwind_from(pc, sp, bp, pcs, shim_opt.depth, &m->log);
+	struct shim_trace *tr = intern(pcs, n);
+	if (tr && !m->log.overflow) {
+		m->pc = pc;
+		m->sp = sp;
+		m->bp = bp;
+		m->trace = tr;
+	}
+	return tr;
+}
+
 /* Saves this trace's bytes at the last global peak if a peak happened
  * since it last changed (see the header comment). */
 static inline void catch_up(struct shim_trace *t)

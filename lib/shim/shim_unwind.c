@@ -893,12 +893,27 @@ __attribute__((noinline)) UNW_NOSAN static uint64_t unw_rule_slow(
 #define UNW_UC_REG(r) \
 	(offsetof(ucontext_t, uc_mcontext.gregs) + (r) * sizeof(greg_t))
 
+/* Records a word the walk read from memory, for shim_unwind_from's memo
+ * (see shim_unwind.h). */
+#define UNW_LOG(log, a, v)                                              \
+	do {                                                            \
+		if (log) {                                              \
+			if ((log)->n < SHIM_UNW_LOG_MAX) {              \
+				(log)->addr[(log)->n] = (uintptr_t)(a); \
+				(log)->val[(log)->n] = (uintptr_t)(v);  \
+				(log)->n++;                             \
+			} else {                                        \
+				(log)->overflow = 1;                    \
+			}                                               \
+		}                                                       \
+	} while (0)
+
 __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 	uintptr_t *pcs, uintptr_t *sps, int max, uintptr_t pc, uintptr_t sp,
-	uintptr_t bp)
+	uintptr_t bp, struct shim_unw_log *log, bool exact0)
 {
 	struct unw_slot *tab = unw_table_get();
-	bool exact = true, bp_ok = true;
+	bool exact = exact0, bp_ok = true;
 	int n = 0;
 
 	while (n < max) {
@@ -926,6 +941,10 @@ __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 			memcpy(&npc, uc + UNW_UC_REG(REG_RIP), sizeof npc);
 			memcpy(&nsp, uc + UNW_UC_REG(REG_RSP), sizeof nsp);
 			memcpy(&nbp, uc + UNW_UC_REG(REG_RBP), sizeof nbp);
+			/* A signal frame may sit on an alternate stack that is
+			 * freed later: such a walk is never reused. */
+			if (log)
+				log->overflow = 1;
 			/* The interrupted stack may be elsewhere (sigaltstack),
 			 * so no ordering check; it must look like a stack. */
 			if (npc == 0 || nsp == 0 || (nsp & 7))
@@ -953,6 +972,7 @@ __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 		if (cfa - sp - 8 >= UNW_MAX_FRAME)
 			break;
 		uintptr_t ra = ((const uintptr_t *)cfa)[-1];
+		UNW_LOG(log, cfa - 8, ra);
 		if (flags & UNW_RBP_SAVED) {
 			uintptr_t bp_at =
 				cfa +
@@ -964,6 +984,7 @@ __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 			if (bp_at < sp - UNW_RED_ZONE)
 				break;
 			bp = *(const uintptr_t *)bp_at;
+			UNW_LOG(log, bp_at, bp);
 			bp_ok = true;
 		} else if (flags & UNW_RBP_LOST) {
 			bp_ok = false;
@@ -991,7 +1012,20 @@ __attribute__((noinline)) UNW_NOSAN int shim_unwind(uintptr_t *pcs, int max)
 			 : "=r"(pc), "=r"(sp), "=r"(bp));
 	if (max <= 0)
 		return 0;
-	return unw_walk(pcs, NULL, max, pc, sp, bp);
+	return unw_walk(pcs, NULL, max, pc, sp, bp, NULL, true);
+}
+
+UNW_NOSAN int shim_unwind_from(uintptr_t pc, uintptr_t sp, uintptr_t bp,
+			       uintptr_t *pcs, int max,
+			       struct shim_unw_log *log)
+{
+	if (max <= 0)
+		return 0;
+	/* pc is a return address: look its rule up as one (pc - 1). */
+	pcs[0] = pc;
+	if (max == 1)
+		return 1;
+	return 1 + unw_walk(pcs + 1, NULL, max - 1, pc, sp, bp, log, false);
 }
 
 __attribute__((noinline)) UNW_NOSAN int shim_unwind_sp(uintptr_t *pcs,
@@ -1004,7 +1038,7 @@ __attribute__((noinline)) UNW_NOSAN int shim_unwind_sp(uintptr_t *pcs,
 			 : "=r"(pc), "=r"(sp), "=r"(bp));
 	if (max <= 0)
 		return 0;
-	return unw_walk(pcs, sps, max, pc, sp, bp);
+	return unw_walk(pcs, sps, max, pc, sp, bp, NULL, true);
 }
 
 /* __builtin_frame_address(0) makes both gcc and clang set up %rbp here. */

@@ -37,6 +37,30 @@ int shim_unwind(uintptr_t *pcs, int max);
 int shim_unwind_sp(uintptr_t *pcs, uintptr_t *sps, int max);
 
 /*
+ * The memory words a walk read: the unwinder is a pure function of its
+ * starting registers and these words, so a later walk from the same
+ * registers that finds every word unchanged would give the same stack.
+ * That is what the shim's per-thread stack memo checks instead of walking.
+ */
+#define SHIM_UNW_LOG_MAX 160
+struct shim_unw_log {
+	int n;
+	int overflow; /* more reads than fit: not reusable */
+	uintptr_t addr[SHIM_UNW_LOG_MAX];
+	uintptr_t val[SHIM_UNW_LOG_MAX];
+};
+
+/*
+ * Walks from a caller's context: pc is a return address (into the
+ * caller), sp the caller's stack pointer after the return (one word above
+ * the slot holding pc), bp its %rbp. pcs[0] = pc, then the caller's
+ * callers. log (may be NULL) receives every word read. Same safety
+ * contract as shim_unwind().
+ */
+int shim_unwind_from(uintptr_t pc, uintptr_t sp, uintptr_t bp, uintptr_t *pcs,
+		     int max, struct shim_unw_log *log);
+
+/*
  * Same contract, by walking the %rbp chain: right for code built with
  * -fno-omit-frame-pointer only. Stops when the next frame pointer is not
  * above the previous one, not 16-byte aligned, or more than 8 MiB away.

@@ -18,6 +18,7 @@ struct shim_options shim_opt = {.depth = SHIM_DEFAULT_DEPTH};
 struct shim_totals shim_totals;
 _Atomic int shim_active = 1;
 pthread_key_t shim_key;
+long shim_tls_off = -1;
 static int intern_failures;
 
 void shim_fail(const char *what, int err)
