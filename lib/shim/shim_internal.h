@@ -66,6 +66,11 @@ struct shim_tls {
 	int busy; /* depth inside the shim: nested allocations pass */
 	unsigned victim;
 	struct shim_tls *free_next;
+	struct shim_tls *all_next; /* every state ever made, for the sums */
+	/* This thread's share of the totals, written only by the thread
+	 * that owns the state (relaxed stores), read by snapshots. A state
+	 * reused for a new thread keeps counting on. */
+	uint64_t allocs, frees, alloc_bytes, events;
 	struct shim_memo memo[SHIM_MEMO_WAYS];
 };
 
@@ -78,6 +83,8 @@ bool shim_thread_init(size_t desc_size);
 void shim_thread_after_fork(void);
 /* Makes this thread's state (first hook on a new thread). */
 struct shim_tls *shim_tls_create(void);
+/* Sums of every thread's counters. */
+void shim_tls_sum(uint64_t *allocs, uint64_t *frees, uint64_t *alloc_bytes);
 
 static inline struct shim_tls *shim_tls_peek(void)
 {
@@ -105,8 +112,10 @@ static inline void shim_busy_add(int d)
 
 /* Counters of the whole process (DESIGN §4 meta totals). */
 struct shim_totals {
-	_Atomic uint64_t live_bytes, live_blocks;
-	_Atomic uint64_t allocs, frees, alloc_bytes;
+	/* Exact at all times: the global peak is taken from it. Blocks,
+	 * allocations and frees are counted per thread (struct shim_tls)
+	 * and per shard, and summed when a snapshot is written. */
+	_Atomic uint64_t live_bytes;
 	_Atomic uint64_t peak_bytes;
 	_Atomic uint64_t peak_gen; /* bumped at every new global peak */
 	_Atomic uint64_t peak_ns;
@@ -121,7 +130,10 @@ struct shim_trace {
 	uint32_t depth;
 	uint32_t snap_gen; /* snapshot pass that numbered it */
 	uint32_t snap_index;
-	_Atomic uint64_t live_bytes, live_blocks, allocs, alloc_bytes;
+	/* live bytes (for the bytes-at-peak bookkeeping; the snapshot
+	 * takes live bytes and blocks from the live table itself) and the
+	 * cumulative counts, which only the live table cannot give */
+	_Atomic uint64_t live_bytes, allocs, alloc_bytes;
 	/* Live bytes at the last global peak, valid when seen_gen is
 	 * older than shim_totals.peak_gen (shim_stacks.c explains). */
 	_Atomic uint64_t peak_bytes, seen_gen;

@@ -17,20 +17,16 @@ static inline uint64_t coarse_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* A counter of this thread's, bumped by its owner only: a plain add that
+ * snapshots may read at any time (64-bit aligned: never torn). */
+#define BUMP(field, v) \
+	__atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
+
 static inline void global_add(uint64_t size)
 {
 	uint64_t live = atomic_fetch_add_explicit(&shim_totals.live_bytes, size,
 						  memory_order_relaxed) +
 			size;
-	atomic_fetch_add_explicit(&shim_totals.live_blocks, 1,
-				  memory_order_relaxed);
-	/* Every 256th event looks at the clock for the timeline. */
-	if ((atomic_fetch_add_explicit(&shim_totals.allocs, 1,
-				       memory_order_relaxed) &
-	     255) == 0)
-		shim_timeline_tick();
-	atomic_fetch_add_explicit(&shim_totals.alloc_bytes, size,
-				  memory_order_relaxed);
 	uint64_t peak = atomic_load_explicit(&shim_totals.peak_bytes,
 					     memory_order_relaxed);
 	while (live > peak) {
@@ -44,6 +40,13 @@ static inline void global_add(uint64_t size)
 			break;
 		}
 	}
+}
+
+/* Every 256th event of a thread looks at the clock for the timeline. */
+static inline void count_event(struct shim_tls *t)
+{
+	if ((BUMP(t->events, 1), t->events & 255) == 0)
+		shim_timeline_tick();
 }
 
 void shim_record_alloc(void *p, size_t size)
@@ -70,6 +73,12 @@ void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t)
 {
 	shim_trace_add(t, size);
 	global_add(size);
+	struct shim_tls *me = shim_tls_peek();
+	if (likely(me != NULL)) {
+		BUMP(me->allocs, 1);
+		BUMP(me->alloc_bytes, size);
+		count_event(me);
+	}
 	if (unlikely(!shim_table_insert((uintptr_t)p, size, t))) {
 		shim_fail("out of memory for the live-block table", ENOMEM);
 		return;
@@ -81,12 +90,11 @@ void shim_account_free(const struct shim_block *b)
 	shim_trace_sub(b->trace, b->size);
 	atomic_fetch_sub_explicit(&shim_totals.live_bytes, b->size,
 				  memory_order_relaxed);
-	atomic_fetch_sub_explicit(&shim_totals.live_blocks, 1,
-				  memory_order_relaxed);
-	if ((atomic_fetch_add_explicit(&shim_totals.frees, 1,
-				       memory_order_relaxed) &
-	     255) == 0)
-		shim_timeline_tick();
+	struct shim_tls *me = shim_tls_peek();
+	if (likely(me != NULL)) {
+		BUMP(me->frees, 1);
+		count_event(me);
+	}
 }
 
 void shim_record_free(void *p)

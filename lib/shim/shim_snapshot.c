@@ -153,7 +153,7 @@ static void write_modules(struct mpw *w)
 /* ---- meta ---------------------------------------------------------------- */
 
 static void write_meta(struct mpw *w, const char *trigger, const char *name,
-		       uint64_t seq)
+		       uint64_t seq, uint64_t live_bytes, uint64_t live_blocks)
 {
 	char exe[4096];
 	ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -201,12 +201,14 @@ static void write_meta(struct mpw *w, const char *trigger, const char *name,
 	mpw_meta_uint(w, "sample_rate", 0);
 	mpw_meta_uint(w, "depth", (uint64_t)shim_opt.depth);
 	mpw_meta_uint(w, "seq", seq);
-	mpw_meta_uint(w, "live_bytes", atomic_load(&shim_totals.live_bytes));
-	mpw_meta_uint(w, "live_blocks", atomic_load(&shim_totals.live_blocks));
+	uint64_t allocs, frees, alloc_bytes;
+	shim_tls_sum(&allocs, &frees, &alloc_bytes);
+	mpw_meta_uint(w, "live_bytes", live_bytes);
+	mpw_meta_uint(w, "live_blocks", live_blocks);
 	mpw_meta_uint(w, "peak_bytes", atomic_load(&shim_totals.peak_bytes));
-	mpw_meta_uint(w, "allocs", atomic_load(&shim_totals.allocs));
-	mpw_meta_uint(w, "frees", atomic_load(&shim_totals.frees));
-	mpw_meta_uint(w, "alloc_bytes", atomic_load(&shim_totals.alloc_bytes));
+	mpw_meta_uint(w, "allocs", allocs);
+	mpw_meta_uint(w, "frees", frees);
+	mpw_meta_uint(w, "alloc_bytes", alloc_bytes);
 	mpw_end(w);
 	shim_munmap(args, cap);
 }
@@ -229,6 +231,7 @@ struct write_ctx {
 	struct mpw *w;
 	uint32_t gen;
 	uintptr_t prev_first;
+	const uint64_t *tr_bytes, *tr_blocks; /* live, from the table */
 };
 
 static void stack_cb(struct shim_trace *t, void *vctx)
@@ -252,8 +255,8 @@ static void trace_cb(struct shim_trace *t, void *vctx)
 	if (__atomic_load_n(&t->snap_gen, __ATOMIC_ACQUIRE) != c->gen)
 		return;
 	mpw_uleb(c->w, t->snap_index);
-	mpw_uleb(c->w, atomic_load(&t->live_bytes));
-	mpw_uleb(c->w, atomic_load(&t->live_blocks));
+	mpw_uleb(c->w, c->tr_bytes[t->snap_index]);
+	mpw_uleb(c->w, c->tr_blocks[t->snap_index]);
 	mpw_uleb(c->w, atomic_load(&t->allocs));
 	mpw_uleb(c->w, atomic_load(&t->alloc_bytes));
 	mpw_uleb(c->w, shim_trace_peak_bytes(t));
@@ -354,31 +357,61 @@ static void write_graph(struct mpw *w, const struct shim_graph *g)
 }
 
 /*
- * Writes BLKS and, for the exit snapshot with leak checking on, GRPH. For
- * the graph the live table is frozen (every shard lock held, so no thread
- * can change it) and the other threads are stopped while the memory is
- * scanned; both are released before anything is compressed.
+ * The live heap as the snapshot shows it: the blocks (sorted), live bytes
+ * and blocks per trace and in all, and for the exit snapshot with leak
+ * checking on, the pointer graph. For the graph the live table is frozen
+ * (every shard lock held, so no thread can change it) and the other
+ * threads are stopped while memory is scanned; both are released before
+ * anything is compressed.
  */
-static int write_blocks(struct mpw *w, uint32_t gen, bool graph)
+struct heap {
+	struct shim_blk *v;
+	size_t n, len;
+	uint64_t *tr_bytes, *tr_blocks; /* indexed by snap_index */
+	size_t ntr, tr_len;
+	uint64_t live_bytes, live_blocks;
+	struct shim_graph g;
+	bool have_graph;
+};
+
+static void heap_release(struct heap *h)
+{
+	shim_munmap(h->v, h->len);
+	shim_munmap(h->tr_bytes, h->tr_len);
+	shim_munmap(h->tr_blocks, h->tr_len);
+	if (h->have_graph)
+		shim_graph_release(&h->g);
+}
+
+static int collect_heap(struct heap *h, uint32_t gen, size_t ntraces,
+			bool graph)
 {
 	struct block_ctx c = {.gen = gen};
-	size_t len = 0;
 	int unanswered = 0;
+	memset(h, 0, sizeof(*h));
+	h->ntr = ntraces;
+	h->tr_len = (ntraces + 1) * sizeof(uint64_t);
+	h->tr_bytes = shim_mmap(h->tr_len);
+	h->tr_blocks = shim_mmap(h->tr_len);
+	if (!h->tr_bytes || !h->tr_blocks) {
+		heap_release(h);
+		return ENOMEM;
+	}
 	if (graph) {
 		shim_scan_prepare();
 		shim_table_lock_all();
 		unanswered = shim_scan_stop_world();
 		c.cap = shim_table_count() + 1;
-		len = c.cap * sizeof(struct shim_blk);
-		c.v = shim_mmap(len);
+		h->len = c.cap * sizeof(struct shim_blk);
+		c.v = shim_mmap(h->len);
 		if (c.v)
 			shim_table_foreach_locked(block_cb, &c);
 	} else {
 		for (int attempt = 0; attempt < 4; attempt++) {
 			c.cap = shim_table_count() + shim_table_count() / 8 +
 				1024;
-			len = c.cap * sizeof(struct shim_blk);
-			c.v = shim_mmap(len);
+			h->len = c.cap * sizeof(struct shim_blk);
+			c.v = shim_mmap(h->len);
 			if (!c.v)
 				break;
 			c.n = 0;
@@ -386,43 +419,51 @@ static int write_blocks(struct mpw *w, uint32_t gen, bool graph)
 			shim_table_foreach(block_cb, &c);
 			if (!c.full)
 				break;
-			shim_munmap(c.v, len);
+			shim_munmap(c.v, h->len);
 			c.v = NULL;
 		}
 	}
+	h->v = c.v;
+	h->n = c.n;
 	bool sorted = c.v && radix_sort(c.v, c.n);
-	struct shim_graph g;
-	bool have_graph = false;
 	if (graph) {
 		if (sorted)
-			have_graph = shim_scan_graph(c.v, c.n, unanswered, &g);
+			h->have_graph =
+				shim_scan_graph(c.v, c.n, unanswered, &h->g);
 		shim_scan_resume_world();
 		shim_table_unlock_all();
+		if (sorted && !h->have_graph)
+			shim_say("out of memory for the heap graph; the "
+				 "snapshot has no leak information",
+				 NULL, NULL, NULL);
 	}
 	if (!sorted) {
-		shim_munmap(c.v, len);
+		heap_release(h);
 		return ENOMEM;
 	}
+	for (size_t i = 0; i < h->n; i++) {
+		h->tr_bytes[h->v[i].trace] += h->v[i].size;
+		h->tr_blocks[h->v[i].trace]++;
+		h->live_bytes += h->v[i].size;
+	}
+	h->live_blocks = h->n;
+	return 0;
+}
+
+static void write_blocks(struct mpw *w, const struct heap *h)
+{
 	mpw_begin(w, MP_SEC_BLOCKS);
-	mpw_uleb(w, c.n);
+	mpw_uleb(w, h->n);
 	uint64_t prev = 0;
-	for (size_t i = 0; i < c.n; i++) {
-		mpw_uleb(w, c.v[i].addr - prev);
-		mpw_uleb(w, c.v[i].size);
-		mpw_uleb(w, c.v[i].trace);
-		prev = c.v[i].addr;
+	for (size_t i = 0; i < h->n; i++) {
+		mpw_uleb(w, h->v[i].addr - prev);
+		mpw_uleb(w, h->v[i].size);
+		mpw_uleb(w, h->v[i].trace);
+		prev = h->v[i].addr;
 	}
 	mpw_end(w);
-	shim_munmap(c.v, len);
-	if (have_graph) {
-		write_graph(w, &g);
-		shim_graph_release(&g);
-	} else if (graph) {
-		shim_say("out of memory for the heap graph; the snapshot has "
-			 "no leak information",
-			 NULL, NULL, NULL);
-	}
-	return 0;
+	if (h->have_graph)
+		write_graph(w, &h->g);
 }
 
 /* ---- the file --------------------------------------------------------------
@@ -477,28 +518,31 @@ int shim_snapshot_write(const char *path, const char *trigger, const char *name,
 		goto out;
 	}
 	uint32_t gen = atomic_fetch_add(&snap_gen, 1) + 1;
-	write_meta(&w, trigger, name, seq);
-	write_modules(&w);
-
 	struct number_ctx nc = {.gen = gen};
 	shim_trace_foreach(number_cb, &nc);
-	struct write_ctx wc = {.w = &w, .gen = gen};
-	mpw_begin(&w, MP_SEC_STACKS);
-	mpw_uleb(&w, nc.next);
-	shim_trace_foreach(stack_cb, &wc);
-	mpw_end(&w);
-	mpw_begin(&w, MP_SEC_TRACES);
-	mpw_uleb(&w, nc.next);
-	shim_trace_foreach(trace_cb, &wc);
-	mpw_end(&w);
-
-	int berr = write_blocks(&w, gen, graph);
-	if (!berr)
-		shim_timeline_write(&w);
-	if (berr) {
+	struct heap h;
+	int herr = collect_heap(&h, gen, nc.next, graph);
+	if (herr) {
 		mpw_abort(&w);
-		err = berr;
+		err = herr;
 	} else {
+		write_meta(&w, trigger, name, seq, h.live_bytes, h.live_blocks);
+		write_modules(&w);
+		struct write_ctx wc = {.w = &w,
+				       .gen = gen,
+				       .tr_bytes = h.tr_bytes,
+				       .tr_blocks = h.tr_blocks};
+		mpw_begin(&w, MP_SEC_STACKS);
+		mpw_uleb(&w, nc.next);
+		shim_trace_foreach(stack_cb, &wc);
+		mpw_end(&w);
+		mpw_begin(&w, MP_SEC_TRACES);
+		mpw_uleb(&w, nc.next);
+		shim_trace_foreach(trace_cb, &wc);
+		mpw_end(&w);
+		write_blocks(&w, &h);
+		shim_timeline_write(&w);
+		heap_release(&h);
 		err = mpw_close(&w);
 	}
 	if (close(fd) != 0 && !err)

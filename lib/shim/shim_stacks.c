@@ -182,7 +182,6 @@ void shim_trace_add(struct shim_trace *t, uint64_t size)
 {
 	catch_up(t);
 	atomic_fetch_add_explicit(&t->live_bytes, size, memory_order_relaxed);
-	atomic_fetch_add_explicit(&t->live_blocks, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&t->allocs, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&t->alloc_bytes, size, memory_order_relaxed);
 }
@@ -191,7 +190,6 @@ void shim_trace_sub(struct shim_trace *t, uint64_t size)
 {
 	catch_up(t);
 	atomic_fetch_sub_explicit(&t->live_bytes, size, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&t->live_blocks, 1, memory_order_relaxed);
 }
 
 uint64_t shim_trace_peak_bytes(const struct shim_trace *t)

@@ -130,8 +130,6 @@ out:
 		shim_trace_sub(stale.trace, stale.size);
 		atomic_fetch_sub_explicit(&shim_totals.live_bytes, stale.size,
 					  memory_order_relaxed);
-		atomic_fetch_sub_explicit(&shim_totals.live_blocks, 1,
-					  memory_order_relaxed);
 	}
 	return ok;
 }

@@ -22,6 +22,7 @@ pthread_key_t shim_key;
 long shim_tls_off = -1;
 
 static struct shim_tls *free_list;
+static _Atomic(struct shim_tls *) all_list;
 static _Atomic int free_lock;
 
 static void lock(void)
@@ -53,14 +54,35 @@ struct shim_tls *shim_tls_create(void)
 	if (t)
 		free_list = t->free_next;
 	unlock();
-	if (!t) {
-		t = shim_mmap(sizeof(*t));
+	if (t) {
+		/* Reused: its counts stay part of the totals. */
+		t->busy = 0;
+		t->victim = 0;
+		memset(t->memo, 0, sizeof(t->memo));
+	} else {
+		t = shim_mmap(sizeof(*t)); /* zeroed */
 		if (!t)
 			return NULL;
+		struct shim_tls *head = atomic_load(&all_list);
+		do
+			t->all_next = head;
+		while (!atomic_compare_exchange_weak(&all_list, &head, t));
 	}
-	memset(t, 0, sizeof(*t));
 	pthread_setspecific(shim_key, t);
 	return t;
+}
+
+void shim_tls_sum(uint64_t *allocs, uint64_t *frees, uint64_t *alloc_bytes)
+{
+	uint64_t a = 0, f = 0, b = 0;
+	for (struct shim_tls *t = atomic_load(&all_list); t; t = t->all_next) {
+		a += __atomic_load_n(&t->allocs, __ATOMIC_RELAXED);
+		f += __atomic_load_n(&t->frees, __ATOMIC_RELAXED);
+		b += __atomic_load_n(&t->alloc_bytes, __ATOMIC_RELAXED);
+	}
+	*allocs = a;
+	*frees = f;
+	*alloc_bytes = b;
 }
 
 /* The thread pointer: on x86-64 the descriptor's first word points to
