@@ -156,6 +156,10 @@ check: deps
 	done; \
 	exit $$status
 
+# bench: informational timings (tests/bench/run.sh); BENCH_ROUNDS=N.
+bench: all helpers
+	$(Q)tests/bench/run.sh $(B)
+
 DEMO_OUT := $(B)/demo.memprof
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all $(B)/helpers/demo
@@ -200,6 +204,7 @@ help:
 	@echo "  check-shim     programs under the shim"
 	@echo "  check-cli      the memprof command line"
 	@echo "  helpers        build the test helper programs"
+	@echo "  bench          time workloads bare, under memprof and heaptrack; BENCH_ROUNDS=3"
 	@echo "  install        install under PREFIX=$(PREFIX)"
 	@echo "  format         clang-format the sources; format-check verifies"
 	@echo "  clean          remove $(B)/"

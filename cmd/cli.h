@@ -25,6 +25,7 @@ int cmd_info(int argc, char **argv);
 int cmd_symbolize(int argc, char **argv);
 int cmd_leaks(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 /* Symbolizes the snapshot at path with this machine's binaries and
  * rewrites it with the symbols embedded. Prints one line on failure

@@ -23,6 +23,8 @@ static const struct subcommand subcommands[] = {
 	{"top", cmd_top, "list the call sites that hold memory"},
 	{"diff", cmd_diff, "compare two snapshots: what grew, what shrank"},
 	{"leaks", cmd_leaks, "find lost blocks and leaked cycles at exit"},
+	{"check", cmd_check,
+	 "fail a CI job when leaks, peak or growth exceed a budget"},
 	{"info", cmd_info, "show a snapshot's metadata and totals"},
 	{"snapshot", cmd_snapshot,
 	 "ask a running program to write a snapshot now"},

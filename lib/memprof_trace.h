@@ -617,4 +617,119 @@ void mp_diff_free(struct mp_diff *diff);
 size_t mp_diff_rest(const struct mp_diff *diff, size_t n,
 		    struct mp_diff_entry *rest);
 
+/* ---- check: budgets for CI (trace_check.c) ---------------------------- */
+
+/*
+ * `memprof check` evaluates budgets on one snapshot (and, for growth, a
+ * baseline snapshot) and says for each whether it holds, the figure
+ * measured and the worst call site behind it. A budget holds when the
+ * measured figure is at most its limit (limits are inclusive). Nothing
+ * here prints: the CLI words the results.
+ */
+enum mp_check_budget {
+	MP_CHECK_MAX_LEAKED,	    /* bytes lost, of the counted kinds */
+	MP_CHECK_MAX_LEAKED_BLOCKS, /* blocks lost, of the counted kinds */
+	MP_CHECK_NO_LEAKED_CYCLES,  /* leaked cycles; the limit is 0 */
+	MP_CHECK_MAX_SITE_LEAK,	    /* bytes of the biggest loss record */
+	MP_CHECK_MAX_PEAK,	    /* the global peak of live bytes */
+	MP_CHECK_MAX_GROWTH,	    /* the biggest growth of one call site */
+	MP_CHECK_NBUDGETS,
+};
+
+/* "max-leaked" "max-leaked-blocks" "no-leaked-cycles" "max-site-leak"
+ * "max-peak" "max-growth": the option without its dashes. */
+const char *mp_check_budget_name(enum mp_check_budget b);
+
+/* What MP_CHECK_MAX_GROWTH compares, per call site. */
+enum mp_growth_of {
+	MP_GROWTH_LIVE, /* live bytes in the snapshots (mp_diff_build) */
+	MP_GROWTH_PEAK, /* live bytes at each snapshot's global peak */
+};
+
+/* The kinds --max-leaked counts unless told otherwise. */
+#define MP_CHECK_DEFAULT_KINDS (1u << MP_LEAK_DEFINITE | 1u << MP_LEAK_INDIRECT)
+
+struct mp_check_opts {
+	unsigned budgets;    /* which to evaluate: a mask of 1u << MP_CHECK_* */
+	uint64_t max_leaked; /* bytes */
+	uint64_t max_leaked_blocks; /* blocks */
+	uint64_t max_site_leak;	    /* bytes */
+	uint64_t max_peak;	    /* bytes */
+	/*
+	 * Growth: no call site (the whole symbolized stack, matched across
+	 * the snapshots by symbols as mp_diff_build does with
+	 * MP_GROUP_TRACEBACK) may grow by more than max_growth bytes, or,
+	 * when growth_is_percent, by more than max_growth_percent percent of
+	 * the baseline's total (live bytes, or peak bytes for
+	 * MP_GROWTH_PEAK): a percentage of a site's own old bytes would be
+	 * infinite for every new site and huge for small ones.
+	 */
+	uint64_t max_growth;
+	double max_growth_percent;
+	bool growth_is_percent;
+	enum mp_growth_of growth_of;
+	/* Leak kinds counted by MAX_LEAKED, MAX_LEAKED_BLOCKS and
+	 * MAX_SITE_LEAK: a mask of 1u << enum mp_leak_kind, e.g.
+	 * MP_CHECK_DEFAULT_KINDS. 0 counts nothing. */
+	unsigned leak_kinds;
+	const struct mp_suppressions *supp; /* may be NULL; borrowed */
+	struct mp_alloc_filter alloc;	    /* --alloc-fn, for the sites */
+};
+
+/*
+ * The result of one budget. measured, by budget: leaked bytes, leaked
+ * blocks, number of cycles, bytes of the biggest loss record, peak bytes,
+ * bytes of the biggest growth (0 when no site grew). bytes and blocks are
+ * the amount behind it: the leaked bytes and blocks (MAX_LEAKED,
+ * MAX_LEAKED_BLOCKS, MAX_SITE_LEAK: the record's), the cycles' bytes and
+ * blocks, the peak bytes (blocks 0), or for growth the snapshot's total
+ * (live or peak bytes, live blocks) with base_bytes the baseline's.
+ *
+ * The worst site, when has_site: the innermost frame left after the
+ * allocator's (an all-unknown frame when none is left) of the biggest
+ * loss record of the counted kinds (the one with most blocks for
+ * MAX_LEAKED_BLOCKS; site_kind is its kind), the first member of the
+ * biggest cycle, the call site holding most bytes at the peak, or the
+ * site that grew most (site_old_bytes its bytes in the baseline). Strings
+ * are borrowed from the snapshots.
+ */
+struct mp_check_result {
+	enum mp_check_budget budget;
+	bool ok;
+	uint64_t limit; /* for a percent growth, the bytes it comes to */
+	uint64_t measured;
+	uint64_t bytes, blocks;
+	uint64_t base_bytes; /* growth only */
+	bool has_site;
+	struct mp_resolved_frame site;
+	uint64_t site_bytes, site_blocks;
+	uint64_t site_old_bytes;     /* growth only */
+	enum mp_leak_kind site_kind; /* leak records only */
+};
+
+struct mp_check_report {
+	/* The budgets asked for, in enum mp_check_budget order. */
+	struct mp_check_result results[MP_CHECK_NBUDGETS];
+	size_t nresults;
+	bool ok; /* every budget holds (true when none was asked) */
+};
+
+/*
+ * Evaluates opts->budgets on snap; baseline is the OLD snapshot for
+ * MP_CHECK_MAX_GROWTH and may be NULL otherwise. *out is filled only on
+ * success and needs no freeing; its strings are borrowed from snap and
+ * baseline, which must outlive it.
+ *
+ * Fails with MP_ERR_USAGE when a leak budget (MAX_LEAKED,
+ * MAX_LEAKED_BLOCKS, NO_LEAKED_CYCLES, MAX_SITE_LEAK) is asked of a
+ * snapshot without a heap graph (recorded with --leak-check=no), when
+ * growth is asked without a baseline, for an unknown budget bit or
+ * growth_of, or a negative or NaN percentage; MP_ERR_CORRUPT for a trace
+ * naming a stack that does not exist; MP_ERR_NOMEM.
+ */
+enum mp_err mp_check_run(const struct mp_snapshot *snap,
+			 const struct mp_snapshot *baseline,
+			 const struct mp_check_opts *opts,
+			 struct mp_check_report *out);
+
 #endif

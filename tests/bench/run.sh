@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+#
+# run.sh - the driver of 'make bench': times allocation-heavy workloads bare,
+# under memprof (with and without the exit leak check) and under heaptrack,
+# and prints medians, ratios to bare, peak RSS, output size and the cost per
+# malloc/free pair. Informational: the targets are printed, not enforced.
+#
+# Usage: tests/bench/run.sh [BUILD_DIR]   (default build; run from the top
+# of the tree after 'make all helpers').
+# Environment: BENCH_ROUNDS (default 3) rounds, each running every workload
+# under every tool in turn; BENCH_TIMEOUT (default 300) seconds before a run
+# counts as failed; BENCH_HEAPTRACK=no leaves heaptrack out.
+#
+# Exit status: 0, or 1 if a workload cannot run at all or fails bare. A tool
+# that fails on a workload is reported as FAILED, not as an error here.
+
+set -u
+export LC_ALL=C
+
+B=${1:-build}
+ROUNDS=${BENCH_ROUNDS:-3}
+TIMEOUT=${BENCH_TIMEOUT:-300}
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+# Sizes: bare runs of a few tenths of a second on a 2-core machine, so the
+# whole bench stays within a few minutes even under heaptrack.
+CHURN_PAIRS=12000000
+TREE_NODES=700000
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+[ -x "$B/memprof" ] && [ -f "$B/libmemprof.so" ] ||
+	die "no $B/memprof or $B/libmemprof.so; run 'make all helpers' first"
+for h in bench_churn bench_churn_mt bench_tree; do
+	[ -x "$B/helpers/$h" ] || die "no $B/helpers/$h; run 'make helpers' first"
+done
+case $ROUNDS in
+'' | *[!0-9]* | 0) die "BENCH_ROUNDS must be a positive number" ;;
+esac
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# apt_install PKG: install PKG quietly when root; refreshes the package
+# lists once if the first attempt fails (a fresh container has none).
+apt_install() {
+	is_root && command -v apt-get >/dev/null || return 1
+	echo "bench: installing $1" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -qq "$1" >/dev/null 2>&1 && return 0
+	apt-get update -qq >/dev/null 2>&1 &&
+		apt-get install -y -qq "$1" >/dev/null 2>&1
+}
+
+# Peak RSS needs /usr/bin/time (Debian package 'time'); without it the RSS
+# column shows n/a and wall time still comes from bash.
+TIME_BIN=/usr/bin/time
+if [ ! -x $TIME_BIN ]; then
+	apt_install time
+	[ -x $TIME_BIN ] || {
+		TIME_BIN=
+		echo "bench: /usr/bin/time not installed, peak RSS not measured"
+	}
+fi
+
+SQLITE=sqlite3
+if ! command -v sqlite3 >/dev/null; then
+	apt_install sqlite3
+	command -v sqlite3 >/dev/null || {
+		SQLITE=
+		echo "sqlite3: not installed, skipped (apt-get install sqlite3)"
+	}
+fi
+
+HEAPTRACK=heaptrack
+if [ "${BENCH_HEAPTRACK:-yes}" = no ]; then
+	HEAPTRACK=
+	echo "heaptrack: left out (BENCH_HEAPTRACK=no)"
+elif ! command -v heaptrack >/dev/null; then
+	apt_install heaptrack
+	command -v heaptrack >/dev/null || {
+		HEAPTRACK=
+		echo "heaptrack: not installed, skipped"
+	}
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/memprof-bench.XXXXXX") || die "cannot make a temporary directory"
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+# Workloads: name, command, stdin, malloc/free pairs (0: no ns/pair column).
+WL_NAME=(churn churn-mt tree)
+WL_CMD=("$B/helpers/bench_churn $CHURN_PAIRS"
+	"$B/helpers/bench_churn_mt $CHURN_PAIRS"
+	"$B/helpers/bench_tree $TREE_NODES")
+WL_IN=(/dev/null /dev/null /dev/null)
+WL_PAIRS=($CHURN_PAIRS $CHURN_PAIRS 0)
+missing=0
+if [ -n "$SQLITE" ]; then
+	WL_NAME+=(sqlite3)
+	WL_CMD+=("$SQLITE :memory:")
+	WL_IN+=("$HERE/bench.sql")
+	WL_PAIRS+=(0)
+else
+	missing=1
+fi
+
+TOOLS=(bare memprof-noleak memprof)
+[ -n "$HEAPTRACK" ] && TOOLS+=(heaptrack)
+
+# tool_prefix TOOL: the words put before the workload's command.
+tool_prefix() {
+	case $1 in
+	bare) ;;
+	memprof-noleak) echo "$B/memprof record -q --leak-check=no -o $tmp/out.memprof --" ;;
+	memprof) echo "$B/memprof record -q -o $tmp/out.memprof --" ;;
+	heaptrack) echo "heaptrack -o $tmp/out.ht" ;;
+	esac
+}
+
+# run_one WORKLOAD TOOL ROUND: runs once, appends "workload tool round status
+# wall_s rss_kb out_bytes" to $tmp/results.
+run_one() {
+	local w=$1 tool=$2 round=$3 cmd status start end rss size
+	# shellcheck disable=SC2206 # word splitting of the command is wanted
+	cmd=($(tool_prefix "$tool") ${WL_CMD[$w]})
+	rm -f "$tmp"/out.* "$tmp/rss"
+	start=$EPOCHREALTIME
+	if [ -n "$TIME_BIN" ]; then
+		timeout -k 5 "$TIMEOUT" $TIME_BIN -f %M -o "$tmp/rss" "${cmd[@]}" \
+			<"${WL_IN[$w]}" >/dev/null 2>"$tmp/stderr"
+	else
+		timeout -k 5 "$TIMEOUT" "${cmd[@]}" \
+			<"${WL_IN[$w]}" >/dev/null 2>"$tmp/stderr"
+	fi
+	status=$?
+	end=$EPOCHREALTIME
+	# /usr/bin/time -o writes "Command exited with non-zero status N"
+	# before the figure when the program fails: keep the last line.
+	rss=$(tail -n 1 "$tmp/rss" 2>/dev/null)
+	case $rss in '' | *[!0-9]*) rss=-1 ;; esac
+	size=$(cat "$tmp"/out.* 2>/dev/null | wc -c)
+	[ -n "$(ls "$tmp"/out.* 2>/dev/null)" ] || size=-1
+	if [ $status -ne 0 ]; then
+		echo "  ${WL_NAME[$w]} under $tool failed with status $status:" \
+			"$(grep -v '^$' "$tmp/stderr" | tail -n 1)" >&2
+	fi
+	echo "${WL_NAME[$w]} $tool $round $status $(awk -v s="$start" -v e="$end" \
+		'BEGIN { printf "%.4f", e - s }') $rss $size" >>"$tmp/results"
+}
+
+peer="no heaptrack"
+[ -n "$HEAPTRACK" ] && peer=$(heaptrack --version 2>/dev/null | head -n 1)
+echo "memprof bench: $ROUNDS rounds of ${#WL_NAME[@]} workloads x ${#TOOLS[@]} tools" \
+	"($(nproc) CPUs; $peer)"
+: >"$tmp/results"
+# Interleaved: each round runs every workload under every tool, rotating
+# which tool goes first, so drift in machine load spreads over all rows.
+for ((r = 1; r <= ROUNDS; r++)); do
+	echo "round $r/$ROUNDS" >&2
+	for ((w = 0; w < ${#WL_NAME[@]}; w++)); do
+		for ((t = 0; t < ${#TOOLS[@]}; t++)); do
+			run_one $w "${TOOLS[(t + r - 1) % ${#TOOLS[@]}]}" $r
+		done
+	done
+done
+
+mkdir -p "$B" && cp "$tmp/results" "$B/bench.results" 2>/dev/null
+
+# The report: one table per workload, then the targets. awk reads the
+# workload descriptions first (name, pairs, command), then the results.
+for ((w = 0; w < ${#WL_NAME[@]}; w++)); do
+	printf '%s\t%s\t%s\n' "${WL_NAME[$w]}" "${WL_PAIRS[$w]}" \
+		"${WL_CMD[$w]}$([ "${WL_IN[$w]}" != /dev/null ] && echo " < ${WL_IN[$w]#"$PWD/"}")"
+done >"$tmp/workloads"
+
+awk -v rounds="$ROUNDS" -v tools="${TOOLS[*]}" -v missing=$missing \
+	-f "$HERE/report.awk" "$tmp/workloads" "$tmp/results"
