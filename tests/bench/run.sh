@@ -32,8 +32,9 @@ die() {
 	exit 1
 }
 
-[ -x "$B/memprof" ] && [ -f "$B/libmemprof.so" ] ||
+if [ ! -x "$B/memprof" ] || [ ! -f "$B/libmemprof.so" ]; then
 	die "no $B/memprof or $B/libmemprof.so; run 'make all helpers' first"
+fi
 for h in bench_churn bench_churn_mt bench_tree; do
 	[ -x "$B/helpers/$h" ] || die "no $B/helpers/$h; run 'make helpers' first"
 done
@@ -90,42 +91,51 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/memprof-bench.XXXXXX") || die "cannot make a te
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
-# Workloads: name, command, stdin, malloc/free pairs (0: no ns/pair column).
+# Workloads: name, stdin, malloc/free pairs (0: no ns/pair column); the
+# command is set by workload_cmd.
 WL_NAME=(churn churn-mt tree)
-WL_CMD=("$B/helpers/bench_churn $CHURN_PAIRS"
-	"$B/helpers/bench_churn_mt $CHURN_PAIRS"
-	"$B/helpers/bench_tree $TREE_NODES")
 WL_IN=(/dev/null /dev/null /dev/null)
-WL_PAIRS=($CHURN_PAIRS $CHURN_PAIRS 0)
+WL_PAIRS=("$CHURN_PAIRS" "$CHURN_PAIRS" 0)
 missing=0
 if [ -n "$SQLITE" ]; then
 	WL_NAME+=(sqlite3)
-	WL_CMD+=("$SQLITE :memory:")
 	WL_IN+=("$HERE/bench.sql")
 	WL_PAIRS+=(0)
 else
 	missing=1
 fi
 
+# workload_cmd W: sets the array wcmd to workload W's command.
+workload_cmd() {
+	case ${WL_NAME[$1]} in
+	churn) wcmd=("$B/helpers/bench_churn" "$CHURN_PAIRS") ;;
+	churn-mt) wcmd=("$B/helpers/bench_churn_mt" "$CHURN_PAIRS") ;;
+	tree) wcmd=("$B/helpers/bench_tree" "$TREE_NODES") ;;
+	sqlite3) wcmd=("$SQLITE" :memory:) ;;
+	esac
+}
+
 TOOLS=(bare memprof-noleak memprof)
 [ -n "$HEAPTRACK" ] && TOOLS+=(heaptrack)
 
-# tool_prefix TOOL: the words put before the workload's command.
-tool_prefix() {
+# tool_cmd TOOL: sets the array tcmd to the words put before a workload.
+tool_cmd() {
 	case $1 in
-	bare) ;;
-	memprof-noleak) echo "$B/memprof record -q --leak-check=no -o $tmp/out.memprof --" ;;
-	memprof) echo "$B/memprof record -q -o $tmp/out.memprof --" ;;
-	heaptrack) echo "heaptrack -o $tmp/out.ht" ;;
+	bare) tcmd=() ;;
+	memprof-noleak) tcmd=("$B/memprof" record -q --leak-check=no -o "$tmp/out.memprof" --) ;;
+	memprof) tcmd=("$B/memprof" record -q -o "$tmp/out.memprof" --) ;;
+	heaptrack) tcmd=(heaptrack -o "$tmp/out.ht") ;;
 	esac
 }
 
 # run_one WORKLOAD TOOL ROUND: runs once, appends "workload tool round status
 # wall_s rss_kb out_bytes" to $tmp/results.
 run_one() {
-	local w=$1 tool=$2 round=$3 cmd status start end rss size
-	# shellcheck disable=SC2206 # word splitting of the command is wanted
-	cmd=($(tool_prefix "$tool") ${WL_CMD[$w]})
+	local w=$1 tool=$2 round=$3 status start end rss size
+	local -a tcmd wcmd cmd
+	tool_cmd "$tool"
+	workload_cmd "$w"
+	cmd=("${tcmd[@]}" "${wcmd[@]}")
 	rm -f "$tmp"/out.* "$tmp/rss"
 	start=$EPOCHREALTIME
 	if [ -n "$TIME_BIN" ]; then
@@ -172,8 +182,10 @@ mkdir -p "$B" && cp "$tmp/results" "$B/bench.results" 2>/dev/null
 # The report: one table per workload, then the targets. awk reads the
 # workload descriptions first (name, pairs, command), then the results.
 for ((w = 0; w < ${#WL_NAME[@]}; w++)); do
-	printf '%s\t%s\t%s\n' "${WL_NAME[$w]}" "${WL_PAIRS[$w]}" \
-		"${WL_CMD[$w]}$([ "${WL_IN[$w]}" != /dev/null ] && echo " < ${WL_IN[$w]#"$PWD/"}")"
+	workload_cmd $w
+	shown="${wcmd[*]}"
+	[ "${WL_IN[$w]}" != /dev/null ] && shown+=" < ${WL_IN[$w]#"$PWD/"}"
+	printf '%s\t%s\t%s\n' "${WL_NAME[$w]}" "${WL_PAIRS[$w]}" "$shown"
 done >"$tmp/workloads"
 
 awk -v rounds="$ROUNDS" -v tools="${TOOLS[*]}" -v missing=$missing \

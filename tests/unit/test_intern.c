@@ -9,6 +9,7 @@
 #include "../../lib/shim/shim_record.c"
 #include "../../lib/shim/shim_stacks.c"
 #include "../../lib/shim/shim_table.c"
+#include "../../lib/shim/shim_thread.c"
 #include "../../lib/shim/shim_timeline.c"
 
 #include <criterion/criterion.h>
@@ -17,8 +18,6 @@
 struct shim_options shim_opt = {.depth = SHIM_DEFAULT_DEPTH};
 struct shim_totals shim_totals;
 _Atomic int shim_active = 1;
-pthread_key_t shim_key;
-long shim_tls_off = -1;
 static int intern_failures;
 
 void shim_fail(const char *what, int err)
@@ -28,7 +27,14 @@ void shim_fail(const char *what, int err)
 	intern_failures++;
 }
 
-TestSuite(intern);
+/* The shim's per-thread state needs its pthread key (shim_init does
+ * this in the shim). */
+static void intern_setup(void)
+{
+	cr_assert(shim_thread_init(0));
+}
+
+TestSuite(intern, .init = intern_setup);
 
 Test(intern, identical_stacks_share_one_trace)
 {
