@@ -9,7 +9,9 @@
 # of the tree after 'make all helpers').
 # Environment: BENCH_ROUNDS (default 3) rounds, each running every workload
 # under every tool in turn; BENCH_TIMEOUT (default 300) seconds before a run
-# counts as failed; BENCH_HEAPTRACK=no leaves heaptrack out.
+# counts as failed; BENCH_HEAPTRACK=no leaves heaptrack out. Missing
+# sqlite3, heaptrack or /usr/bin/time are installed with apt-get when root.
+# The raw figures of the last run stay in BUILD_DIR/bench.results.
 #
 # Exit status: 0, or 1 if a workload cannot run at all or fails bare. A tool
 # that fails on a workload is reported as FAILED, not as an error here.
