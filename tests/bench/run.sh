@@ -166,7 +166,7 @@ run_one() {
 peer="no heaptrack"
 [ -n "$HEAPTRACK" ] && peer=$(heaptrack --version 2>/dev/null | head -n 1)
 echo "memprof bench: $ROUNDS rounds of ${#WL_NAME[@]} workloads x ${#TOOLS[@]} tools" \
-	"($(nproc) CPUs; $peer)"
+	"($(nproc) CPUs; $peer; load average $(cut -d' ' -f1-3 /proc/loadavg))"
 : >"$tmp/results"
 # Interleaved: each round runs every workload under every tool, rotating
 # which tool goes first, so drift in machine load spreads over all rows.
@@ -180,6 +180,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 mkdir -p "$B" && cp "$tmp/results" "$B/bench.results" 2>/dev/null
+# Other work on the machine skews wall times more than medians can hide.
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The report: one table per workload, then the targets. awk reads the
 # workload descriptions first (name, pairs, command), then the results.
