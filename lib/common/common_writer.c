@@ -321,8 +321,17 @@ void mpw_bytes(struct mpw *w, const void *p, size_t n)
 	}
 }
 
+/* Numbers are most of a snapshot: encode straight into the staging
+ * buffer when it has room (and an open section with no error, which the
+ * slow path checks). */
 void mpw_uleb(struct mpw *w, uint64_t v)
 {
+	if (__builtin_expect(w->sec_tag && !w->err &&
+				     w->buf_cap - w->buf_len >= MP_LEB_MAX,
+			     1)) {
+		w->buf_len += mp_leb_put_u(w->buf + w->buf_len, v);
+		return;
+	}
 	unsigned char tmp[MP_LEB_MAX];
 
 	mpw_bytes(w, tmp, mp_leb_put_u(tmp, v));
@@ -330,6 +339,12 @@ void mpw_uleb(struct mpw *w, uint64_t v)
 
 void mpw_sleb(struct mpw *w, int64_t v)
 {
+	if (__builtin_expect(w->sec_tag && !w->err &&
+				     w->buf_cap - w->buf_len >= MP_LEB_MAX,
+			     1)) {
+		w->buf_len += mp_leb_put_s(w->buf + w->buf_len, v);
+		return;
+	}
 	unsigned char tmp[MP_LEB_MAX];
 
 	mpw_bytes(w, tmp, mp_leb_put_s(tmp, v));
