@@ -38,11 +38,11 @@ SHIM_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden \
 	       -DMP_IN_SHIM=1
 SHIM_LDFLAGS := -shared -Wl,-z,now -Wl,--version-script=lib/shim/shim.map \
 		-Wl,--no-undefined
-SHIM_LIBS := -lz -ldl -lpthread
+SHIM_LIBS := -lz -lm -ldl -lpthread
 
 # The CLI and the analysis library.
 CLI_CFLAGS := $(BASE_CFLAGS) $(SAN) -DMP_LIBDIR='"$(LIBDIR)"'
-CLI_LIBS := -ldw -lelf -lz -lstdc++ -ldl -lpthread
+CLI_LIBS := -ldw -lelf -lz -lstdc++ -lm -ldl -lpthread
 
 COMMON_SRC := $(wildcard lib/common/*.c)
 SHIM_SRC   := $(wildcard lib/shim/*.c)

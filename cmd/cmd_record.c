@@ -40,6 +40,11 @@ static const char record_usage[] =
 	"                        the program gets SIG (USR2, ...; see\n"
 	"                        'memprof snapshot PID')\n"
 	"      --interval TIME   write a snapshot every TIME (500ms, 10s, 2m)\n"
+	"      --sample-rate BYTES  trace one allocation per BYTES allocated "
+	"on\n"
+	"                        average (Poisson by bytes, e.g. 512K); top "
+	"and\n"
+	"                        diff show unbiased estimates; no leak check\n"
 	"      --leak-check=yes|no  scan the heap at exit for 'memprof leaks'\n"
 	"                        (default yes)\n"
 	"      --unwind MODE     cfi (default: .eh_frame, works without frame\n"
@@ -284,6 +289,7 @@ int cmd_record(int argc, char **argv)
 		{"leak-check", required_argument, NULL, 'L'},
 		{"snapshot-signal", required_argument, NULL, 'G'},
 		{"interval", required_argument, NULL, 'I'},
+		{"sample-rate", required_argument, NULL, 'R'},
 		{"no-symbols", no_argument, NULL, 'S'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -292,7 +298,8 @@ int cmd_record(int argc, char **argv)
 	const char *output = NULL, *unwind = "cfi";
 	long depth = 64;
 	bool follow = false, symbols = true, quiet = false, fork_stop = false;
-	bool leak_check = true;
+	bool leak_check = true, leak_check_given = false;
+	uint64_t sample_rate = 0;
 	int snap_sig = 0;
 	long interval_ms = 0;
 	int c;
@@ -338,6 +345,14 @@ int cmd_record(int argc, char **argv)
 					"'%s'",
 					optarg);
 			break;
+		case 'R':
+			if (!cli_parse_size(optarg, &sample_rate) ||
+			    sample_rate == 0)
+				return cli_error(
+					"--sample-rate takes a size in "
+					"bytes such as 512K, not '%s'",
+					optarg);
+			break;
 		case 'L':
 			if (strcmp(optarg, "yes") && strcmp(optarg, "no"))
 				return cli_error(
@@ -345,6 +360,7 @@ int cmd_record(int argc, char **argv)
 					"not '%s'",
 					optarg);
 			leak_check = !strcmp(optarg, "yes");
+			leak_check_given = true;
 			break;
 		case 'K':
 			if (strcmp(optarg, "own") && strcmp(optarg, "stop"))
@@ -374,6 +390,15 @@ int cmd_record(int argc, char **argv)
 	if (optind >= argc)
 		return cli_error("record: no program to run; see 'memprof "
 				 "record --help'");
+	if (sample_rate) {
+		/* Reachability needs every block; see memprof-record(1). */
+		if (leak_check_given && leak_check)
+			return cli_error(
+				"--sample-rate and --leak-check=yes do "
+				"not go together: a sampled heap "
+				"cannot tell what is lost");
+		leak_check = false;
+	}
 	char **prog_argv = argv + optind;
 	char *shim = find_shim();
 	if (!shim)
@@ -457,6 +482,12 @@ int cmd_record(int argc, char **argv)
 		unsetenv("MEMPROF_FOLLOW_EXEC");
 		unsetenv("MEMPROF_FORK");
 		setenv("MEMPROF_LEAK_CHECK", leak_check ? "yes" : "no", 1);
+		unsetenv("MEMPROF_SAMPLE_RATE");
+		if (sample_rate) {
+			snprintf(num, sizeof(num), "%llu",
+				 (unsigned long long)sample_rate);
+			setenv("MEMPROF_SAMPLE_RATE", num, 1);
+		}
 		unsetenv("MEMPROF_SNAPSHOT_SIGNAL");
 		unsetenv("MEMPROF_INTERVAL_MS");
 		if (snap_sig > 0) {

@@ -30,8 +30,42 @@ static inline bool tracing(void)
 	       !shim_busy_get();
 }
 
+/*
+ * With --sample-rate, whether this allocation goes untraced: it is then
+ * only counted in the thread's exact totals.
+ */
+static inline bool sample_skip(size_t size)
+{
+	if (likely(!shim_opt.sample_rate))
+		return false;
+	struct shim_tls *t = shim_tls_peek();
+	if (unlikely(!t) && !(t = shim_tls_create()))
+		return true;
+	return !shim_sample_take(t, size);
+}
+
+/*
+ * The sampling fast path for malloc: an allocation the countdown does not
+ * reach costs one load of the thread's state and a subtraction. Returns
+ * true when it handled the call (*out set).
+ */
+static inline bool sampled_out(size_t size, void **out)
+{
+	struct shim_tls *t = shim_tls_peek();
+	if (unlikely(!t || t->busy ||
+		     !atomic_load_explicit(&shim_active, memory_order_relaxed)))
+		return false;
+	if (unlikely(!t->rng) || (int64_t)size >= t->sample_left)
+		return false; /* the slow path counts down and may trace */
+	t->sample_left -= (int64_t)size;
+	*out = shim_real.malloc(size);
+	return true;
+}
+
 static inline void after_alloc(void *p, size_t size, const struct shim_ctx *c)
 {
+	if (sample_skip(size))
+		return;
 	int e = errno;
 	shim_busy_add(1);
 	shim_record_alloc_ctx(p, size, c);
@@ -41,6 +75,9 @@ static inline void after_alloc(void *p, size_t size, const struct shim_ctx *c)
 
 EXPORT void *malloc(size_t size)
 {
+	void *fast;
+	if (unlikely(shim_opt.sample_rate) && sampled_out(size, &fast))
+		return fast;
 	struct shim_ctx ctx;
 	SHIM_CALLER_CTX(ctx);
 	if (unlikely(!shim_real.malloc)) {
@@ -60,6 +97,13 @@ EXPORT void *malloc(size_t size)
 
 EXPORT void free(void *p)
 {
+	/* Sampling: most blocks were never traced, and the filter says so
+	 * with one byte read. */
+	if (unlikely(shim_opt.sample_rate) && shim_sample_filter &&
+	    !shim_sample_maybe((uintptr_t)p) && !shim_bootstrap_owns(p)) {
+		shim_real.free(p);
+		return;
+	}
 	if (!p || unlikely(shim_bootstrap_owns(p)))
 		return;
 	if (unlikely(!shim_real.free)) {
@@ -68,11 +112,16 @@ EXPORT void free(void *p)
 			return; /* leak rather than crash */
 	}
 	if (tracing()) {
-		int e = errno;
-		shim_busy_add(1);
-		shim_record_free(p);
-		shim_busy_add(-1);
-		errno = e;
+		if (unlikely(shim_opt.sample_rate) &&
+		    !shim_sample_maybe((uintptr_t)p)) {
+			/* not a traced block: nothing to do */
+		} else {
+			int e = errno;
+			shim_busy_add(1);
+			shim_record_free(p);
+			shim_busy_add(-1);
+			errno = e;
+		}
 	}
 	shim_real.free(p);
 }
@@ -127,7 +176,8 @@ EXPORT void *realloc(void *p, size_t size)
 		return shim_real.realloc(p, size);
 	shim_busy_add(1);
 	struct shim_block old;
-	bool had = shim_table_remove((uintptr_t)p, &old);
+	bool had = (!shim_opt.sample_rate || shim_sample_maybe((uintptr_t)p)) &&
+		   shim_table_remove((uintptr_t)p, &old);
 	void *q = shim_real.realloc(p, size);
 	int e = errno;
 	if (!q && size != 0) {
@@ -139,7 +189,7 @@ EXPORT void *realloc(void *p, size_t size)
 		 * Valgrind, one free of the old block and one allocation. */
 		if (had)
 			shim_account_free(&old);
-		if (q)
+		if (q && !sample_skip(size))
 			shim_record_alloc_ctx(q, size, &ctx);
 	}
 	shim_busy_add(-1);

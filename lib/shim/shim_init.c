@@ -46,8 +46,9 @@ static _Atomic pid_t init_tid;
 
 /* ---- bootstrap arena ---------------------------------------------- */
 
-#define BOOT_SIZE (256 * 1024)
-static char boot_buf[BOOT_SIZE] __attribute__((aligned(64)));
+#define BOOT_SIZE SHIM_BOOT_SIZE
+char shim_boot_buf[BOOT_SIZE] __attribute__((aligned(64)));
+#define boot_buf shim_boot_buf
 static _Atomic size_t boot_used;
 
 /* Each bootstrap block is preceded by 16 bytes holding its size, so that
@@ -67,12 +68,6 @@ void *shim_bootstrap_alloc(size_t size, size_t align)
 			return boot_buf + start;
 		}
 	}
-}
-
-bool shim_bootstrap_owns(const void *p)
-{
-	return (const char *)p >= boot_buf &&
-	       (const char *)p < boot_buf + BOOT_SIZE;
 }
 
 size_t shim_bootstrap_size(const void *p)
@@ -214,6 +209,13 @@ static void read_options(void)
 	shim_opt.follow_exec = x && !strcmp(x, "1");
 	const char *lc = env_get("MEMPROF_LEAK_CHECK");
 	shim_opt.leak_check = !(lc && !strcmp(lc, "no"));
+	shim_opt.sample_rate =
+		(uint64_t)parse_long(env_get("MEMPROF_SAMPLE_RATE"), 0);
+	shim_opt.seed = (uint64_t)parse_long(env_get("MEMPROF_SEED"), 0);
+	/* Reachability needs every block: a sampled heap cannot say what
+	 * is lost (formats and man page: sampling and leak checking). */
+	if (shim_opt.sample_rate)
+		shim_opt.leak_check = false;
 	const char *o = env_get("MEMPROF_OUTPUT");
 	if (o && *o)
 		copy_str(shim_opt.output, sizeof(shim_opt.output), o);
@@ -307,6 +309,7 @@ void shim_init(void)
 	bool ok = shim_real.malloc && shim_real.free && shim_real.calloc &&
 		  shim_real.realloc && shim_real.memalign &&
 		  shim_thread_init(descriptor_size());
+	shim_sample_init();
 	atomic_store_explicit(&init_state, 2, memory_order_release);
 	if (!ok)
 		shim_say("cannot find the real malloc; not tracing", "", "",

@@ -39,12 +39,14 @@ struct shim_real {
 extern struct shim_real shim_real;
 
 struct shim_options {
-	int depth;	   /* frames kept per stack */
-	bool unwind_fp;	   /* walk frame pointers instead of CFI */
-	bool leak_check;   /* scan the heap graph at exit (default) */
-	bool fork_stop;	   /* forked children stop tracing */
-	bool follow_exec;  /* keep LD_PRELOAD for exec'd programs */
-	char output[4096]; /* exit snapshot path */
+	int depth;	      /* frames kept per stack */
+	bool unwind_fp;	      /* walk frame pointers instead of CFI */
+	bool leak_check;      /* scan the heap graph at exit (default) */
+	uint64_t sample_rate; /* 0: trace every allocation; else mean bytes */
+	uint64_t seed;	      /* sampling seed, 0 = the fixed default */
+	bool fork_stop;	      /* forked children stop tracing */
+	bool follow_exec;     /* keep LD_PRELOAD for exec'd programs */
+	char output[4096];    /* exit snapshot path */
 };
 extern struct shim_options shim_opt;
 
@@ -71,6 +73,8 @@ struct shim_tls {
 	 * that owns the state (relaxed stores), read by snapshots. A state
 	 * reused for a new thread keeps counting on. */
 	uint64_t allocs, frees, alloc_bytes, events;
+	int64_t sample_left; /* bytes to the next sampled allocation */
+	uint64_t rng;
 	struct shim_memo memo[SHIM_MEMO_WAYS];
 };
 
@@ -142,7 +146,13 @@ struct shim_trace {
 
 /* shim_init.c */
 void shim_init(void);
-bool shim_bootstrap_owns(const void *p);
+extern char shim_boot_buf[];
+#define SHIM_BOOT_SIZE (256 * 1024)
+static inline bool shim_bootstrap_owns(const void *p)
+{
+	return (const char *)p >= shim_boot_buf &&
+	       (const char *)p < shim_boot_buf + SHIM_BOOT_SIZE;
+}
 void *shim_bootstrap_alloc(size_t size, size_t align);
 size_t shim_bootstrap_size(const void *p);
 /* Stops tracing after an internal failure; prints one line once. */
@@ -184,6 +194,9 @@ struct shim_ctx {
 	} while (0)
 void shim_trace_add(struct shim_trace *t, uint64_t size);
 void shim_trace_sub(struct shim_trace *t, uint64_t size);
+/* Sampling: estimated bytes and allocations of one traced block. */
+void shim_trace_add_weighted(struct shim_trace *t, uint64_t bytes,
+			     uint64_t count);
 /* Iterates every trace (no order); fn returns nothing. */
 void shim_trace_foreach(void (*fn)(struct shim_trace *t, void *ctx), void *ctx);
 uint64_t shim_trace_count(void);
@@ -290,6 +303,35 @@ int memprof_api_snapshot(const char *name);
 void memprof_api_traced_memory(size_t *current, size_t *peak);
 void memprof_api_reset_peak(void);
 int memprof_api_is_tracing(void);
+
+/* A counter of a thread's own, bumped by its owner only: a plain add that
+ * snapshots may read at any time (64-bit aligned: never torn). */
+#define BUMP(field, v) \
+	__atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
+
+/* shim_sample.c: --sample-rate */
+void shim_sample_init(void);
+/* Whether this allocation of size bytes is traced (counts down). */
+bool shim_sample_take(struct shim_tls *t, size_t size);
+/* 1/pi(size), the weight of a traced allocation (1 without sampling). */
+double shim_sample_weight(uint64_t size);
+/* Adds (+1) or removes (-1) a traced block's address in the filter. */
+void shim_sample_note(uintptr_t p, int delta);
+/* The counting filter of traced blocks' addresses (NULL: not sampling). */
+#define SHIM_FILTER_BITS 20
+extern _Atomic unsigned char *shim_sample_filter;
+static inline size_t shim_sample_slot(uintptr_t p)
+{
+	uint64_t x = (uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ull;
+	return (size_t)(x >> (64 - SHIM_FILTER_BITS));
+}
+/* false when p is certainly not a traced block. */
+static inline bool shim_sample_maybe(uintptr_t p)
+{
+	return !shim_sample_filter ||
+	       atomic_load_explicit(&shim_sample_filter[shim_sample_slot(p)],
+				    memory_order_relaxed);
+}
 
 /* shim_snapshot.c */
 /* Writes a snapshot to path; returns 0 or an errno. trigger is "exit",

@@ -69,10 +69,26 @@ void shim_record_alloc_ctx(void *p, size_t size, const struct shim_ctx *c)
 	shim_record_alloc_trace(p, size, t);
 }
 
+/* With sampling, a traced block stands for 1/pi of its kind: its bytes and
+ * count in the per-site figures are weighted (shim_sample.c); the live
+ * table keeps its real size. */
+static inline uint64_t weighted(uint64_t size, double w)
+{
+	return (uint64_t)(size * w + 0.5);
+}
+
 void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t)
 {
-	shim_trace_add(t, size);
-	global_add(size);
+	if (unlikely(shim_opt.sample_rate)) {
+		double w = shim_sample_weight(size);
+		uint64_t wb = weighted(size, w);
+		shim_trace_add_weighted(t, wb, weighted(1, w));
+		global_add(wb);
+		shim_sample_note((uintptr_t)p, +1);
+	} else {
+		shim_trace_add(t, size);
+		global_add(size);
+	}
 	struct shim_tls *me = shim_tls_peek();
 	if (likely(me != NULL)) {
 		BUMP(me->allocs, 1);
@@ -87,8 +103,13 @@ void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t)
 
 void shim_account_free(const struct shim_block *b)
 {
-	shim_trace_sub(b->trace, b->size);
-	atomic_fetch_sub_explicit(&shim_totals.live_bytes, b->size,
+	uint64_t bytes = b->size;
+	if (unlikely(shim_opt.sample_rate)) {
+		bytes = weighted(b->size, shim_sample_weight(b->size));
+		shim_sample_note(b->addr, -1);
+	}
+	shim_trace_sub(b->trace, bytes);
+	atomic_fetch_sub_explicit(&shim_totals.live_bytes, bytes,
 				  memory_order_relaxed);
 	struct shim_tls *me = shim_tls_peek();
 	if (likely(me != NULL)) {

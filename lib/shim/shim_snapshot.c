@@ -152,6 +152,17 @@ static void write_modules(struct mpw *w)
 
 /* ---- meta ---------------------------------------------------------------- */
 
+struct est_ctx {
+	uint64_t allocs, bytes;
+};
+
+static void est_cb(struct shim_trace *t, void *vctx)
+{
+	struct est_ctx *e = vctx;
+	e->allocs += atomic_load(&t->allocs);
+	e->bytes += atomic_load(&t->alloc_bytes);
+}
+
 static void write_meta(struct mpw *w, const char *trigger, const char *name,
 		       uint64_t seq, uint64_t live_bytes, uint64_t live_blocks)
 {
@@ -198,11 +209,20 @@ static void write_meta(struct mpw *w, const char *trigger, const char *name,
 	mpw_meta_str(w, "trigger", trigger);
 	if (name)
 		mpw_meta_str(w, "name", name);
-	mpw_meta_uint(w, "sample_rate", 0);
+	mpw_meta_uint(w, "sample_rate", shim_opt.sample_rate);
 	mpw_meta_uint(w, "depth", (uint64_t)shim_opt.depth);
 	mpw_meta_uint(w, "seq", seq);
 	uint64_t allocs, frees, alloc_bytes;
 	shim_tls_sum(&allocs, &frees, &alloc_bytes);
+	if (shim_opt.sample_rate) {
+		/* Sampled: the totals are the sums of the per-site
+		 * estimates; frees are what was allocated and is not live. */
+		struct est_ctx e = {0};
+		shim_trace_foreach(est_cb, &e);
+		allocs = e.allocs;
+		alloc_bytes = e.bytes;
+		frees = allocs > live_blocks ? allocs - live_blocks : 0;
+	}
 	mpw_meta_uint(w, "live_bytes", live_bytes);
 	mpw_meta_uint(w, "live_blocks", live_blocks);
 	mpw_meta_uint(w, "peak_bytes", atomic_load(&shim_totals.peak_bytes));
@@ -442,11 +462,15 @@ static int collect_heap(struct heap *h, uint32_t gen, size_t ntraces,
 		return ENOMEM;
 	}
 	for (size_t i = 0; i < h->n; i++) {
-		h->tr_bytes[h->v[i].trace] += h->v[i].size;
-		h->tr_blocks[h->v[i].trace]++;
-		h->live_bytes += h->v[i].size;
+		/* Sampled: each block stands for 1/pi of its kind. */
+		double w = shim_sample_weight(h->v[i].size);
+		uint64_t b = (uint64_t)(h->v[i].size * w + 0.5);
+		uint64_t k = (uint64_t)(w + 0.5);
+		h->tr_bytes[h->v[i].trace] += b;
+		h->tr_blocks[h->v[i].trace] += k;
+		h->live_bytes += b;
+		h->live_blocks += k;
 	}
-	h->live_blocks = h->n;
 	return 0;
 }
 

@@ -186,6 +186,15 @@ void shim_trace_add(struct shim_trace *t, uint64_t size)
 	atomic_fetch_add_explicit(&t->alloc_bytes, size, memory_order_relaxed);
 }
 
+void shim_trace_add_weighted(struct shim_trace *t, uint64_t bytes,
+			     uint64_t count)
+{
+	catch_up(t);
+	atomic_fetch_add_explicit(&t->live_bytes, bytes, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->allocs, count, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->alloc_bytes, bytes, memory_order_relaxed);
+}
+
 void shim_trace_sub(struct shim_trace *t, uint64_t size)
 {
 	catch_up(t);

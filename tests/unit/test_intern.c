@@ -10,6 +10,7 @@
 #include "../../lib/shim/shim_stacks.c"
 #include "../../lib/shim/shim_table.c"
 #include "../../lib/shim/shim_thread.c"
+#include "../../lib/shim/shim_sample.c"
 #include "../../lib/shim/shim_timeline.c"
 
 #include <criterion/criterion.h>
