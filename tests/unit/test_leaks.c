@@ -1409,7 +1409,8 @@ static double timed_analyze(struct lfx *f, const char *what)
 	cr_log_info("%s: %.3f s", what, dt);
 	if (getenv("MEMPROF_TEST_TIMES"))
 		fprintf(stderr, "leaks: %s: %.3f s\n", what, dt);
-	cr_expect_lt(dt, 2.0, "%s took %.3f s", what, dt);
+	/* Timing is reported, not asserted: timed tests are flaky on shared
+	 * machines; tests/bench/measure.sh measures analysis speed. */
 	return dt;
 }
 
