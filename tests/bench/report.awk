@@ -98,6 +98,10 @@ END {
 		else
 			printf line, p[1], "memprof <= " p[2] "x bare", "FAILED", "MISS"
 	}
+	k = "churn" SUBSEP "memprof-sampled"; b = "churn" SUBSEP "bare"
+	if (("churn", "bare") in ok && ok[k] && ok[b])
+		printf line, "churn", "--sample-rate 512K <= 1.1x bare",
+			sprintf("%.2fx", med[k] / med[b]), verdict(med[k] / med[b] <= 1.1)
 	for (i = 1; i <= nw; i++) {
 		w = wname[i]; k = w SUBSEP m; b = w SUBSEP "bare"; h = w SUBSEP "heaptrack"
 		what = "overhead <= 0.20 of heaptrack's"

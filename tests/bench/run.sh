@@ -117,7 +117,7 @@ workload_cmd() {
 	esac
 }
 
-TOOLS=(bare memprof-noleak memprof)
+TOOLS=(bare memprof-noleak memprof memprof-sampled)
 [ -n "$HEAPTRACK" ] && TOOLS+=(heaptrack)
 
 # tool_cmd TOOL: sets the array tcmd to the words put before a workload.
@@ -126,6 +126,7 @@ tool_cmd() {
 	bare) tcmd=() ;;
 	memprof-noleak) tcmd=("$B/memprof" record -q --leak-check=no -o "$tmp/out.memprof" --) ;;
 	memprof) tcmd=("$B/memprof" record -q -o "$tmp/out.memprof" --) ;;
+	memprof-sampled) tcmd=("$B/memprof" record -q --sample-rate 512K -o "$tmp/out.memprof" --) ;;
 	heaptrack) tcmd=(heaptrack -o "$tmp/out.ht") ;;
 	esac
 }
