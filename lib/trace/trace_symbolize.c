@@ -865,34 +865,83 @@ static void report_modules(struct symbolizer *s)
 		snap->modules);
 }
 
-/* The distinct pcs of all stacks, sorted; *n set. NULL with *n = 0 too. */
+/* Adds pc to the open-addressing set (cap a power of two, 0 = empty slot);
+ * true when it was not there. */
+static bool pc_set_add(uint64_t *set, size_t cap, int shift, uint64_t pc)
+{
+	size_t i = (size_t)((pc * 0x9E3779B97F4A7C15ull) >> shift);
+
+	while (set[i] && set[i] != pc)
+		i = (i + 1) & (cap - 1);
+	if (set[i])
+		return false;
+	set[i] = pc;
+	return true;
+}
+
+/*
+ * The distinct pcs of all stacks, sorted; *n set. NULL with *n = 0 too.
+ * Deduplicated through a hash set before sorting: stacks repeat the same
+ * pcs over and over (100k stacks of 39 frames hold a few hundred distinct
+ * pcs), and sorting every frame took most of the time of symbolizing.
+ */
 static uint64_t *distinct_pcs(const struct mp_snapshot *snap, size_t *n,
 			      bool *oom)
 {
-	size_t total = 0, k = 0;
-	uint64_t *pcs;
+	size_t cap = 1024, count = 0, k = 0;
+	int shift = 64 - 10;
+	bool zero = false;
+	uint64_t *set, *pcs;
 
-	for (size_t i = 0; i < snap->nstacks; i++)
-		total += snap->stacks[i].depth;
 	*n = 0;
-	if (total == 0)
-		return NULL;
-	pcs = malloc(total * sizeof(*pcs));
-	if (!pcs) {
+	set = calloc(cap, sizeof(*set));
+	if (!set) {
 		*oom = true;
 		return NULL;
 	}
 	for (size_t i = 0; i < snap->nstacks; i++) {
-		memcpy(pcs + k, snap->stacks[i].pcs,
-		       snap->stacks[i].depth * sizeof(*pcs));
-		k += snap->stacks[i].depth;
+		for (uint32_t d = 0; d < snap->stacks[i].depth; d++) {
+			uint64_t pc = snap->stacks[i].pcs[d];
+			if (pc == 0) {
+				zero = true;
+				continue;
+			}
+			if (!pc_set_add(set, cap, shift, pc) ||
+			    ++count * 2 <= cap)
+				continue;
+			uint64_t *ns = calloc(cap * 2, sizeof(*ns));
+			if (!ns) {
+				free(set);
+				*oom = true;
+				return NULL;
+			}
+			for (size_t j = 0; j < cap; j++)
+				if (set[j])
+					pc_set_add(ns, cap * 2, shift - 1,
+						   set[j]);
+			free(set);
+			set = ns;
+			cap *= 2;
+			shift--;
+		}
 	}
-	qsort(pcs, total, sizeof(*pcs), u64_cmp);
-	k = 0;
-	for (size_t i = 0; i < total; i++) {
-		if (k == 0 || pcs[i] != pcs[k - 1])
-			pcs[k++] = pcs[i];
+	if (count == 0 && !zero) {
+		free(set);
+		return NULL;
 	}
+	pcs = malloc((count + zero) * sizeof(*pcs));
+	if (!pcs) {
+		free(set);
+		*oom = true;
+		return NULL;
+	}
+	if (zero)
+		pcs[k++] = 0;
+	for (size_t j = 0; j < cap; j++)
+		if (set[j])
+			pcs[k++] = set[j];
+	free(set);
+	qsort(pcs + zero, count, sizeof(*pcs), u64_cmp);
 	*n = k;
 	return pcs;
 }
