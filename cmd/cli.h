@@ -10,7 +10,9 @@
 #define MEMPROF_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "memprof_trace.h"
 
@@ -52,5 +54,27 @@ int cli_parse_signal(const char *s);
 
 /* Whether stderr is a terminal (progress output only then). */
 bool cli_stderr_is_tty(void);
+
+/* cli_print.c: the wording the subcommands share. */
+
+/* Parses a decimal count ("0", "42") of at most max. false on error. */
+bool cli_parse_count(const char *s, uint64_t max, uint64_t *out);
+/* What follows path's last '/' ("demo.c"); all of path if nothing does. */
+const char *cli_base_name(const char *path);
+/* "4,096": Valgrind's %'lu. buf must hold 32 bytes; returns buf. */
+const char *cli_commas(uint64_t v, char *buf);
+/* one when n is 1, else many. */
+const char *cli_plural(uint64_t n, const char *one, const char *many);
+/* " (libfoo.so)" when the frame's module is known, else nothing. */
+void cli_print_module_suffix(FILE *out, const struct mp_resolved_frame *f);
+/* An unknown frame: its address (<unknown> if several) and module suffix. */
+void cli_print_unknown(FILE *out, const struct mp_resolved_frame *f);
+/* The name of a group's key frame, frames[0], in the words of grouping by. */
+void cli_print_label(FILE *out, const struct mp_resolved_frame *frames,
+		     size_t nframes, enum mp_group_by by);
+/* "    at make_buffer (demo.c:42)" and a newline. */
+void cli_print_frame_line(FILE *out, const struct mp_resolved_frame *f);
+/* "./demo, pid 1234, exit snapshot", plus " 'name'" and " #seq" if set. */
+void cli_print_origin(FILE *out, const struct mp_meta *m);
 
 #endif

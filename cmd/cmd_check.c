@@ -98,19 +98,6 @@ struct check_args {
 	size_t nsupp;
 };
 
-static bool parse_count(const char *s, uint64_t *out)
-{
-	char *end;
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return false;
-	*out = v;
-	return true;
-}
-
 /* "10%", "2.5%": a finite percentage >= 0. */
 static bool parse_percent(const char *s, double *out)
 {
@@ -137,27 +124,6 @@ static int set_budget(struct check_args *a, enum mp_check_budget b,
 
 /* ---- wording ------------------------------------------------------------ */
 
-static const char *base_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	return slash && slash[1] ? slash + 1 : path;
-}
-
-/* "4,096". buf must hold 32 bytes. */
-static const char *commas(uint64_t v, char *buf)
-{
-	char tmp[32];
-	int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, v);
-	char *o = buf;
-	for (int i = 0; i < n; i++) {
-		if (i > 0 && (n - i) % 3 == 0)
-			*o++ = ',';
-		*o++ = tmp[i];
-	}
-	*o = '\0';
-	return buf;
-}
-
 /* A growable message buffer; truncates silently past its size. */
 struct msg {
 	char s[1024];
@@ -179,11 +145,6 @@ msg_add(struct msg *m, const char *fmt, ...)
 				: sizeof(m->s) - m->n - 1;
 }
 
-static const char *plural(uint64_t n, const char *one, const char *many)
-{
-	return n == 1 ? one : many;
-}
-
 /* "make_buffer (demo.c:30)", "0x7f12 (libfoo.so)", "<unknown>". */
 static void msg_site(struct msg *m, const struct mp_resolved_frame *f)
 {
@@ -194,12 +155,12 @@ static void msg_site(struct msg *m, const struct mp_resolved_frame *f)
 	else
 		msg_add(m, "<unknown>");
 	if (f->file) {
-		msg_add(m, " (%s", base_name(f->file));
+		msg_add(m, " (%s", cli_base_name(f->file));
 		if (f->line)
 			msg_add(m, ":%" PRIu32, f->line);
 		msg_add(m, ")");
 	} else if (f->module) {
-		msg_add(m, " (%s)", base_name(f->module));
+		msg_add(m, " (%s)", cli_base_name(f->module));
 	}
 }
 
@@ -251,14 +212,14 @@ static void describe(struct msg *m, const struct check_args *a,
 			msg_add(m, "0 bytes leaked");
 			return;
 		}
-		msg_add(m, "%s bytes leaked ", commas(r->bytes, b1));
+		msg_add(m, "%s bytes leaked ", cli_commas(r->bytes, b1));
 		msg_kinds(m, kinds);
-		msg_add(m, " in %s %s", commas(r->blocks, b2),
-			plural(r->blocks, "block", "blocks"));
+		msg_add(m, " in %s %s", cli_commas(r->blocks, b2),
+			cli_plural(r->blocks, "block", "blocks"));
 		if (r->has_site) {
 			msg_add(m, "; worst: ");
 			msg_site(m, &r->site);
-			msg_add(m, " %s bytes", commas(r->site_bytes, b3));
+			msg_add(m, " %s bytes", cli_commas(r->site_bytes, b3));
 		}
 		return;
 	case MP_CHECK_MAX_LEAKED_BLOCKS:
@@ -266,15 +227,15 @@ static void describe(struct msg *m, const struct check_args *a,
 			msg_add(m, "0 blocks leaked");
 			return;
 		}
-		msg_add(m, "%s %s leaked ", commas(r->blocks, b1),
-			plural(r->blocks, "block", "blocks"));
+		msg_add(m, "%s %s leaked ", cli_commas(r->blocks, b1),
+			cli_plural(r->blocks, "block", "blocks"));
 		msg_kinds(m, kinds);
-		msg_add(m, ", %s bytes", commas(r->bytes, b2));
+		msg_add(m, ", %s bytes", cli_commas(r->bytes, b2));
 		if (r->has_site) {
 			msg_add(m, "; worst: ");
 			msg_site(m, &r->site);
-			msg_add(m, " %s %s", commas(r->site_blocks, b3),
-				plural(r->site_blocks, "block", "blocks"));
+			msg_add(m, " %s %s", cli_commas(r->site_blocks, b3),
+				cli_plural(r->site_blocks, "block", "blocks"));
 		}
 		return;
 	case MP_CHECK_NO_LEAKED_CYCLES:
@@ -283,16 +244,16 @@ static void describe(struct msg *m, const struct check_args *a,
 			return;
 		}
 		msg_add(m, "%s leaked %s, %s bytes in %s blocks",
-			commas(r->measured, b1),
-			plural(r->measured, "cycle", "cycles"),
-			commas(r->bytes, b2), commas(r->blocks, b3));
+			cli_commas(r->measured, b1),
+			cli_plural(r->measured, "cycle", "cycles"),
+			cli_commas(r->bytes, b2), cli_commas(r->blocks, b3));
 		if (r->has_site) {
 			msg_add(m, "; worst: ");
 			msg_site(m, &r->site);
 			msg_add(m, " %s bytes in %s %s",
-				commas(r->site_bytes, b4),
-				commas(r->site_blocks, b1),
-				plural(r->site_blocks, "block", "blocks"));
+				cli_commas(r->site_bytes, b4),
+				cli_commas(r->site_blocks, b1),
+				cli_plural(r->site_blocks, "block", "blocks"));
 		}
 		return;
 	case MP_CHECK_MAX_SITE_LEAK:
@@ -301,44 +262,46 @@ static void describe(struct msg *m, const struct check_args *a,
 			return;
 		}
 		msg_add(m, "%s bytes leaked (%s) in %s %s at one call site",
-			commas(r->measured, b1),
-			mp_leak_kind_name(r->site_kind), commas(r->blocks, b2),
-			plural(r->blocks, "block", "blocks"));
+			cli_commas(r->measured, b1),
+			mp_leak_kind_name(r->site_kind),
+			cli_commas(r->blocks, b2),
+			cli_plural(r->blocks, "block", "blocks"));
 		msg_add(m, "; worst: ");
 		msg_site(m, &r->site);
 		return;
 	case MP_CHECK_MAX_PEAK:
-		msg_add(m, "peak %s bytes", commas(r->measured, b1));
+		msg_add(m, "peak %s bytes", cli_commas(r->measured, b1));
 		if (r->has_site) {
 			msg_add(m, "; worst: ");
 			msg_site(m, &r->site);
 			msg_add(m, " %s bytes at the peak",
-				commas(r->site_bytes, b2));
+				cli_commas(r->site_bytes, b2));
 		}
 		return;
 	default: /* MP_CHECK_MAX_GROWTH */
 		if (!r->has_site) {
 			msg_add(m, "no call site grew (%s -> %s %s)",
-				commas(r->base_bytes, b1), commas(r->bytes, b2),
+				cli_commas(r->base_bytes, b1),
+				cli_commas(r->bytes, b2),
 				growth_peak ? "bytes at the peak"
 					    : "live bytes");
 			return;
 		}
 		msg_add(m, "one call site grew by %s %s",
-			commas(r->measured, b1),
+			cli_commas(r->measured, b1),
 			growth_peak ? "bytes at the peak" : "live bytes");
 		if (r->base_bytes) {
 			msg_add(m, " (");
 			msg_percent(m, r->measured, r->base_bytes);
 			msg_add(m, " of the baseline's %s)",
-				commas(r->base_bytes, b2));
+				cli_commas(r->base_bytes, b2));
 		} else {
 			msg_add(m, " (the baseline held none)");
 		}
 		msg_add(m, "; worst: ");
 		msg_site(m, &r->site);
-		msg_add(m, " %s -> %s bytes", commas(r->site_old_bytes, b3),
-			commas(r->site_bytes, b4));
+		msg_add(m, " %s -> %s bytes", cli_commas(r->site_old_bytes, b3),
+			cli_commas(r->site_bytes, b4));
 		return;
 	}
 }
@@ -802,7 +765,8 @@ static int parse_args(int argc, char **argv, struct check_args *a)
 			set_budget(a, MP_CHECK_MAX_LEAKED, optarg);
 			break;
 		case 'B':
-			if (!parse_count(optarg, &o->max_leaked_blocks))
+			if (!cli_parse_count(optarg, UINT64_MAX,
+					     &o->max_leaked_blocks))
 				return cli_error("check: --max-leaked-blocks "
 						 "wants a count, not '%s'",
 						 optarg);

@@ -6,7 +6,6 @@
  * tracemalloc's StatisticDiff, or as the JSON of DESIGN.md §7. No analysis
  * here: only choosing, labelling and printing entries.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -52,17 +51,6 @@ static void diff_usage(FILE *f)
 	      f);
 }
 
-static const char *base_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	return slash && slash[1] ? slash + 1 : path;
-}
-
-static const char *plural(uint64_t n, const char *one, const char *many)
-{
-	return n == 1 ? one : many;
-}
-
 static uint64_t uabs(int64_t v)
 {
 	return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
@@ -90,89 +78,6 @@ static const char *format_signed_size(int64_t v, char *buf)
 	return buf;
 }
 
-/* " (libfoo.so)" when the module is known. */
-static void print_module_suffix(FILE *out, const struct mp_resolved_frame *f)
-{
-	if (f->module)
-		fprintf(out, " (%s)", base_name(f->module));
-}
-
-/* An unknown frame: its address, or <unknown> when a group spans several. */
-static void print_unknown(FILE *out, const struct mp_resolved_frame *f)
-{
-	if (f->address)
-		fprintf(out, "0x%" PRIx64, f->address);
-	else
-		fputs("<unknown>", out);
-	print_module_suffix(out, f);
-}
-
-/* The name of a group's key frame, in the words of its grouping (the
- * labels of `memprof top`). */
-static void print_label(FILE *out, const struct mp_diff_entry *e,
-			enum mp_group_by by)
-{
-	if (e->nframes == 0) {
-		fputs("<unknown>", out);
-		return;
-	}
-	const struct mp_resolved_frame *f = &e->frames[0];
-	switch (by) {
-	case MP_GROUP_MODULE:
-		fputs(f->module ? base_name(f->module) : "<unknown module>",
-		      out);
-		return;
-	case MP_GROUP_FILE:
-		if (f->file)
-			fputs(base_name(f->file), out);
-		else
-			print_unknown(out, f);
-		return;
-	case MP_GROUP_FUNCTION:
-		if (!f->function) {
-			print_unknown(out, f);
-		} else {
-			fputs(f->function, out);
-			if (f->file)
-				fprintf(out, " (%s)", base_name(f->file));
-			else
-				print_module_suffix(out, f);
-		}
-		return;
-	default: break;
-	}
-	if (f->file) {
-		fputs(base_name(f->file), out);
-		if (f->line)
-			fprintf(out, ":%" PRIu32, f->line);
-		if (f->function)
-			fprintf(out, " in %s", f->function);
-	} else if (f->function) {
-		fputs(f->function, out);
-		print_module_suffix(out, f);
-	} else {
-		print_unknown(out, f);
-	}
-}
-
-/* "    at make_buffer (demo.c:42)" */
-static void print_frame_line(FILE *out, const struct mp_resolved_frame *f)
-{
-	fputs("    at ", out);
-	if (!f->function) {
-		print_unknown(out, f);
-	} else if (f->file) {
-		fprintf(out, "%s (%s", f->function, base_name(f->file));
-		if (f->line)
-			fprintf(out, ":%" PRIu32, f->line);
-		fputc(')', out);
-	} else {
-		fputs(f->function, out);
-		print_module_suffix(out, f);
-	}
-	fputc('\n', out);
-}
-
 /* tracemalloc's StatisticDiff: "40.0 KiB (+40.0 KiB), 10 blocks (+10),
  * average 4096 B"; no average for a group with no block left. */
 static void print_counts(FILE *out, const struct mp_diff_entry *e)
@@ -181,24 +86,10 @@ static void print_counts(FILE *out, const struct mp_diff_entry *e)
 	fprintf(out, "%s (%s), %" PRIu64 " %s (%+" PRId64 ")",
 		cli_format_size(e->bytes, b1),
 		format_signed_size(e->bytes_diff, b2), e->blocks,
-		plural(e->blocks, "block", "blocks"), e->blocks_diff);
+		cli_plural(e->blocks, "block", "blocks"), e->blocks_diff);
 	if (e->blocks)
 		fprintf(out, ", average %s",
 			cli_format_size(e->bytes / e->blocks, b3));
-}
-
-/* "./demo, pid 1234, exit snapshot" */
-static void print_origin(FILE *out, const struct mp_meta *m)
-{
-	const char *prog = m->argc && m->argv && m->argv[0] ? m->argv[0]
-			   : m->exe			    ? m->exe
-							    : "unknown program";
-	fprintf(out, "%s, pid %" PRIu64 ", %s snapshot", prog, m->pid,
-		m->trigger ? m->trigger : "unknown");
-	if (m->name)
-		fprintf(out, " '%s'", m->name);
-	if (m->seq)
-		fprintf(out, " #%" PRIu64, m->seq);
 }
 
 static void print_text(FILE *out, const struct mp_snapshot *old_snap,
@@ -215,33 +106,33 @@ static void print_text(FILE *out, const struct mp_snapshot *old_snap,
 	else
 		fprintf(out, "%zu", d->nentries);
 	fprintf(out, " call %s by change in live bytes, grouped by %s%s%s — ",
-		plural(d->nentries, "site", "sites"), mp_group_by_name(d->by),
-		d->cumulative ? " (cumulative)" : "",
+		cli_plural(d->nentries, "site", "sites"),
+		mp_group_by_name(d->by), d->cumulative ? " (cumulative)" : "",
 		d->filtered ? ", filtered" : "");
-	print_origin(out, &old_snap->meta);
+	cli_print_origin(out, &old_snap->meta);
 	fputs(" → ", out);
-	print_origin(out, &new_snap->meta);
+	cli_print_origin(out, &new_snap->meta);
 	fputc('\n', out);
 
 	for (size_t i = 0; i < shown; i++) {
 		const struct mp_diff_entry *e = &d->entries[i];
 		fprintf(out, "#%zu: ", i + 1);
 		if (d->by != MP_GROUP_TRACEBACK) {
-			print_label(out, e, d->by);
+			cli_print_label(out, e->frames, e->nframes, d->by);
 			fputs(": ", out);
 		}
 		print_counts(out, e);
 		fputc('\n', out);
 		if (d->by == MP_GROUP_TRACEBACK) {
 			for (size_t k = 0; k < e->nframes; k++)
-				print_frame_line(out, &e->frames[k]);
+				cli_print_frame_line(out, &e->frames[k]);
 			if (e->nframes == 0)
 				fputs("    at <unknown>\n", out);
 		}
 	}
 	if (nrest) {
 		fprintf(out, "... %zu other call %s", nrest,
-			plural(nrest, "site", "sites"));
+			cli_plural(nrest, "site", "sites"));
 		/* Cumulative sums count a trace once per group: no total. */
 		if (!d->cumulative)
 			fprintf(out,
@@ -249,7 +140,7 @@ static void print_text(FILE *out, const struct mp_snapshot *old_snap,
 				cli_format_size(rest.bytes, b1),
 				format_signed_size(rest.bytes_diff, b2),
 				rest.blocks,
-				plural(rest.blocks, "block", "blocks"),
+				cli_plural(rest.blocks, "block", "blocks"),
 				rest.blocks_diff);
 		fputc('\n', out);
 	}
@@ -258,7 +149,7 @@ static void print_text(FILE *out, const struct mp_snapshot *old_snap,
 		cli_format_size(n->live_bytes, b1),
 		format_signed_size(
 			(int64_t)n->live_bytes - (int64_t)o->live_bytes, b2),
-		n->live_blocks, plural(n->live_blocks, "block", "blocks"),
+		n->live_blocks, cli_plural(n->live_blocks, "block", "blocks"),
 		(int64_t)n->live_blocks - (int64_t)o->live_blocks);
 }
 
@@ -312,19 +203,6 @@ static enum mp_err print_json(FILE *out, const struct mp_diff *d, size_t limit)
 	return mp_json_finish(&j);
 }
 
-static bool parse_count(const char *s, size_t *out)
-{
-	char *end;
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v > SIZE_MAX)
-		return false;
-	*out = (size_t)v;
-	return true;
-}
-
 int cmd_diff(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -358,12 +236,15 @@ int cmd_diff(int argc, char **argv)
 						 "file or module)",
 						 optarg);
 			break;
-		case 'n':
-			if (!parse_count(optarg, &limit))
+		case 'n': {
+			uint64_t count;
+			if (!cli_parse_count(optarg, SIZE_MAX, &count))
 				return cli_error("diff: -n wants a count, not "
 						 "'%s'",
 						 optarg);
+			limit = (size_t)count;
 			break;
+		}
 		case 'c': opts.cumulative = true; break;
 		case 'I':
 		case 'X':

@@ -75,11 +75,6 @@ static void print_shell_word(FILE *out, const char *s)
 	fputc('\'', out);
 }
 
-static const char *plural(uint64_t n, const char *one, const char *many)
-{
-	return n == 1 ? one : many;
-}
-
 /* "10 ms", "12.5 ms", "10240 ms" */
 static const char *format_ms(uint64_t ns, char *buf, size_t len)
 {
@@ -99,7 +94,7 @@ static void print_timeline(FILE *out, const struct mp_snapshot *snap)
 	char b1[64], b2[64];
 
 	fprintf(out, "timeline:   %zu %s", tl->nsamples,
-		plural(tl->nsamples, "sample", "samples"));
+		cli_plural(tl->nsamples, "sample", "samples"));
 	if (tl->nsamples) {
 		uint64_t from = snap->meta.start_ns ? snap->meta.start_ns
 						    : tl->samples[0].ns;
@@ -110,7 +105,7 @@ static void print_timeline(FILE *out, const struct mp_snapshot *snap)
 	}
 	fprintf(out, " (every %s), %zu %s marked\n",
 		format_ms(tl->interval_ns, b2, 64), tl->nmarks,
-		plural(tl->nmarks, "snapshot", "snapshots"));
+		cli_plural(tl->nmarks, "snapshot", "snapshots"));
 }
 
 static void print_text(FILE *out, const char *path,
@@ -154,7 +149,7 @@ static void print_text(FILE *out, const char *path,
 	fprintf(out, "depth:      %" PRIu64 " frames\n", m->depth);
 	fprintf(out, "live:       %s in %" PRIu64 " %s\n",
 		cli_format_size(t->live_bytes, b1), t->live_blocks,
-		plural(t->live_blocks, "block", "blocks"));
+		cli_plural(t->live_blocks, "block", "blocks"));
 	fprintf(out, "peak:       %s", cli_format_size(t->peak_bytes, b1));
 	if (m->peak_ns) {
 		fprintf(out, " at %s", format_time(m->peak_ns, b2, 64));
@@ -166,19 +161,19 @@ static void print_text(FILE *out, const char *path,
 	fputc('\n', out);
 	fprintf(out, "allocated:  %s in %" PRIu64 " %s; %" PRIu64 " %s\n",
 		cli_format_size(t->alloc_bytes, b1), t->allocs,
-		plural(t->allocs, "allocation", "allocations"), t->frees,
-		plural(t->frees, "free", "frees"));
+		cli_plural(t->allocs, "allocation", "allocations"), t->frees,
+		cli_plural(t->frees, "free", "frees"));
 	fprintf(out, "contents:   %zu %s, %zu %s, %zu %s, ", snap->nmodules,
-		plural(snap->nmodules, "module", "modules"), snap->nstacks,
-		plural(snap->nstacks, "stack", "stacks"), snap->ntraces,
-		plural(snap->ntraces, "trace", "traces"));
+		cli_plural(snap->nmodules, "module", "modules"), snap->nstacks,
+		cli_plural(snap->nstacks, "stack", "stacks"), snap->ntraces,
+		cli_plural(snap->ntraces, "trace", "traces"));
 	if (snap->has_blocks)
 		fprintf(out, "%zu %s, ", snap->nblocks,
-			plural(snap->nblocks, "block", "blocks"));
+			cli_plural(snap->nblocks, "block", "blocks"));
 	else
 		fputs("no block list, ", out);
 	fprintf(out, "%zu %s\n", snap->nsymbols,
-		plural(snap->nsymbols, "symbol", "symbols"));
+		cli_plural(snap->nsymbols, "symbol", "symbols"));
 	if (snap->has_timeline)
 		print_timeline(out, snap);
 	fprintf(out, "symbolized: %s\n",

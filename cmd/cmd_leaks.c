@@ -7,7 +7,6 @@
  * of DESIGN.md §7. No analysis here: only choosing and printing. Leaks
  * are findings for `check`, not errors: exit 0 whatever is found.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -50,27 +49,6 @@ static void leaks_usage(FILE *f)
 	      f);
 }
 
-static const char *base_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	return slash && slash[1] ? slash + 1 : path;
-}
-
-/* "4,096": Valgrind's %'lu. buf must hold 32 bytes. */
-static const char *commas(uint64_t v, char *buf)
-{
-	char tmp[32];
-	int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, v);
-	char *o = buf;
-	for (int i = 0; i < n; i++) {
-		if (i > 0 && (n - i) % 3 == 0)
-			*o++ = ',';
-		*o++ = tmp[i];
-	}
-	*o = '\0';
-	return buf;
-}
-
 /* "leak_cycle (demo.c:37)", "0x7f12 (libfoo.so)", "<unknown>". */
 static void print_frame(FILE *out, const struct mp_resolved_frame *f)
 {
@@ -85,49 +63,36 @@ static void print_frame(FILE *out, const struct mp_resolved_frame *f)
 	else
 		fputs("<unknown>", out);
 	if (f->file) {
-		fprintf(out, " (%s", base_name(f->file));
+		fprintf(out, " (%s", cli_base_name(f->file));
 		if (f->line)
 			fprintf(out, ":%" PRIu32, f->line);
 		fputc(')', out);
 	} else if (f->module) {
-		fprintf(out, " (%s)", base_name(f->module));
+		fprintf(out, " (%s)", cli_base_name(f->module));
 	}
-}
-
-static void print_origin(FILE *out, const struct mp_meta *m)
-{
-	const char *prog = m->argc && m->argv && m->argv[0] ? m->argv[0]
-			   : m->exe			    ? m->exe
-							    : "unknown program";
-	fprintf(out, "%s, pid %" PRIu64 ", %s snapshot", prog, m->pid,
-		m->trigger ? m->trigger : "unknown");
-	if (m->name)
-		fprintf(out, " '%s'", m->name);
-	if (m->seq)
-		fprintf(out, " #%" PRIu64, m->seq);
 }
 
 /* "56 bytes" or "112 bytes in 2 blocks". */
 static void print_amount(FILE *out, uint64_t bytes, uint64_t blocks)
 {
 	char b1[32], b2[32];
-	fprintf(out, "%s bytes", commas(bytes, b1));
+	fprintf(out, "%s bytes", cli_commas(bytes, b1));
 	if (blocks != 1)
-		fprintf(out, " in %s blocks", commas(blocks, b2));
+		fprintf(out, " in %s blocks", cli_commas(blocks, b2));
 }
 
 static void print_cycle(FILE *out, size_t i, const struct mp_leak_cycle *c)
 {
 	char b1[32], b2[32], b3[32];
 	fprintf(out, "LEAKED CYCLE #%zu: %s bytes in %s blocks (", i + 1,
-		commas(c->bytes, b1), commas(c->blocks, b2));
+		cli_commas(c->bytes, b1), cli_commas(c->blocks, b2));
 	if (c->is_root)
 		fputs("no pointer from outside the cycle", out);
 	else
 		fputs("indirectly lost: other lost blocks point into it", out);
 	if (c->retained_bytes > c->bytes)
 		fprintf(out, "; retains %s bytes",
-			commas(c->retained_bytes, b3));
+			cli_commas(c->retained_bytes, b3));
 	fputs(")\n", out);
 	for (size_t k = 0; k < c->nmembers; k++) {
 		const struct mp_leak_member *m = &c->members[k];
@@ -158,11 +123,11 @@ static void print_record(FILE *out, size_t i, size_t n,
 {
 	char b1[32], b2[32], b3[32];
 	fprintf(out, "%s bytes in %s blocks are %s in loss record %zu of %zu",
-		commas(r->bytes, b1), commas(r->blocks, b2),
+		cli_commas(r->bytes, b1), cli_commas(r->blocks, b2),
 		kind_words(r->kind), i + 1, n);
 	if (r->kind == MP_LEAK_DEFINITE && r->retained_bytes > r->bytes)
 		fprintf(out, " (retains %s bytes)",
-			commas(r->retained_bytes, b3));
+			cli_commas(r->retained_bytes, b3));
 	fputc('\n', out);
 	for (size_t k = 0; k < r->nframes; k++) {
 		fputs(k ? "   by " : "   at ", out);
@@ -201,8 +166,8 @@ static void print_summary_line(FILE *out, const char *label, uint64_t bytes,
 			       uint64_t blocks)
 {
 	char b1[32], b2[32];
-	fprintf(out, "%18s: %s bytes in %s blocks\n", label, commas(bytes, b1),
-		commas(blocks, b2));
+	fprintf(out, "%18s: %s bytes in %s blocks\n", label,
+		cli_commas(bytes, b1), cli_commas(blocks, b2));
 }
 
 static void print_text(FILE *out, const struct mp_snapshot *snap,
@@ -215,7 +180,7 @@ static void print_text(FILE *out, const struct mp_snapshot *snap,
 	size_t first = first_shown(rep, kinds, limit, &nwanted);
 
 	fputs("memprof leaks: ", out);
-	print_origin(out, &snap->meta);
+	cli_print_origin(out, &snap->meta);
 	fputc('\n', out);
 	if (rep->threads_unscanned)
 		fprintf(out,
@@ -263,8 +228,8 @@ static void print_text(FILE *out, const struct mp_snapshot *snap,
 			   rep->summary[MP_LEAK_SUPPRESSED].blocks);
 	fprintf(out, "%18s: %zu", "leaked cycles", rep->ncycles);
 	if (rep->ncycles)
-		fprintf(out, " (%s bytes in %s blocks)", commas(cbytes, b1),
-			commas(cblocks, b2));
+		fprintf(out, " (%s bytes in %s blocks)", cli_commas(cbytes, b1),
+			cli_commas(cblocks, b2));
 	fputc('\n', out);
 	if (!(kinds & 1u << MP_LEAK_REACHABLE) &&
 	    rep->summary[MP_LEAK_REACHABLE].blocks)
@@ -352,19 +317,6 @@ static enum mp_err print_json(FILE *out, const struct mp_leak_report *rep,
 	return mp_json_finish(&j);
 }
 
-static bool parse_count(const char *s, size_t *out)
-{
-	char *end;
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v > SIZE_MAX)
-		return false;
-	*out = (size_t)v;
-	return true;
-}
-
 int cmd_leaks(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -412,12 +364,15 @@ int cmd_leaks(int argc, char **argv)
 					MAX_ALLOC_FNS);
 			globs[nglobs++] = optarg;
 			break;
-		case 'n':
-			if (!parse_count(optarg, &limit))
+		case 'n': {
+			uint64_t count;
+			if (!cli_parse_count(optarg, SIZE_MAX, &count))
 				return cli_error("leaks: -n wants a count, "
 						 "not '%s'",
 						 optarg);
+			limit = (size_t)count;
 			break;
+		}
 		case 'J': json = true; break;
 		case 'h': leaks_usage(stdout); return MP_EXIT_OK;
 		case ':':

@@ -5,7 +5,6 @@
  * (mp_profile_build) and prints it as text or as the JSON of DESIGN.md §7.
  * No analysis here: only choosing, labelling and printing entries.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -57,107 +56,14 @@ static void top_usage(FILE *f)
 	      f);
 }
 
-static const char *base_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	return slash && slash[1] ? slash + 1 : path;
-}
-
-static const char *plural(uint64_t n, const char *one, const char *many)
-{
-	return n == 1 ? one : many;
-}
-
-/* " (libfoo.so)" when the module is known. */
-static void print_module_suffix(FILE *out, const struct mp_resolved_frame *f)
-{
-	if (f->module)
-		fprintf(out, " (%s)", base_name(f->module));
-}
-
-/* An unknown frame: its address, or <unknown> when a group spans several. */
-static void print_unknown(FILE *out, const struct mp_resolved_frame *f)
-{
-	if (f->address)
-		fprintf(out, "0x%" PRIx64, f->address);
-	else
-		fputs("<unknown>", out);
-	print_module_suffix(out, f);
-}
-
-/* The name of a group's key frame, in the words of its grouping. */
-static void print_label(FILE *out, const struct mp_profile_entry *e,
-			enum mp_group_by by)
-{
-	if (e->nframes == 0) {
-		fputs("<unknown>", out);
-		return;
-	}
-	const struct mp_resolved_frame *f = &e->frames[0];
-	switch (by) {
-	case MP_GROUP_MODULE:
-		fputs(f->module ? base_name(f->module) : "<unknown module>",
-		      out);
-		return;
-	case MP_GROUP_FILE:
-		if (f->file)
-			fputs(base_name(f->file), out);
-		else
-			print_unknown(out, f);
-		return;
-	case MP_GROUP_FUNCTION:
-		if (!f->function) {
-			print_unknown(out, f);
-		} else {
-			fputs(f->function, out);
-			if (f->file)
-				fprintf(out, " (%s)", base_name(f->file));
-			else
-				print_module_suffix(out, f);
-		}
-		return;
-	default: break;
-	}
-	if (f->file) {
-		fputs(base_name(f->file), out);
-		if (f->line)
-			fprintf(out, ":%" PRIu32, f->line);
-		if (f->function)
-			fprintf(out, " in %s", f->function);
-	} else if (f->function) {
-		fputs(f->function, out);
-		print_module_suffix(out, f);
-	} else {
-		print_unknown(out, f);
-	}
-}
-
-/* "    at make_buffer (demo.c:42)" */
-static void print_frame_line(FILE *out, const struct mp_resolved_frame *f)
-{
-	fputs("    at ", out);
-	if (!f->function) {
-		print_unknown(out, f);
-	} else if (f->file) {
-		fprintf(out, "%s (%s", f->function, base_name(f->file));
-		if (f->line)
-			fprintf(out, ":%" PRIu32, f->line);
-		fputc(')', out);
-	} else {
-		fputs(f->function, out);
-		print_module_suffix(out, f);
-	}
-	fputc('\n', out);
-}
-
 /* "4.0 KiB in 1 block (allocated 11 times, 44 KiB total; 10.0 MiB at peak)" */
 static void print_counts(FILE *out, const struct mp_profile_entry *e)
 {
 	char b1[32], b2[32], b3[32];
 	fprintf(out, "%s in %" PRIu64 " %s (allocated %" PRIu64 " %s, %s total",
 		cli_format_size(e->bytes, b1), e->blocks,
-		plural(e->blocks, "block", "blocks"), e->allocs,
-		plural(e->allocs, "time", "times"),
+		cli_plural(e->blocks, "block", "blocks"), e->allocs,
+		cli_plural(e->allocs, "time", "times"),
 		cli_format_size(e->alloc_bytes, b2));
 	if (e->peak_bytes)
 		fprintf(out, "; %s at peak",
@@ -175,20 +81,6 @@ static const char *sort_label(enum mp_sort_by s)
 	}
 }
 
-/* "./demo, pid 1234, exit snapshot" */
-static void print_origin(FILE *out, const struct mp_meta *m)
-{
-	const char *prog = m->argc && m->argv && m->argv[0] ? m->argv[0]
-			   : m->exe			    ? m->exe
-							    : "unknown program";
-	fprintf(out, "%s, pid %" PRIu64 ", %s snapshot", prog, m->pid,
-		m->trigger ? m->trigger : "unknown");
-	if (m->name)
-		fprintf(out, " '%s'", m->name);
-	if (m->seq)
-		fprintf(out, " #%" PRIu64, m->seq);
-}
-
 static void print_totals(FILE *out, const struct mp_totals *t)
 {
 	char b1[32], b2[32], b3[32];
@@ -196,10 +88,10 @@ static void print_totals(FILE *out, const struct mp_totals *t)
 		"total: %s live in %" PRIu64 " %s; peak %s; %" PRIu64
 		" %s, %" PRIu64 " %s, %s allocated\n",
 		cli_format_size(t->live_bytes, b1), t->live_blocks,
-		plural(t->live_blocks, "block", "blocks"),
+		cli_plural(t->live_blocks, "block", "blocks"),
 		cli_format_size(t->peak_bytes, b2), t->allocs,
-		plural(t->allocs, "allocation", "allocations"), t->frees,
-		plural(t->frees, "free", "frees"),
+		cli_plural(t->allocs, "allocation", "allocations"), t->frees,
+		cli_plural(t->frees, "free", "frees"),
 		cli_format_size(t->alloc_bytes, b3));
 }
 
@@ -216,36 +108,36 @@ static void print_text(FILE *out, const struct mp_snapshot *snap,
 	else
 		fprintf(out, "%zu", p->nentries);
 	fprintf(out, " call %s by %s, grouped by %s%s%s — ",
-		plural(p->nentries, "site", "sites"), sort_label(p->sort),
+		cli_plural(p->nentries, "site", "sites"), sort_label(p->sort),
 		mp_group_by_name(p->by), p->cumulative ? " (cumulative)" : "",
 		filtered ? ", filtered" : "");
-	print_origin(out, &snap->meta);
+	cli_print_origin(out, &snap->meta);
 	fputc('\n', out);
 
 	for (size_t i = 0; i < shown; i++) {
 		const struct mp_profile_entry *e = &p->entries[i];
 		fprintf(out, "#%zu: ", i + 1);
 		if (p->by != MP_GROUP_TRACEBACK) {
-			print_label(out, e, p->by);
+			cli_print_label(out, e->frames, e->nframes, p->by);
 			fputs(": ", out);
 		}
 		print_counts(out, e);
 		fputc('\n', out);
 		if (p->by == MP_GROUP_TRACEBACK) {
 			for (size_t k = 0; k < e->nframes; k++)
-				print_frame_line(out, &e->frames[k]);
+				cli_print_frame_line(out, &e->frames[k]);
 			if (e->nframes == 0)
 				fputs("    at <unknown>\n", out);
 		}
 	}
 	if (nrest) {
 		fprintf(out, "... %zu other call %s", nrest,
-			plural(nrest, "site", "sites"));
+			cli_plural(nrest, "site", "sites"));
 		/* Cumulative sums count a trace once per group: no total. */
 		if (!p->cumulative)
 			fprintf(out, ": %s in %" PRIu64 " %s",
 				cli_format_size(rest.bytes, b1), rest.blocks,
-				plural(rest.blocks, "block", "blocks"));
+				cli_plural(rest.blocks, "block", "blocks"));
 		fputc('\n', out);
 	}
 	print_totals(out, &p->totals);
@@ -284,19 +176,6 @@ static enum mp_err print_json(FILE *out, const struct mp_profile *p,
 	mp_json_end_array(&j);
 	mp_json_end_object(&j);
 	return mp_json_finish(&j);
-}
-
-static bool parse_count(const char *s, size_t *out)
-{
-	char *end;
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v > SIZE_MAX)
-		return false;
-	*out = (size_t)v;
-	return true;
 }
 
 int cmd_top(int argc, char **argv)
@@ -343,12 +222,15 @@ int cmd_top(int argc, char **argv)
 					"peak)",
 					optarg);
 			break;
-		case 'n':
-			if (!parse_count(optarg, &limit))
+		case 'n': {
+			uint64_t count;
+			if (!cli_parse_count(optarg, SIZE_MAX, &count))
 				return cli_error("top: -n wants a count, not "
 						 "'%s'",
 						 optarg);
+			limit = (size_t)count;
 			break;
+		}
 		case 'c': opts.cumulative = true; break;
 		case 'A':
 			if (nglobs == MAX_ALLOC_FNS)

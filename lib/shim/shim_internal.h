@@ -67,6 +67,7 @@ struct shim_memo {
 struct shim_tls {
 	int busy; /* depth inside the shim: nested allocations pass */
 	unsigned victim;
+	unsigned stripe; /* which stripe of a site's counters is ours */
 	struct shim_tls *free_next;
 	struct shim_tls *all_next; /* every state ever made, for the sums */
 	/* This thread's share of the totals, written only by the thread
@@ -128,19 +129,33 @@ struct shim_totals {
 extern struct shim_totals shim_totals;
 
 /* An interned stack with its counters (one per distinct stack). */
+/*
+ * A call site's counters, kept in stripes so that threads allocating at
+ * the same site do not fight over one cache line: a thread updates its own
+ * stripe (shim_tls.stripe) and readers sum them. Live bytes (for the
+ * bytes-at-peak bookkeeping; the snapshot takes live bytes and blocks from
+ * the live table itself) may go "negative" in a stripe when another thread
+ * frees; sums are taken modulo 2^64, which makes them right.
+ */
+#define SHIM_STRIPES 4
+struct shim_stripe {
+	_Atomic uint64_t live_bytes, allocs, alloc_bytes;
+	/* Live bytes at the last global peak, valid when seen_gen is
+	 * older than shim_totals.peak_gen (shim_stacks.c explains). */
+	_Atomic uint64_t peak_bytes, seen_gen;
+	uint64_t pad[3];
+};
+
 struct shim_trace {
 	struct shim_trace *next; /* hash chain */
 	uint64_t hash;
 	uint32_t depth;
 	uint32_t snap_gen; /* snapshot pass that numbered it */
 	uint32_t snap_index;
-	/* live bytes (for the bytes-at-peak bookkeeping; the snapshot
-	 * takes live bytes and blocks from the live table itself) and the
-	 * cumulative counts, which only the live table cannot give */
-	_Atomic uint64_t live_bytes, allocs, alloc_bytes;
-	/* Live bytes at the last global peak, valid when seen_gen is
-	 * older than shim_totals.peak_gen (shim_stacks.c explains). */
-	_Atomic uint64_t peak_bytes, seen_gen;
+	/* Stripes 1 .. SHIM_STRIPES-1, made when a second thread first
+	 * uses the site: single-threaded programs never pay for them. */
+	_Atomic(struct shim_stripe *) more;
+	struct shim_stripe s0;
 	uintptr_t pcs[];
 };
 
@@ -201,6 +216,8 @@ void shim_trace_add_weighted(struct shim_trace *t, uint64_t bytes,
 void shim_trace_foreach(void (*fn)(struct shim_trace *t, void *ctx), void *ctx);
 uint64_t shim_trace_count(void);
 uint64_t shim_trace_peak_bytes(const struct shim_trace *t);
+uint64_t shim_trace_allocs(const struct shim_trace *t);
+uint64_t shim_trace_alloc_bytes(const struct shim_trace *t);
 
 /* shim_table.c: the live-block table. */
 struct shim_block {

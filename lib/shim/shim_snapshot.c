@@ -159,8 +159,8 @@ struct est_ctx {
 static void est_cb(struct shim_trace *t, void *vctx)
 {
 	struct est_ctx *e = vctx;
-	e->allocs += atomic_load(&t->allocs);
-	e->bytes += atomic_load(&t->alloc_bytes);
+	e->allocs += shim_trace_allocs(t);
+	e->bytes += shim_trace_alloc_bytes(t);
 }
 
 static void write_meta(struct mpw *w, const char *trigger, const char *name,
@@ -277,8 +277,8 @@ static void trace_cb(struct shim_trace *t, void *vctx)
 	mpw_uleb(c->w, t->snap_index);
 	mpw_uleb(c->w, c->tr_bytes[t->snap_index]);
 	mpw_uleb(c->w, c->tr_blocks[t->snap_index]);
-	mpw_uleb(c->w, atomic_load(&t->allocs));
-	mpw_uleb(c->w, atomic_load(&t->alloc_bytes));
+	mpw_uleb(c->w, shim_trace_allocs(t));
+	mpw_uleb(c->w, shim_trace_alloc_bytes(t));
 	mpw_uleb(c->w, shim_trace_peak_bytes(t));
 }
 

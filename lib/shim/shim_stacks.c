@@ -81,7 +81,7 @@ static struct shim_trace *intern(const uintptr_t *pcs, int n)
 	nt->hash = h;
 	nt->depth = (uint32_t)n;
 	memcpy(nt->pcs, pcs, (size_t)n * sizeof(*pcs));
-	atomic_init(&nt->seen_gen, atomic_load(&shim_totals.peak_gen));
+	atomic_init(&nt->s0.seen_gen, atomic_load(&shim_totals.peak_gen));
 	for (;;) {
 		nt->next = first;
 		if (atomic_compare_exchange_weak_explicit(head, &first, nt,
@@ -162,51 +162,102 @@ struct shim_trace *shim_trace_capture_from(uintptr_t pc, uintptr_t sp,
 	return tr;
 }
 
-/* Saves this trace's bytes at the last global peak if a peak happened
+/* This thread's stripe of t's counters (see shim_internal.h). */
+static inline struct shim_stripe *stripe_of(struct shim_trace *t)
+{
+	struct shim_tls *me = shim_tls_peek();
+	unsigned k = me ? me->stripe : 0;
+	if (likely(k == 0))
+		return &t->s0;
+	struct shim_stripe *m =
+		atomic_load_explicit(&t->more, memory_order_acquire);
+	if (unlikely(!m)) {
+		/* Fresh arena memory is zero; 64-byte aligned by hand. */
+		size_t len = (SHIM_STRIPES - 1) * sizeof(*m) + 64;
+		char *raw = shim_arena_alloc(len);
+		if (!raw)
+			return &t->s0;
+		struct shim_stripe *n =
+			(struct shim_stripe *)(((uintptr_t)raw + 63) &
+					       ~(uintptr_t)63);
+		if (atomic_compare_exchange_strong(&t->more, &m, n))
+			m = n; /* else m is the winner's; ours is wasted */
+	}
+	return &m[k - 1];
+}
+
+/* Saves this stripe's bytes at the last global peak if a peak happened
  * since it last changed (see the header comment). */
-static inline void catch_up(struct shim_trace *t)
+static inline void catch_up(struct shim_stripe *s)
 {
 	uint64_t g = atomic_load_explicit(&shim_totals.peak_gen,
 					  memory_order_relaxed);
-	if (atomic_load_explicit(&t->seen_gen, memory_order_relaxed) != g) {
+	if (atomic_load_explicit(&s->seen_gen, memory_order_relaxed) != g) {
 		atomic_store_explicit(
-			&t->peak_bytes,
-			atomic_load_explicit(&t->live_bytes,
+			&s->peak_bytes,
+			atomic_load_explicit(&s->live_bytes,
 					     memory_order_relaxed),
 			memory_order_relaxed);
-		atomic_store_explicit(&t->seen_gen, g, memory_order_relaxed);
+		atomic_store_explicit(&s->seen_gen, g, memory_order_relaxed);
 	}
 }
 
 void shim_trace_add(struct shim_trace *t, uint64_t size)
 {
-	catch_up(t);
-	atomic_fetch_add_explicit(&t->live_bytes, size, memory_order_relaxed);
-	atomic_fetch_add_explicit(&t->allocs, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&t->alloc_bytes, size, memory_order_relaxed);
+	shim_trace_add_weighted(t, size, 1);
 }
 
 void shim_trace_add_weighted(struct shim_trace *t, uint64_t bytes,
 			     uint64_t count)
 {
-	catch_up(t);
-	atomic_fetch_add_explicit(&t->live_bytes, bytes, memory_order_relaxed);
-	atomic_fetch_add_explicit(&t->allocs, count, memory_order_relaxed);
-	atomic_fetch_add_explicit(&t->alloc_bytes, bytes, memory_order_relaxed);
+	struct shim_stripe *s = stripe_of(t);
+	catch_up(s);
+	atomic_fetch_add_explicit(&s->live_bytes, bytes, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->allocs, count, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->alloc_bytes, bytes, memory_order_relaxed);
 }
 
 void shim_trace_sub(struct shim_trace *t, uint64_t size)
 {
-	catch_up(t);
-	atomic_fetch_sub_explicit(&t->live_bytes, size, memory_order_relaxed);
+	struct shim_stripe *s = stripe_of(t);
+	catch_up(s);
+	atomic_fetch_sub_explicit(&s->live_bytes, size, memory_order_relaxed);
 }
+
+/* Calls fn on each stripe t has. */
+#define FOR_STRIPES(t, s, body)                                         \
+	do {                                                            \
+		const struct shim_stripe *s = &(t)->s0;                 \
+		body;                                                   \
+		const struct shim_stripe *m_ = atomic_load(&(t)->more); \
+		for (int k_ = 0; m_ && k_ < SHIM_STRIPES - 1; k_++) {   \
+			s = &m_[k_];                                    \
+			body;                                           \
+		}                                                       \
+	} while (0)
 
 uint64_t shim_trace_peak_bytes(const struct shim_trace *t)
 {
-	uint64_t g = atomic_load(&shim_totals.peak_gen);
-	if (atomic_load(&t->seen_gen) != g)
-		return atomic_load(&t->live_bytes);
-	return atomic_load(&t->peak_bytes);
+	uint64_t g = atomic_load(&shim_totals.peak_gen), sum = 0;
+	FOR_STRIPES(t, s,
+		    sum += atomic_load(&s->seen_gen) != g
+				   ? atomic_load(&s->live_bytes)
+				   : atomic_load(&s->peak_bytes));
+	return sum;
+}
+
+uint64_t shim_trace_allocs(const struct shim_trace *t)
+{
+	uint64_t sum = 0;
+	FOR_STRIPES(t, s, sum += atomic_load(&s->allocs));
+	return sum;
+}
+
+uint64_t shim_trace_alloc_bytes(const struct shim_trace *t)
+{
+	uint64_t sum = 0;
+	FOR_STRIPES(t, s, sum += atomic_load(&s->alloc_bytes));
+	return sum;
 }
 
 void shim_trace_foreach(void (*fn)(struct shim_trace *t, void *ctx), void *ctx)

@@ -22,6 +22,7 @@ pthread_key_t shim_key;
 long shim_tls_off = -1;
 
 static struct shim_tls *free_list;
+static _Atomic unsigned next_stripe;
 static _Atomic(struct shim_tls *) all_list;
 static _Atomic int free_lock;
 
@@ -68,6 +69,9 @@ struct shim_tls *shim_tls_create(void)
 			t->all_next = head;
 		while (!atomic_compare_exchange_weak(&all_list, &head, t));
 	}
+	/* The first thread (main) gets stripe 0, which every site has
+	 * inline; the others spread over the rest. */
+	t->stripe = atomic_fetch_add(&next_stripe, 1) % SHIM_STRIPES;
 	pthread_setspecific(shim_key, t);
 	return t;
 }

@@ -129,10 +129,10 @@ Test(intern, counters_and_bytes_at_the_global_peak)
 	shim_record_free(&blk[3]);
 	shim_record_free(&blk[2]);
 	cr_expect_eq(shim_trace_peak_bytes(b), 550);
-	cr_expect_eq(atomic_load(&a->live_bytes), 100);
-	cr_expect_eq(atomic_load(&a->allocs), 2);
-	cr_expect_eq(atomic_load(&a->alloc_bytes), 300);
-	cr_expect_eq(atomic_load(&b->live_bytes), 0);
+	cr_expect_eq(atomic_load(&a->s0.live_bytes), 100);
+	cr_expect_eq(shim_trace_allocs(a), 2);
+	cr_expect_eq(shim_trace_alloc_bytes(a), 300);
+	cr_expect_eq(atomic_load(&b->s0.live_bytes), 0);
 	shim_record_free(&blk[0]);
 	cr_expect_eq(atomic_load(&shim_totals.live_bytes), live0);
 }
@@ -148,7 +148,7 @@ Test(intern, a_stale_table_entry_is_accounted_as_freed)
 	/* The block was freed where the shim could not see it (a signal
 	 * handler inside a hook) and its address handed out again. */
 	shim_record_alloc_trace(&blk[0], 32, t);
-	cr_expect_eq(atomic_load(&t->live_bytes), 32);
+	cr_expect_eq(atomic_load(&t->s0.live_bytes), 32);
 	cr_expect_eq(atomic_load(&shim_totals.live_bytes), live0 + 32);
 	shim_record_free(&blk[0]);
 	cr_expect_eq(atomic_load(&shim_totals.live_bytes), live0);
