@@ -84,6 +84,9 @@ EXPORT int memprof_api_snapshot(const char *name)
 EXPORT void memprof_api_traced_memory(size_t *current, size_t *peak)
 {
 	bool on = atomic_load(&shim_active);
+	struct shim_tls *me = shim_tls_peek();
+	if (on && me)
+		shim_live_flush(me); /* our own batched share, at least */
 	if (current)
 		*current = on ? atomic_load(&shim_totals.live_bytes) : 0;
 	if (peak)

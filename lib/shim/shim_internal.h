@@ -75,6 +75,7 @@ struct shim_tls {
 	 * reused for a new thread keeps counting on. */
 	uint64_t allocs, frees, alloc_bytes, events;
 	int64_t sample_left; /* bytes to the next sampled allocation */
+	int64_t live_delta;  /* live bytes not yet added to the totals */
 	uint64_t rng;
 	struct shim_memo memo[SHIM_MEMO_WAYS];
 };
@@ -88,6 +89,11 @@ bool shim_thread_init(size_t desc_size);
 void shim_thread_after_fork(void);
 /* Makes this thread's state (first hook on a new thread). */
 struct shim_tls *shim_tls_create(void);
+/* Threads with a state now; while there is one, live bytes are kept
+ * exactly, with more they are batched (shim_record.c). */
+extern _Atomic int shim_threads_live;
+/* Adds a thread's batched live bytes to the totals (thread exit). */
+void shim_live_flush(struct shim_tls *t);
 /* Sums of every thread's counters. */
 void shim_tls_sum(uint64_t *allocs, uint64_t *frees, uint64_t *alloc_bytes);
 

@@ -37,11 +37,15 @@ static void unlock(void)
 	atomic_store_explicit(&free_lock, 0, memory_order_release);
 }
 
+_Atomic int shim_threads_live;
+
 static void tls_release(void *v)
 {
 	struct shim_tls *t = v;
 	if (!t)
 		return;
+	shim_live_flush(t);
+	atomic_fetch_sub(&shim_threads_live, 1);
 	lock();
 	t->free_next = free_list;
 	free_list = t;
@@ -72,6 +76,7 @@ struct shim_tls *shim_tls_create(void)
 	/* The first thread (main) gets stripe 0, which every site has
 	 * inline; the others spread over the rest. */
 	t->stripe = atomic_fetch_add(&next_stripe, 1) % SHIM_STRIPES;
+	atomic_fetch_add(&shim_threads_live, 1);
 	pthread_setspecific(shim_key, t);
 	return t;
 }

@@ -40,6 +40,9 @@ static void *trigger_thread(void *arg)
 {
 	(void)arg;
 	shim_busy_add(1);
+	/* The shim's own thread allocates nothing: it must not make a
+	 * single-threaded program count as multi-threaded. */
+	atomic_fetch_sub(&shim_threads_live, 1);
 	for (;;) {
 		struct pollfd p = {.fd = wake_pipe[0], .events = POLLIN};
 		int r = poll(&p, 1, interval_ms > 0 ? interval_ms : -1);
