@@ -163,10 +163,13 @@ struct shim_trace *shim_trace_capture_from(uintptr_t pc, uintptr_t sp,
 }
 
 /* This thread's stripe of t's counters (see shim_internal.h). */
-static inline struct shim_stripe *stripe_of(struct shim_trace *t)
+static inline struct shim_stripe *stripe_of(struct shim_trace *t, bool *own)
 {
 	struct shim_tls *me = shim_tls_peek();
 	unsigned k = me ? me->stripe : 0;
+	/* Only stripe 0's owning thread may skip the atomics; a thread
+	 * without a state (cannot happen in a hook) uses them. */
+	*own = me && k == 0;
 	if (likely(k == 0))
 		return &t->s0;
 	struct shim_stripe *m =
@@ -207,21 +210,39 @@ void shim_trace_add(struct shim_trace *t, uint64_t size)
 	shim_trace_add_weighted(t, size, 1);
 }
 
+/* Stripe 0 has one writer (shim_thread.c): plain adds, published with
+ * relaxed stores for the snapshot's readers. Other stripes are shared. */
+#define STRIPE_ADD(s, field, v, own)                                         \
+	do {                                                                 \
+		if (own)                                                     \
+			atomic_store_explicit(                               \
+				&(s)->field,                                 \
+				atomic_load_explicit(&(s)->field,            \
+						     memory_order_relaxed) + \
+					(v),                                 \
+				memory_order_relaxed);                       \
+		else                                                         \
+			atomic_fetch_add_explicit(&(s)->field, (v),          \
+						  memory_order_relaxed);     \
+	} while (0)
+
 void shim_trace_add_weighted(struct shim_trace *t, uint64_t bytes,
 			     uint64_t count)
 {
-	struct shim_stripe *s = stripe_of(t);
+	bool own;
+	struct shim_stripe *s = stripe_of(t, &own);
 	catch_up(s);
-	atomic_fetch_add_explicit(&s->live_bytes, bytes, memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->allocs, count, memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->alloc_bytes, bytes, memory_order_relaxed);
+	STRIPE_ADD(s, live_bytes, bytes, own);
+	STRIPE_ADD(s, allocs, count, own);
+	STRIPE_ADD(s, alloc_bytes, bytes, own);
 }
 
 void shim_trace_sub(struct shim_trace *t, uint64_t size)
 {
-	struct shim_stripe *s = stripe_of(t);
+	bool own;
+	struct shim_stripe *s = stripe_of(t, &own);
 	catch_up(s);
-	atomic_fetch_sub_explicit(&s->live_bytes, size, memory_order_relaxed);
+	STRIPE_ADD(s, live_bytes, -size, own);
 }
 
 /* Calls fn on each stripe t has. */

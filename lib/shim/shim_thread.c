@@ -59,8 +59,10 @@ struct shim_tls *shim_tls_create(void)
 	if (t)
 		free_list = t->free_next;
 	unlock();
+	bool fresh = t == NULL;
 	if (t) {
-		/* Reused: its counts stay part of the totals. */
+		/* Reused: its counts stay part of the totals, and its stripe
+		 * (a state has one owner at a time). */
 		t->busy = 0;
 		t->victim = 0;
 		memset(t->memo, 0, sizeof(t->memo));
@@ -73,9 +75,13 @@ struct shim_tls *shim_tls_create(void)
 			t->all_next = head;
 		while (!atomic_compare_exchange_weak(&all_list, &head, t));
 	}
-	/* The first thread (main) gets stripe 0, which every site has
-	 * inline; the others spread over the rest. */
-	t->stripe = atomic_fetch_add(&next_stripe, 1) % SHIM_STRIPES;
+	/* The first state (the first thread, usually main) owns stripe 0,
+	 * which every site has inline, alone: its owner updates it without
+	 * atomic read-modify-writes. The others share stripes 1 .. N-1. */
+	if (fresh) {
+		unsigned seq = atomic_fetch_add(&next_stripe, 1);
+		t->stripe = seq == 0 ? 0 : 1 + (seq - 1) % (SHIM_STRIPES - 1);
+	}
 	atomic_fetch_add(&shim_threads_live, 1);
 	pthread_setspecific(shim_key, t);
 	return t;
