@@ -73,13 +73,11 @@ static inline void after_alloc(void *p, size_t size, const struct shim_ctx *c)
 	errno = e;
 }
 
-EXPORT void *malloc(size_t size)
+/* Everything but the sampling fast path, out of line so that malloc()
+ * itself stays small (no register saves for an untraced call). */
+static __attribute__((noinline)) void *malloc_slow(size_t size,
+						   const struct shim_ctx *ctx)
 {
-	void *fast;
-	if (unlikely(shim_opt.sample_rate) && sampled_out(size, &fast))
-		return fast;
-	struct shim_ctx ctx;
-	SHIM_CALLER_CTX(ctx);
 	if (unlikely(!shim_real.malloc)) {
 		shim_init();
 		if (!shim_real.malloc)
@@ -91,8 +89,38 @@ EXPORT void *malloc(size_t size)
 	void *p = shim_real.malloc(size);
 	shim_busy_add(-1);
 	if (p)
-		after_alloc(p, size, &ctx);
+		after_alloc(p, size, ctx);
 	return p;
+}
+
+EXPORT void *malloc(size_t size)
+{
+	void *fast;
+	if (unlikely(shim_opt.sample_rate) && sampled_out(size, &fast))
+		return fast;
+	struct shim_ctx ctx;
+	SHIM_CALLER_CTX(ctx);
+	return malloc_slow(size, &ctx);
+}
+
+static __attribute__((noinline)) void free_slow(void *p)
+{
+	if (!p || unlikely(shim_bootstrap_owns(p)))
+		return;
+	if (unlikely(!shim_real.free)) {
+		shim_init();
+		if (!shim_real.free)
+			return; /* leak rather than crash */
+	}
+	if (tracing() && (likely(!shim_opt.sample_rate) ||
+			  shim_sample_maybe((uintptr_t)p))) {
+		int e = errno;
+		shim_busy_add(1);
+		shim_record_free(p);
+		shim_busy_add(-1);
+		errno = e;
+	}
+	shim_real.free(p);
 }
 
 EXPORT void free(void *p)
@@ -104,26 +132,7 @@ EXPORT void free(void *p)
 		shim_real.free(p);
 		return;
 	}
-	if (!p || unlikely(shim_bootstrap_owns(p)))
-		return;
-	if (unlikely(!shim_real.free)) {
-		shim_init();
-		if (!shim_real.free)
-			return; /* leak rather than crash */
-	}
-	if (tracing()) {
-		if (unlikely(shim_opt.sample_rate) &&
-		    !shim_sample_maybe((uintptr_t)p)) {
-			/* not a traced block: nothing to do */
-		} else {
-			int e = errno;
-			shim_busy_add(1);
-			shim_record_free(p);
-			shim_busy_add(-1);
-			errno = e;
-		}
-	}
-	shim_real.free(p);
+	free_slow(p);
 }
 
 EXPORT void *calloc(size_t n, size_t size)
