@@ -143,7 +143,11 @@ extern struct shim_totals shim_totals;
  * the live table itself) may go "negative" in a stripe when another thread
  * frees; sums are taken modulo 2^64, which makes them right.
  */
-#define SHIM_STRIPES 4
+#define SHIM_STRIPES 8
+/* The first SHIM_STRIPES - 1 thread states own a stripe each and update
+ * it with plain stores; all later ones share the last stripe, atomically
+ * (shim_thread.c assigns them). */
+#define SHIM_SHARED_STRIPE (SHIM_STRIPES - 1)
 struct shim_stripe {
 	_Atomic uint64_t live_bytes, allocs, alloc_bytes;
 	/* Live bytes at the last global peak, valid when seen_gen is

@@ -167,9 +167,9 @@ static inline struct shim_stripe *stripe_of(struct shim_trace *t, bool *own)
 {
 	struct shim_tls *me = shim_tls_peek();
 	unsigned k = me ? me->stripe : 0;
-	/* Only stripe 0's owning thread may skip the atomics; a thread
+	/* Only an owned stripe's thread may skip the atomics; a thread
 	 * without a state (cannot happen in a hook) uses them. */
-	*own = me && k == 0;
+	*own = me && k != SHIM_SHARED_STRIPE;
 	if (likely(k == 0))
 		return &t->s0;
 	struct shim_stripe *m =
@@ -178,8 +178,13 @@ static inline struct shim_stripe *stripe_of(struct shim_trace *t, bool *own)
 		/* Fresh arena memory is zero; 64-byte aligned by hand. */
 		size_t len = (SHIM_STRIPES - 1) * sizeof(*m) + 64;
 		char *raw = shim_arena_alloc(len);
-		if (!raw)
+		if (!raw) {
+			/* s0 belongs to another thread: one last atomic
+			 * update there, and tracing stops. */
+			shim_fail("out of memory for per-thread counters", 12);
+			*own = false;
 			return &t->s0;
+		}
 		struct shim_stripe *n =
 			(struct shim_stripe *)(((uintptr_t)raw + 63) &
 					       ~(uintptr_t)63);

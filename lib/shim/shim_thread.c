@@ -75,12 +75,14 @@ struct shim_tls *shim_tls_create(void)
 			t->all_next = head;
 		while (!atomic_compare_exchange_weak(&all_list, &head, t));
 	}
-	/* The first state (the first thread, usually main) owns stripe 0,
-	 * which every site has inline, alone: its owner updates it without
-	 * atomic read-modify-writes. The others share stripes 1 .. N-1. */
+	/* The first states (the first thread, usually main, gets stripe 0,
+	 * which every site has inline) own a stripe each, alone: their
+	 * owner updates it without atomic read-modify-writes. A state has
+	 * one thread at a time, so a reused one keeps its stripe. Later
+	 * states share the last stripe and update it atomically. */
 	if (fresh) {
 		unsigned seq = atomic_fetch_add(&next_stripe, 1);
-		t->stripe = seq == 0 ? 0 : 1 + (seq - 1) % (SHIM_STRIPES - 1);
+		t->stripe = seq < SHIM_SHARED_STRIPE ? seq : SHIM_SHARED_STRIPE;
 	}
 	atomic_fetch_add(&shim_threads_live, 1);
 	pthread_setspecific(shim_key, t);
