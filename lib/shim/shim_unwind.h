@@ -23,9 +23,10 @@
  * Stops, keeping what it has, at the outermost frame (return address marked
  * undefined by _start / clone, or 0), at code without CFI (JIT, stripped
  * .eh_frame), at a rule it does not follow (DWARF expressions other than the
- * signal frame), at a frame whose CFA is not above the previous one or more
- * than 16 MiB away, and at max. Never crashes, never allocates, never takes a
- * lock.
+ * signal frame, or a CFA in a register other than %rsp and %rbp, as the
+ * dynamic loader's lazy-binding trampoline has), at a frame whose CFA is not
+ * above the previous one or more than 16 MiB away, and at max. Never crashes,
+ * never allocates, never takes a lock.
  */
 int shim_unwind(uintptr_t *pcs, int max);
 

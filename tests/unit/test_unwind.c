@@ -10,6 +10,7 @@
 #include "../../lib/shim/shim_unwind.c"
 
 #include <criterion/criterion.h>
+#include <dlfcn.h>
 #include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
@@ -363,9 +364,16 @@ Test(unwind, walks_from_an_alternate_signal_stack)
  * A thread runs libc code (qsort, snprintf, malloc) while another one
  * signals it: every walk from the handler starts at whatever instruction
  * was interrupted (prologues, epilogues, PLT stubs) and must equal libgcc's.
+ * One documented exception: a walk may stop early (an exact prefix of
+ * libgcc's) at a frame of the dynamic loader, whose lazy-binding
+ * trampoline defines its CFA through %rbx, a rule the unwinder does not
+ * follow (shim_unwind.h). Those last pcs are checked after the run.
  */
 static _Atomic int tu_async_stop, tu_async_samples, tu_async_bad;
 static _Atomic uintptr_t tu_async_bad_pc;
+#define TU_TRUNC_MAX 256
+static uintptr_t tu_async_trunc[TU_TRUNC_MAX];
+static _Atomic int tu_async_ntrunc;
 
 static void tu_async_handler(int sig)
 {
@@ -376,10 +384,17 @@ static void tu_async_handler(int sig)
 	int m = backtrace(bt, 64);
 	int j = n > 1 ? tu_find((const uintptr_t *)bt, m < 3 ? m : 3, pcs[1])
 		      : -1;
-	bool same = j >= 1 && n - 1 == m - j;
-	for (int i = 1; same && i < n; i++)
-		same = pcs[i] == (uintptr_t)bt[i - 1 + j];
-	if (!same) {
+	bool prefix = j >= 1 && n - 1 <= m - j;
+	for (int i = 1; prefix && i < n; i++)
+		prefix = pcs[i] == (uintptr_t)bt[i - 1 + j];
+	bool same = prefix && n - 1 == m - j;
+	if (!same && prefix && n > 1) {
+		/* Stopped early: allowed only in the loader (checked later,
+		 * dladdr is no signal handler's business). */
+		int k = tu_async_ntrunc++;
+		if (k < TU_TRUNC_MAX)
+			tu_async_trunc[k] = pcs[n - 1];
+	} else if (!same) {
 		tu_async_bad++;
 		tu_async_bad_pc = n > 2 ? pcs[2] : 0;
 	}
@@ -435,6 +450,19 @@ Test(unwind, walks_from_asynchronous_signals_like_libgcc, .timeout = 60)
 	cr_assert_eq(tu_async_bad, 0, "%d of %d walks differ, e.g. after %#lx",
 		     (int)tu_async_bad, (int)tu_async_samples,
 		     (unsigned long)tu_async_bad_pc);
+	int nt =
+		tu_async_ntrunc < TU_TRUNC_MAX ? tu_async_ntrunc : TU_TRUNC_MAX;
+	for (int k = 0; k < nt; k++) {
+		Dl_info di;
+		cr_assert(dladdr((void *)tu_async_trunc[k], &di) &&
+				  di.dli_fname,
+			  "a walk stopped early at %#lx, in no module",
+			  (unsigned long)tu_async_trunc[k]);
+		cr_expect(
+			strstr(di.dli_fname, "/ld-linux") != NULL,
+			"a walk stopped early at %#lx in %s, not in the loader",
+			(unsigned long)tu_async_trunc[k], di.dli_fname);
+	}
 }
 
 Test(unwind, evaluates_the_plt_cfa_expression)
