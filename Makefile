@@ -166,6 +166,7 @@ demo: deps
 	$(B)/memprof record -o $(DEMO_OUT) -- $(B)/helpers/demo
 	$(B)/memprof top $(DEMO_OUT) -n 10
 	$(B)/memprof top $(DEMO_OUT) --by function -n 5
+	$(B)/memprof leaks $(DEMO_OUT)
 	$(B)/memprof info $(DEMO_OUT)
 
 install: all
