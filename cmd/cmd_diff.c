@@ -153,19 +153,6 @@ static void print_text(FILE *out, const struct mp_snapshot *old_snap,
 		(int64_t)n->live_blocks - (int64_t)o->live_blocks);
 }
 
-/* A signed member. trace_json.h writes unsigned numbers only; a negative
- * one is written right after its key, which is all a value needs there. */
-static void json_kv_int(struct mp_json *j, const char *key, int64_t v)
-{
-	if (v >= 0) {
-		mp_json_kv_uint(j, key, (uint64_t)v);
-		return;
-	}
-	mp_json_key(j, key);
-	fprintf(j->f, "-%" PRIu64, uabs(v));
-	j->after_key = false;
-}
-
 static enum mp_err print_json(FILE *out, const struct mp_diff *d, size_t limit)
 {
 	struct mp_json j;
@@ -191,9 +178,9 @@ static enum mp_err print_json(FILE *out, const struct mp_diff *d, size_t limit)
 		const struct mp_diff_entry *e = &d->entries[i];
 		mp_json_begin_object(&j);
 		mp_json_kv_uint(&j, "bytes", e->bytes);
-		json_kv_int(&j, "bytes_diff", e->bytes_diff);
+		mp_json_kv_int(&j, "bytes_diff", e->bytes_diff);
 		mp_json_kv_uint(&j, "blocks", e->blocks);
-		json_kv_int(&j, "blocks_diff", e->blocks_diff);
+		mp_json_kv_int(&j, "blocks_diff", e->blocks_diff);
 		mp_json_key(&j, "frames");
 		mp_json_frames(&j, e->frames, e->nframes);
 		mp_json_end_object(&j);

@@ -225,6 +225,12 @@ void mp_json_uint(struct mp_json *j, uint64_t v)
 	fprintf(j->f, "%" PRIu64, v);
 }
 
+void mp_json_int(struct mp_json *j, int64_t v)
+{
+	before_value(j);
+	fprintf(j->f, "%" PRId64, v);
+}
+
 void mp_json_bool(struct mp_json *j, bool v)
 {
 	before_value(j);
@@ -253,6 +259,12 @@ void mp_json_kv_uint(struct mp_json *j, const char *key, uint64_t v)
 {
 	mp_json_key(j, key);
 	mp_json_uint(j, v);
+}
+
+void mp_json_kv_int(struct mp_json *j, const char *key, int64_t v)
+{
+	mp_json_key(j, key);
+	mp_json_int(j, v);
 }
 
 void mp_json_kv_bool(struct mp_json *j, const char *key, bool v)

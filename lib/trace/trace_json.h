@@ -61,6 +61,8 @@ void mp_json_string(struct mp_json *j, const char *s);
 /* The same for the first len bytes of s (which may hold NUL: \u0000). */
 void mp_json_string_len(struct mp_json *j, const char *s, size_t len);
 void mp_json_uint(struct mp_json *j, uint64_t v);
+/* A signed integer (diffs). */
+void mp_json_int(struct mp_json *j, int64_t v);
 void mp_json_bool(struct mp_json *j, bool v);
 void mp_json_null(struct mp_json *j);
 /* An address as a string "0x7f12ab" (lowercase hex, no padding). */
@@ -69,6 +71,7 @@ void mp_json_hex(struct mp_json *j, uint64_t v);
 /* Shorthands for `key: value` members. */
 void mp_json_kv_string(struct mp_json *j, const char *key, const char *s);
 void mp_json_kv_uint(struct mp_json *j, const char *key, uint64_t v);
+void mp_json_kv_int(struct mp_json *j, const char *key, int64_t v);
 void mp_json_kv_bool(struct mp_json *j, const char *key, bool v);
 
 /*

@@ -1088,3 +1088,22 @@ Test(profile, json_frames_and_totals_shape)
 		"\"line\":null,\"module\":null,\"address\":null}]}\n");
 	free(m.buf);
 }
+
+Test(profile, json_writes_signed_integers)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct mp_json j;
+	mp_json_init(&j, f, false);
+	mp_json_begin_object(&j);
+	mp_json_kv_int(&j, "neg", -5000);
+	mp_json_kv_int(&j, "pos", 40960);
+	mp_json_kv_int(&j, "min", INT64_MIN);
+	mp_json_end_object(&j);
+	cr_assert_eq(mp_json_finish(&j), MP_OK);
+	fclose(f);
+	cr_expect_str_eq(buf, "{\"neg\":-5000,\"pos\":40960,"
+			      "\"min\":-9223372036854775808}\n");
+	free(buf);
+}
