@@ -194,7 +194,6 @@ void shim_munmap(void *p, size_t len);
 /* Lock-free bump allocation from mmap'd chunks; never freed. NULL when
  * the system refuses memory. */
 void *shim_arena_alloc(size_t len);
-uint64_t shim_arena_bytes(void);
 
 /* shim_stacks.c */
 struct shim_trace *shim_trace_capture(void);
@@ -253,8 +252,7 @@ void shim_table_reset_locks(void);
 uint64_t shim_table_count(void);
 
 /* shim_record.c: accounting called by the hooks. */
-void shim_record_alloc(void *p, size_t size);
-/* The same, with the stack taken from the hook's caller context. */
+/* Records a new block, its stack taken from the hook's caller context. */
 void shim_record_alloc_ctx(void *p, size_t size, const struct shim_ctx *c);
 /* The same with the trace already known. */
 void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t);

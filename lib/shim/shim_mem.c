@@ -21,7 +21,6 @@ struct arena_chunk {
 };
 
 static _Atomic(struct arena_chunk *) arena_cur;
-static _Atomic uint64_t arena_total;
 
 void *shim_mmap(size_t len)
 {
@@ -58,15 +57,7 @@ void *shim_arena_alloc(size_t len)
 		n->prev = c;
 		n->cap = cap - sizeof(*n);
 		atomic_init(&n->used, 0);
-		if (atomic_compare_exchange_strong(&arena_cur, &c, n)) {
-			atomic_fetch_add(&arena_total, cap);
-		} else {
+		if (!atomic_compare_exchange_strong(&arena_cur, &c, n))
 			shim_munmap(n, cap);
-		}
 	}
-}
-
-uint64_t shim_arena_bytes(void)
-{
-	return atomic_load(&arena_total);
 }

@@ -98,16 +98,6 @@ static inline void count_event(struct shim_tls *t)
 		shim_timeline_tick();
 }
 
-void shim_record_alloc(void *p, size_t size)
-{
-	struct shim_trace *t = shim_trace_capture();
-	if (unlikely(!t)) {
-		shim_fail("out of memory for stack traces", ENOMEM);
-		return;
-	}
-	shim_record_alloc_trace(p, size, t);
-}
-
 void shim_record_alloc_ctx(void *p, size_t size, const struct shim_ctx *c)
 {
 	struct shim_trace *t = shim_trace_capture_from(c->pc, c->sp, c->bp);
