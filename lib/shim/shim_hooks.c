@@ -186,13 +186,13 @@ EXPORT void *realloc(void *p, size_t size)
 	shim_busy_add(1);
 	struct shim_block old;
 	bool had = (!shim_opt.sample_rate || shim_sample_maybe((uintptr_t)p)) &&
-		   shim_table_remove((uintptr_t)p, &old);
+		   shim_live_remove((uintptr_t)p, &old);
 	void *q = shim_real.realloc(p, size);
 	int e = errno;
 	if (!q && size != 0) {
 		/* Failed: p is untouched, so its entry goes back as it was. */
 		if (had)
-			shim_table_insert(old.addr, old.size, old.trace);
+			shim_live_insert(old.addr, old.size, old.trace);
 	} else {
 		/* Moved, resized in place, or freed by realloc(p, 0): like
 		 * Valgrind, one free of the old block and one allocation. */

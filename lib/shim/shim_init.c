@@ -324,12 +324,12 @@ void shim_init(void)
 static void atfork_prepare(void)
 {
 	shim_busy_add(1);
-	shim_table_lock_all();
+	shim_live_lock_all();
 }
 
 static void atfork_parent(void)
 {
-	shim_table_unlock_all();
+	shim_live_unlock_all();
 	shim_busy_add(-1);
 }
 
@@ -366,7 +366,7 @@ static void append_pid(char *o, size_t cap, long pid)
  * FILE.pidPID.memprof (or stops, with MEMPROF_FORK=stop). */
 static void atfork_child(void)
 {
-	shim_table_reset_locks();
+	shim_live_reset_locks();
 	shim_timeline_reset_lock();
 	shim_thread_after_fork();
 	shim_busy_add(-1);

@@ -56,6 +56,15 @@ extern _Atomic int shim_active;
 /* shim_thread.c: per-thread state (see there for why not __thread). */
 #define SHIM_MEMO_WAYS 4
 
+/* Blocks a thread allocated last, kept by the thread before they go to
+ * the shared table: most die young and never get there. */
+#define SHIM_YOUNG 32
+
+struct shim_young_meta {
+	uint64_t size;
+	struct shim_trace *trace;
+};
+
 /* A stack captured from a caller's context, reusable while the words the
  * unwinder read are unchanged (shim_unwind.h). */
 struct shim_memo {
@@ -78,6 +87,13 @@ struct shim_tls {
 	int64_t live_delta;  /* live bytes not yet added to the totals */
 	uint64_t rng;
 	struct shim_memo memo[SHIM_MEMO_WAYS];
+	/* Young blocks: this state's part of the live table (shim_table.c),
+	 * under ylock, which the owner takes for each change and others only
+	 * to look for a block freed by another thread or to flush. */
+	_Atomic int ylock;
+	unsigned ny;
+	uintptr_t yaddr[SHIM_YOUNG];
+	struct shim_young_meta ymeta[SHIM_YOUNG];
 };
 
 extern pthread_key_t shim_key;
@@ -94,6 +110,8 @@ struct shim_tls *shim_tls_create(void);
 extern _Atomic int shim_threads_live;
 /* Adds a thread's batched live bytes to the totals (thread exit). */
 void shim_live_flush(struct shim_tls *t);
+/* Every state ever made, newest first (states are never unmapped). */
+struct shim_tls *shim_tls_all(void);
 /* Sums of every thread's counters. */
 void shim_tls_sum(uint64_t *allocs, uint64_t *frees, uint64_t *alloc_bytes);
 
@@ -250,6 +268,26 @@ void shim_table_lock_all(void);
 void shim_table_unlock_all(void);
 void shim_table_reset_locks(void);
 uint64_t shim_table_count(void);
+/*
+ * The live blocks as the hooks see them: the shared table plus every
+ * thread's young blocks. Insert goes to the calling thread's young blocks;
+ * remove looks there, then in the table, then in other threads' young
+ * blocks. Before the table is read whole, shim_young_flush_all (or, to
+ * freeze everything, shim_live_lock_all) moves young blocks to the table.
+ */
+bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *t);
+bool shim_live_remove(uintptr_t addr, struct shim_block *out);
+/* Moves t's young blocks to the table (thread exit). */
+void shim_young_flush(struct shim_tls *t);
+void shim_young_flush_all(void);
+/* Locks every thread's young blocks, moves them to the table and locks
+ * the table: nothing changes until shim_live_unlock_all. */
+void shim_live_lock_all(void);
+void shim_live_unlock_all(void);
+/* After fork, in the child: every lock free. */
+void shim_live_reset_locks(void);
+/* Live blocks, young ones included (unlocked: a moment's figure). */
+uint64_t shim_live_count(void);
 
 /* shim_record.c: accounting called by the hooks. */
 /* Records a new block, its stack taken from the hook's caller context. */

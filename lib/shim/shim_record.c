@@ -134,7 +134,7 @@ void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t)
 		BUMP(me->alloc_bytes, size);
 		count_event(me);
 	}
-	if (unlikely(!shim_table_insert((uintptr_t)p, size, t))) {
+	if (unlikely(!shim_live_insert((uintptr_t)p, size, t))) {
 		shim_fail("out of memory for the live-block table", ENOMEM);
 		return;
 	}
@@ -159,6 +159,6 @@ void shim_account_free(const struct shim_block *b)
 void shim_record_free(void *p)
 {
 	struct shim_block b;
-	if (shim_table_remove((uintptr_t)p, &b))
+	if (shim_live_remove((uintptr_t)p, &b))
 		shim_account_free(&b);
 }

@@ -419,7 +419,7 @@ static int collect_heap(struct heap *h, uint32_t gen, size_t ntraces,
 	}
 	if (graph) {
 		shim_scan_prepare();
-		shim_table_lock_all();
+		shim_live_lock_all();
 		unanswered = shim_scan_stop_world();
 		c.cap = shim_table_count() + 1;
 		h->len = c.cap * sizeof(struct shim_blk);
@@ -427,6 +427,7 @@ static int collect_heap(struct heap *h, uint32_t gen, size_t ntraces,
 		if (c.v)
 			shim_table_foreach_locked(block_cb, &c);
 	} else {
+		shim_young_flush_all();
 		for (int attempt = 0; attempt < 4; attempt++) {
 			c.cap = shim_table_count() + shim_table_count() / 8 +
 				1024;
@@ -451,7 +452,7 @@ static int collect_heap(struct heap *h, uint32_t gen, size_t ntraces,
 			h->have_graph =
 				shim_scan_graph(c.v, c.n, unanswered, &h->g);
 		shim_scan_resume_world();
-		shim_table_unlock_all();
+		shim_live_unlock_all();
 		if (sorted && !h->have_graph)
 			shim_say("out of memory for the heap graph; the "
 				 "snapshot has no leak information",

@@ -77,8 +77,10 @@ static bool grow(struct shard *s)
 		if (s->slots[i].addr)
 			place(n, ncap, &s->slots[i]);
 	shim_munmap(s->slots, s->cap * sizeof(*s->slots));
-	s->slots = n;
-	s->cap = ncap;
+	/* Read without the lock, only to prefetch (young_flush_locked); a
+	 * prefetch of the old, unmapped array is harmless. */
+	__atomic_store_n(&s->slots, n, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->cap, ncap, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -103,9 +105,9 @@ static void delete_at(struct shard *s, size_t i)
 	s->count--;
 }
 
-bool shim_table_insert(uintptr_t addr, uint64_t size, struct shim_trace *t)
+static bool insert_h(uint64_t h, uintptr_t addr, uint64_t size,
+		     struct shim_trace *t)
 {
-	uint64_t h = mix(addr);
 	struct shard *s = shard_of(h);
 	struct shim_block stale = {0};
 	bool ok = true;
@@ -132,6 +134,11 @@ out:
 					  memory_order_relaxed);
 	}
 	return ok;
+}
+
+bool shim_table_insert(uintptr_t addr, uint64_t size, struct shim_trace *t)
+{
+	return insert_h(mix(addr), addr, size, t);
 }
 
 bool shim_table_remove(uintptr_t addr, struct shim_block *out)
@@ -205,4 +212,177 @@ void shim_table_reset_locks(void)
 {
 	for (int k = 0; k < NSHARDS; k++)
 		atomic_store(&shards[k].lock, 0);
+}
+
+/* ---- young blocks ---------------------------------------------------- */
+
+/*
+ * Each thread keeps its last SHIM_YOUNG blocks itself. A block freed by the
+ * thread that made it while still young (most are: the churn helpers free
+ * nearly everything at once) costs a look through 32 addresses in its own
+ * cache lines, not a probe of the shared table, whose shard headers every
+ * thread writes. When the young blocks are full they go to the table
+ * together, their slots prefetched first, so that their cache misses
+ * overlap instead of following each other (a large heap's table is far
+ * bigger than the cache: one miss per block was most of the cost of
+ * building a 700k-node tree).
+ *
+ * Lock order: a state's ylock, then shard locks. A thread that does not
+ * find a block in its young blocks nor in the table looks in the other
+ * threads', then in the table again: the block may have moved there
+ * meanwhile (a flush inserts before it empties the young blocks, all
+ * under ylock).
+ */
+
+static inline void ylock(struct shim_tls *t)
+{
+	for (int spins = 0;; spins++) {
+		if (!atomic_load_explicit(&t->ylock, memory_order_relaxed) &&
+		    !atomic_exchange_explicit(&t->ylock, 1,
+					      memory_order_acquire))
+			return;
+		if (spins > 64)
+			sched_yield();
+		else
+			__builtin_ia32_pause();
+	}
+}
+
+static inline void yunlock(struct shim_tls *t)
+{
+	atomic_store_explicit(&t->ylock, 0, memory_order_release);
+}
+
+/* Moves t's young blocks to the table; t->ylock held. */
+static bool young_flush_locked(struct shim_tls *t)
+{
+	uint64_t h[SHIM_YOUNG];
+	unsigned n = t->ny;
+	bool ok = true;
+
+	for (unsigned i = 0; i < n; i++) {
+		h[i] = mix(t->yaddr[i]);
+		struct shard *s = shard_of(h[i]);
+		struct shim_block *slots =
+			__atomic_load_n(&s->slots, __ATOMIC_RELAXED);
+		size_t cap = __atomic_load_n(&s->cap, __ATOMIC_RELAXED);
+		__builtin_prefetch(s, 1);
+		if (slots)
+			__builtin_prefetch(&slots[h[i] & (cap - 1)], 1);
+	}
+	for (unsigned i = 0; i < n; i++)
+		ok &= insert_h(h[i], t->yaddr[i], t->ymeta[i].size,
+			       t->ymeta[i].trace);
+	t->ny = 0;
+	return ok;
+}
+
+/* Takes addr out of t's young blocks; t->ylock held. */
+static bool young_take(struct shim_tls *t, uintptr_t addr,
+		       struct shim_block *out)
+{
+	for (unsigned i = t->ny; i-- > 0;) {
+		if (t->yaddr[i] != addr)
+			continue;
+		out->addr = addr;
+		out->size = t->ymeta[i].size;
+		out->trace = t->ymeta[i].trace;
+		unsigned last = --t->ny;
+		t->yaddr[i] = t->yaddr[last];
+		t->ymeta[i] = t->ymeta[last];
+		return true;
+	}
+	return false;
+}
+
+bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *tr)
+{
+	struct shim_tls *t = shim_tls_peek();
+	bool ok = true;
+
+	if (unlikely(!t))
+		return shim_table_insert(addr, size, tr);
+	ylock(t);
+	if (t->ny == SHIM_YOUNG)
+		ok = young_flush_locked(t);
+	t->yaddr[t->ny] = addr;
+	t->ymeta[t->ny].size = size;
+	t->ymeta[t->ny].trace = tr;
+	t->ny++;
+	yunlock(t);
+	return ok;
+}
+
+bool shim_live_remove(uintptr_t addr, struct shim_block *out)
+{
+	struct shim_tls *me = shim_tls_peek();
+	bool found;
+
+	if (likely(me != NULL)) {
+		ylock(me);
+		found = young_take(me, addr, out);
+		yunlock(me);
+		if (found)
+			return true;
+	}
+	if (shim_table_remove(addr, out))
+		return true;
+	/* Freed by another thread than the one that made it, while young;
+	 * or never traced. */
+	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next) {
+		if (t == me ||
+		    !__atomic_load_n(&t->ny, __ATOMIC_RELAXED))
+			continue;
+		ylock(t);
+		found = young_take(t, addr, out);
+		yunlock(t);
+		if (found)
+			return true;
+	}
+	return shim_table_remove(addr, out);
+}
+
+void shim_young_flush(struct shim_tls *t)
+{
+	ylock(t);
+	young_flush_locked(t);
+	yunlock(t);
+}
+
+void shim_young_flush_all(void)
+{
+	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next)
+		if (__atomic_load_n(&t->ny, __ATOMIC_RELAXED))
+			shim_young_flush(t);
+}
+
+void shim_live_lock_all(void)
+{
+	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next) {
+		ylock(t);
+		young_flush_locked(t);
+	}
+	shim_table_lock_all();
+}
+
+void shim_live_unlock_all(void)
+{
+	shim_table_unlock_all();
+	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next)
+		yunlock(t);
+}
+
+void shim_live_reset_locks(void)
+{
+	shim_table_reset_locks();
+	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next)
+		atomic_store(&t->ylock, 0);
+}
+
+uint64_t shim_live_count(void)
+{
+	uint64_t n = shim_table_count();
+	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next)
+		n += __atomic_load_n(&t->ny, __ATOMIC_RELAXED);
+	return n;
 }

@@ -45,6 +45,7 @@ static void tls_release(void *v)
 	if (!t)
 		return;
 	shim_live_flush(t);
+	shim_young_flush(t);
 	atomic_fetch_sub(&shim_threads_live, 1);
 	lock();
 	t->free_next = free_list;
@@ -87,6 +88,11 @@ struct shim_tls *shim_tls_create(void)
 	atomic_fetch_add(&shim_threads_live, 1);
 	pthread_setspecific(shim_key, t);
 	return t;
+}
+
+struct shim_tls *shim_tls_all(void)
+{
+	return atomic_load(&all_list);
 }
 
 void shim_tls_sum(uint64_t *allocs, uint64_t *frees, uint64_t *alloc_bytes)

@@ -59,7 +59,7 @@ static void append(uint64_t now)
 	samples[nsamples].ns = now;
 	samples[nsamples].bytes = atomic_load_explicit(&shim_totals.live_bytes,
 						       memory_order_relaxed);
-	samples[nsamples].blocks = shim_table_count();
+	samples[nsamples].blocks = shim_live_count();
 	nsamples++;
 	atomic_store_explicit(&next_ns, now + interval_ns,
 			      memory_order_relaxed);

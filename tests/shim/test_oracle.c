@@ -97,6 +97,11 @@ Test(oracle, threaded_helper_totals_equal_valgrind_heap_summary)
 	compare("alloc_threads");
 }
 
+Test(oracle, handoff_helper_totals_equal_valgrind_heap_summary)
+{
+	compare("alloc_handoff");
+}
+
 Test(oracle, cxx_helper_totals_equal_valgrind_heap_summary)
 {
 	compare("alloc_cxx");

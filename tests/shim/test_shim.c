@@ -127,6 +127,24 @@ Test(shim, threads_allocating_at_once_are_counted_exactly)
 	mp_snapshot_free(s);
 }
 
+/* Blocks freed by another thread while still among the last ones their
+ * maker allocated (kept by that thread, not yet in the shared table), and
+ * blocks a thread still holds when it exits. */
+Test(shim, blocks_freed_by_another_thread_or_outliving_theirs_are_exact)
+{
+	char *dir = tu_tmpdir();
+	int st;
+	uint64_t blocks;
+	struct mp_snapshot *s = tu_shim_run(dir, "alloc_handoff", NULL, &st);
+	cr_assert_eq(st, 0);
+	expect_site(s, "produce", 200 * 40, 200, 20000, 20000 * 40);
+	expect_site(s, "leftover", 4 * 24, 4, 7, 7 * 24);
+	cr_expect_eq(sum_live(s, &blocks), s->meta.totals.live_bytes);
+	cr_expect_eq(s->nblocks, blocks, "%zu blocks listed, %lu counted",
+		     s->nblocks, (unsigned long)blocks);
+	mp_snapshot_free(s);
+}
+
 Test(shim, cxx_new_containers_exceptions_and_static_constructors)
 {
 	char *dir = tu_tmpdir();
