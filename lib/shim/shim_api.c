@@ -85,8 +85,10 @@ EXPORT void memprof_api_traced_memory(size_t *current, size_t *peak)
 {
 	bool on = atomic_load(&shim_active);
 	struct shim_tls *me = shim_tls_peek();
-	if (on && me)
+	if (on && me) {
+		shim_live_settle();
 		shim_live_flush(me); /* our own batched share, at least */
+	}
 	if (current)
 		*current = on ? atomic_load(&shim_totals.live_bytes) : 0;
 	if (peak)
@@ -97,6 +99,7 @@ EXPORT void memprof_api_reset_peak(void)
 {
 	if (!atomic_load(&shim_active))
 		return;
+	shim_live_settle();
 	/* A new generation makes every trace's bytes at the peak its bytes
 	 * now (shim_stacks.c), as tracemalloc's reset_peak does. */
 	atomic_store(&shim_totals.peak_bytes,

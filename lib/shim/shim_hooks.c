@@ -116,6 +116,12 @@ static __attribute__((noinline)) void free_slow(void *p)
 			  shim_sample_maybe((uintptr_t)p))) {
 		int e = errno;
 		shim_busy_add(1);
+		if (shim_live_free_late((uintptr_t)p)) {
+			shim_real.free(p);
+			shim_busy_add(-1);
+			errno = e;
+			return;
+		}
 		shim_record_free(p);
 		shim_busy_add(-1);
 		errno = e;
@@ -185,8 +191,11 @@ EXPORT void *realloc(void *p, size_t size)
 		return shim_real.realloc(p, size);
 	shim_busy_add(1);
 	struct shim_block old;
-	bool had = (!shim_opt.sample_rate || shim_sample_maybe((uintptr_t)p)) &&
-		   shim_live_remove((uintptr_t)p, &old);
+	bool traced = !shim_opt.sample_rate || shim_sample_maybe((uintptr_t)p);
+	/* With one thread, p leaves the table after the real realloc, its
+	 * slot prefetched meanwhile (see shim_live_free_late). */
+	bool late = traced && shim_live_remove_late_ok((uintptr_t)p);
+	bool had = traced && !late && shim_live_remove((uintptr_t)p, &old);
 	void *q = shim_real.realloc(p, size);
 	int e = errno;
 	if (!q && size != 0) {
@@ -196,6 +205,8 @@ EXPORT void *realloc(void *p, size_t size)
 	} else {
 		/* Moved, resized in place, or freed by realloc(p, 0): like
 		 * Valgrind, one free of the old block and one allocation. */
+		if (late)
+			had = shim_live_remove((uintptr_t)p, &old);
 		if (had)
 			shim_account_free(&old);
 		if (q && !sample_skip(size))

@@ -59,6 +59,8 @@ extern _Atomic int shim_active;
 /* Blocks a thread allocated last, kept by the thread before they go to
  * the shared table: most die young and never get there. */
 #define SHIM_YOUNG 32
+/* Frees whose table removal waits, its cache line on the way. */
+#define SHIM_PEND 8
 
 struct shim_young_meta {
 	uint64_t size;
@@ -94,6 +96,11 @@ struct shim_tls {
 	unsigned ny;
 	uintptr_t yaddr[SHIM_YOUNG];
 	struct shim_young_meta ymeta[SHIM_YOUNG];
+	/* Blocks already given back to the allocator whose table entries
+	 * are still to be removed (one thread only; shim_table.c), a ring
+	 * under ylock. */
+	unsigned pend_head, npend;
+	uintptr_t pend[SHIM_PEND];
 };
 
 extern pthread_key_t shim_key;
@@ -277,6 +284,22 @@ uint64_t shim_table_count(void);
  */
 bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *t);
 bool shim_live_remove(uintptr_t addr, struct shim_block *out);
+/*
+ * A free of addr that may be accounted after the real free: true when the
+ * program has one thread and addr is not young. Its table slot is then
+ * prefetched and the removal queued (shim_live_settle does it, and so
+ * does every allocation before it is recorded). The hook frees first, so
+ * the cache miss overlaps with the allocator's work.
+ */
+bool shim_live_free_late(uintptr_t addr);
+/* Whether the removal of addr, when realloc succeeds, can wait until after
+ * the real realloc (same condition; its slot is prefetched). */
+bool shim_live_remove_late_ok(uintptr_t addr);
+/* Does the calling thread's queued removals (before any allocation is
+ * recorded, and before figures are read). */
+void shim_live_settle(void);
+/* The same for every thread's (a second thread starts, a snapshot). */
+void shim_live_settle_all(void);
 /* Moves t's young blocks to the table (thread exit). */
 void shim_young_flush(struct shim_tls *t);
 void shim_young_flush_all(void);

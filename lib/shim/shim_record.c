@@ -118,6 +118,11 @@ static inline uint64_t weighted(uint64_t size, double w)
 
 void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t)
 {
+	struct shim_tls *me = shim_tls_peek();
+	/* Frees still queued first: p may be one of them, and the peak
+	 * must not count them as live. */
+	if (unlikely(me && me->npend))
+		shim_live_settle();
 	if (unlikely(shim_opt.sample_rate)) {
 		double w = shim_sample_weight(size);
 		uint64_t wb = weighted(size, w);
@@ -128,7 +133,6 @@ void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t)
 		shim_trace_add(t, size);
 		global_add(size);
 	}
-	struct shim_tls *me = shim_tls_peek();
 	if (likely(me != NULL)) {
 		BUMP(me->allocs, 1);
 		BUMP(me->alloc_bytes, size);

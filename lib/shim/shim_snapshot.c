@@ -523,6 +523,7 @@ int shim_snapshot_write(const char *path, const char *trigger, const char *name,
 	 * thread writes, an API call meanwhile) waits for the first. */
 	while (atomic_exchange(&snap_busy, 1))
 		sched_yield();
+	shim_live_settle_all();
 	shim_timeline_mark(seq);
 	char tmp[4200];
 	int err = 0;

@@ -253,6 +253,58 @@ static inline void yunlock(struct shim_tls *t)
 	atomic_store_explicit(&t->ylock, 0, memory_order_release);
 }
 
+/*
+ * ---- frees accounted late ----
+ *
+ * Blocks that die old are not young: their free must find them in the
+ * table, a cache miss in a large heap, which used to stall the free hook
+ * (most of the time spent freeing a 700k-node tree). With one thread in
+ * the program nobody else can be handed the address, so the hook gives
+ * the block back first and the removal waits in a small ring, its slot
+ * prefetched, until SHIM_PEND frees later, the next allocation (which may
+ * reuse the address, and must see exact live bytes for the peak), or
+ * anything that reads the figures. A second thread's first hook settles
+ * every ring under its ylock (shim_live_settle_all), and a thread only
+ * queues under its ylock after seeing one thread: so once two run, no
+ * removal waits.
+ */
+
+static void pend_one(struct shim_tls *t)
+{
+	struct shim_block b;
+	uintptr_t addr = t->pend[t->pend_head];
+
+	t->pend_head = (t->pend_head + 1) % SHIM_PEND;
+	t->npend--;
+	if (shim_table_remove(addr, &b))
+		shim_account_free(&b);
+}
+
+static void settle_locked(struct shim_tls *t)
+{
+	while (t->npend)
+		pend_one(t);
+}
+
+static inline void prefetch_slot(uint64_t h)
+{
+	struct shard *s = shard_of(h);
+	struct shim_block *slots = __atomic_load_n(&s->slots, __ATOMIC_RELAXED);
+	size_t cap = __atomic_load_n(&s->cap, __ATOMIC_RELAXED);
+
+	__builtin_prefetch(s, 1);
+	if (slots)
+		__builtin_prefetch(&slots[h & (cap - 1)], 1);
+}
+
+static bool young_has(const struct shim_tls *t, uintptr_t addr)
+{
+	for (unsigned i = t->ny; i-- > 0;)
+		if (t->yaddr[i] == addr)
+			return true;
+	return false;
+}
+
 /* Moves t's young blocks to the table; t->ylock held. */
 static bool young_flush_locked(struct shim_tls *t)
 {
@@ -260,15 +312,11 @@ static bool young_flush_locked(struct shim_tls *t)
 	unsigned n = t->ny;
 	bool ok = true;
 
+	settle_locked(t);
+
 	for (unsigned i = 0; i < n; i++) {
 		h[i] = mix(t->yaddr[i]);
-		struct shard *s = shard_of(h[i]);
-		struct shim_block *slots =
-			__atomic_load_n(&s->slots, __ATOMIC_RELAXED);
-		size_t cap = __atomic_load_n(&s->cap, __ATOMIC_RELAXED);
-		__builtin_prefetch(s, 1);
-		if (slots)
-			__builtin_prefetch(&slots[h[i] & (cap - 1)], 1);
+		prefetch_slot(h[i]);
 	}
 	for (unsigned i = 0; i < n; i++)
 		ok &= insert_h(h[i], t->yaddr[i], t->ymeta[i].size,
@@ -303,6 +351,8 @@ bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *tr)
 	if (unlikely(!t))
 		return shim_table_insert(addr, size, tr);
 	ylock(t);
+	if (t->npend)
+		settle_locked(t);
 	if (t->ny == SHIM_YOUNG)
 		ok = young_flush_locked(t);
 	t->yaddr[t->ny] = addr;
@@ -311,6 +361,69 @@ bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *tr)
 	t->ny++;
 	yunlock(t);
 	return ok;
+}
+
+static inline bool one_thread(void)
+{
+	return atomic_load_explicit(&shim_threads_live, memory_order_relaxed) <=
+	       1;
+}
+
+bool shim_live_free_late(uintptr_t addr)
+{
+	struct shim_tls *t = shim_tls_peek();
+	bool late = false;
+
+	if (unlikely(!t))
+		return false;
+	ylock(t);
+	if (one_thread() && !young_has(t, addr)) {
+		prefetch_slot(mix(addr));
+		if (t->npend == SHIM_PEND)
+			pend_one(t);
+		t->pend[(t->pend_head + t->npend) % SHIM_PEND] = addr;
+		t->npend++;
+		late = true;
+	}
+	yunlock(t);
+	return late;
+}
+
+bool shim_live_remove_late_ok(uintptr_t addr)
+{
+	struct shim_tls *t = shim_tls_peek();
+	bool ok = false;
+
+	if (unlikely(!t))
+		return false;
+	ylock(t);
+	if (one_thread() && !young_has(t, addr)) {
+		settle_locked(t);
+		prefetch_slot(mix(addr));
+		ok = true;
+	}
+	yunlock(t);
+	return ok;
+}
+
+void shim_live_settle(void)
+{
+	struct shim_tls *t = shim_tls_peek();
+
+	if (t && t->npend) {
+		ylock(t);
+		settle_locked(t);
+		yunlock(t);
+	}
+}
+
+void shim_live_settle_all(void)
+{
+	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next) {
+		ylock(t);
+		settle_locked(t);
+		yunlock(t);
+	}
 }
 
 bool shim_live_remove(uintptr_t addr, struct shim_block *out)
@@ -352,7 +465,8 @@ void shim_young_flush(struct shim_tls *t)
 void shim_young_flush_all(void)
 {
 	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next)
-		if (__atomic_load_n(&t->ny, __ATOMIC_RELAXED))
+		if (__atomic_load_n(&t->ny, __ATOMIC_RELAXED) ||
+		    __atomic_load_n(&t->npend, __ATOMIC_RELAXED))
 			shim_young_flush(t);
 }
 

@@ -85,8 +85,12 @@ struct shim_tls *shim_tls_create(void)
 		unsigned seq = atomic_fetch_add(&next_stripe, 1);
 		t->stripe = seq < SHIM_SHARED_STRIPE ? seq : SHIM_SHARED_STRIPE;
 	}
-	atomic_fetch_add(&shim_threads_live, 1);
+	int live = atomic_fetch_add(&shim_threads_live, 1) + 1;
 	pthread_setspecific(shim_key, t);
+	/* From now on frees are accounted at once; those the first thread
+	 * queued are done before this one can allocate (shim_table.c). */
+	if (live > 1)
+		shim_live_settle_all();
 	return t;
 }
 

@@ -85,6 +85,28 @@ Test(shim, peak_bytes_per_site_are_those_at_the_global_peak)
 	mp_snapshot_free(s);
 }
 
+/* A block freed long after it was made leaves the figures before the
+ * next allocation is counted (its removal from the table may wait). */
+Test(shim, old_blocks_freed_are_gone_before_the_next_allocation)
+{
+	char *dir = tu_tmpdir();
+	int st;
+	struct mp_snapshot *s = tu_shim_run(dir, "alloc_old_free", NULL, &st);
+	struct mp_profile_entry e;
+	cr_assert_eq(st, 0);
+	cr_expect_eq(s->meta.totals.peak_bytes, 100640);
+	expect_site(s, "site_big", 0, 0, 1, 100000);
+	expect_site(s, "site_after", 60000, 1, 1, 60000);
+	expect_site(s, "site_small", 39 * 16, 39, 40, 40 * 16);
+	expect_site(s, "site_grow", 32, 1, 1, 32);
+	cr_assert(tu_function_entry(s, "site_big", &e));
+	cr_expect_eq(e.peak_bytes, 100000);
+	cr_assert(tu_function_entry(s, "site_after", &e));
+	cr_expect_eq(e.peak_bytes, 0);
+	cr_expect_eq(s->meta.totals.live_bytes, 60000 + 39 * 16 + 32);
+	mp_snapshot_free(s);
+}
+
 Test(shim, exit_status_and_output_are_the_programs)
 {
 	char *dir = tu_tmpdir();
