@@ -115,14 +115,22 @@ static __attribute__((noinline)) void free_slow(void *p)
 	if (tracing() && (likely(!shim_opt.sample_rate) ||
 			  shim_sample_maybe((uintptr_t)p))) {
 		int e = errno;
+		struct shim_block b;
 		shim_busy_add(1);
-		if (shim_live_free_late((uintptr_t)p)) {
+		switch (shim_live_free((uintptr_t)p, &b)) {
+		case SHIM_FREE_LATE:
 			shim_real.free(p);
 			shim_busy_add(-1);
 			errno = e;
 			return;
+		case SHIM_FREE_NOW:
+			shim_account_free(&b);
+			break;
+		case SHIM_FREE_SEARCH:
+			if (shim_live_remove_elsewhere((uintptr_t)p, &b))
+				shim_account_free(&b);
+			break;
 		}
-		shim_record_free(p);
 		shim_busy_add(-1);
 		errno = e;
 	}
@@ -193,7 +201,7 @@ EXPORT void *realloc(void *p, size_t size)
 	struct shim_block old;
 	bool traced = !shim_opt.sample_rate || shim_sample_maybe((uintptr_t)p);
 	/* With one thread, p leaves the table after the real realloc, its
-	 * slot prefetched meanwhile (see shim_live_free_late). */
+	 * slot prefetched meanwhile (see shim_live_free). */
 	bool late = traced && shim_live_remove_late_ok((uintptr_t)p);
 	bool had = traced && !late && shim_live_remove((uintptr_t)p, &old);
 	void *q = shim_real.realloc(p, size);

@@ -285,13 +285,17 @@ uint64_t shim_table_count(void);
 bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *t);
 bool shim_live_remove(uintptr_t addr, struct shim_block *out);
 /*
- * A free of addr that may be accounted after the real free: true when the
- * program has one thread and addr is not young. Its table slot is then
- * prefetched and the removal queued (shim_live_settle does it, and so
- * does every allocation before it is recorded). The hook frees first, so
- * the cache miss overlaps with the allocator's work.
+ * What a free of addr takes: NOW, it was young and *out is filled (one
+ * look under the thread's own lock); LATE, the program has one thread and
+ * the removal is queued, its table slot prefetched (shim_live_settle does
+ * it, and so does every allocation before it is recorded): the hook frees
+ * first, so the cache miss overlaps with the allocator's work; SEARCH,
+ * the caller looks with shim_live_remove_elsewhere.
  */
-bool shim_live_free_late(uintptr_t addr);
+enum shim_free_how { SHIM_FREE_NOW, SHIM_FREE_LATE, SHIM_FREE_SEARCH };
+enum shim_free_how shim_live_free(uintptr_t addr, struct shim_block *out);
+/* shim_live_remove without the look at the caller's young blocks. */
+bool shim_live_remove_elsewhere(uintptr_t addr, struct shim_block *out);
 /* Whether the removal of addr, when realloc succeeds, can wait until after
  * the real realloc (same condition; its slot is prefetched). */
 bool shim_live_remove_late_ok(uintptr_t addr);
@@ -317,7 +321,6 @@ uint64_t shim_live_count(void);
 void shim_record_alloc_ctx(void *p, size_t size, const struct shim_ctx *c);
 /* The same with the trace already known. */
 void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t);
-void shim_record_free(void *p);
 /* Counts a block already taken out of the table as freed. */
 void shim_account_free(const struct shim_block *b);
 

@@ -159,10 +159,3 @@ void shim_account_free(const struct shim_block *b)
 		count_event(me);
 	}
 }
-
-void shim_record_free(void *p)
-{
-	struct shim_block b;
-	if (shim_live_remove((uintptr_t)p, &b))
-		shim_account_free(&b);
-}

@@ -369,24 +369,26 @@ static inline bool one_thread(void)
 	       1;
 }
 
-bool shim_live_free_late(uintptr_t addr)
+enum shim_free_how shim_live_free(uintptr_t addr, struct shim_block *out)
 {
 	struct shim_tls *t = shim_tls_peek();
-	bool late = false;
+	enum shim_free_how how = SHIM_FREE_SEARCH;
 
 	if (unlikely(!t))
-		return false;
+		return how;
 	ylock(t);
-	if (one_thread() && !young_has(t, addr)) {
+	if (young_take(t, addr, out)) {
+		how = SHIM_FREE_NOW;
+	} else if (one_thread()) {
 		prefetch_slot(mix(addr));
 		if (t->npend == SHIM_PEND)
 			pend_one(t);
 		t->pend[(t->pend_head + t->npend) % SHIM_PEND] = addr;
 		t->npend++;
-		late = true;
+		how = SHIM_FREE_LATE;
 	}
 	yunlock(t);
-	return late;
+	return how;
 }
 
 bool shim_live_remove_late_ok(uintptr_t addr)
@@ -438,6 +440,14 @@ bool shim_live_remove(uintptr_t addr, struct shim_block *out)
 		if (found)
 			return true;
 	}
+	return shim_live_remove_elsewhere(addr, out);
+}
+
+bool shim_live_remove_elsewhere(uintptr_t addr, struct shim_block *out)
+{
+	struct shim_tls *me = shim_tls_peek();
+	bool found;
+
 	if (shim_table_remove(addr, out))
 		return true;
 	/* Freed by another thread than the one that made it, while young;
