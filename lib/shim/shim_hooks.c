@@ -85,9 +85,9 @@ static __attribute__((noinline)) void *malloc_slow(size_t size,
 	}
 	if (!tracing())
 		return shim_real.malloc(size);
-	shim_busy_add(1);
+	struct shim_tls *rt = shim_real_begin();
 	void *p = shim_real.malloc(size);
-	shim_busy_add(-1);
+	shim_real_end(rt);
 	if (p)
 		after_alloc(p, size, ctx);
 	return p;
@@ -118,14 +118,19 @@ static __attribute__((noinline)) void free_slow(void *p)
 		struct shim_block b;
 		shim_busy_add(1);
 		switch (shim_live_free((uintptr_t)p, &b)) {
-		case SHIM_FREE_LATE:
+		case SHIM_FREE_LATE: {
+			/* The removal is queued: nothing is held meanwhile. */
+			struct shim_tls *rt = shim_tls_peek();
+			if (rt)
+				rt->inreal++;
 			shim_real.free(p);
+			if (rt)
+				rt->inreal--;
 			shim_busy_add(-1);
 			errno = e;
 			return;
-		case SHIM_FREE_NOW:
-			shim_account_free(&b);
-			break;
+		}
+		case SHIM_FREE_NOW: shim_account_free(&b); break;
 		case SHIM_FREE_SEARCH:
 			if (shim_live_remove_elsewhere((uintptr_t)p, &b))
 				shim_account_free(&b);
@@ -165,9 +170,9 @@ EXPORT void *calloc(size_t n, size_t size)
 	}
 	if (!tracing())
 		return shim_real.calloc(n, size);
-	shim_busy_add(1);
+	struct shim_tls *rt = shim_real_begin();
 	void *p = shim_real.calloc(n, size);
-	shim_busy_add(-1);
+	shim_real_end(rt);
 	if (p)
 		after_alloc(p, n * size, &ctx);
 	return p;
@@ -246,9 +251,9 @@ EXPORT void *memalign(size_t align, size_t size)
 	}
 	if (!tracing())
 		return shim_real.memalign(align, size);
-	shim_busy_add(1);
+	struct shim_tls *rt = shim_real_begin();
 	void *p = shim_real.memalign(align, size);
-	shim_busy_add(-1);
+	shim_real_end(rt);
 	if (p)
 		after_alloc(p, size, &ctx);
 	return p;
@@ -270,9 +275,9 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 	}
 	if (!tracing())
 		return shim_real.posix_memalign(out, align, size);
-	shim_busy_add(1);
+	struct shim_tls *rt = shim_real_begin();
 	int r = shim_real.posix_memalign(out, align, size);
-	shim_busy_add(-1);
+	shim_real_end(rt);
 	if (r == 0)
 		after_alloc(*out, size, &ctx);
 	return r;
@@ -289,9 +294,9 @@ EXPORT void *aligned_alloc(size_t align, size_t size)
 	}
 	if (!tracing())
 		return shim_real.aligned_alloc(align, size);
-	shim_busy_add(1);
+	struct shim_tls *rt = shim_real_begin();
 	void *p = shim_real.aligned_alloc(align, size);
-	shim_busy_add(-1);
+	shim_real_end(rt);
 	if (p)
 		after_alloc(p, size, &ctx);
 	return p;
@@ -308,9 +313,9 @@ EXPORT void *valloc(size_t size)
 	}
 	if (!tracing())
 		return shim_real.valloc(size);
-	shim_busy_add(1);
+	struct shim_tls *rt = shim_real_begin();
 	void *p = shim_real.valloc(size);
-	shim_busy_add(-1);
+	shim_real_end(rt);
 	if (p)
 		after_alloc(p, size, &ctx);
 	return p;
@@ -329,9 +334,9 @@ EXPORT void *pvalloc(size_t size)
 	}
 	if (!tracing())
 		return shim_real.pvalloc(size);
-	shim_busy_add(1);
+	struct shim_tls *rt = shim_real_begin();
 	void *p = shim_real.pvalloc(size);
-	shim_busy_add(-1);
+	shim_real_end(rt);
 	/* pvalloc rounds up to whole pages; record what was asked for, as
 	 * Valgrind does. */
 	if (p)
@@ -354,7 +359,10 @@ EXPORT size_t malloc_usable_size(void *p)
 }
 
 /* The unwinder caches rules by address; a library loaded later at the
- * addresses of one that is unloaded must not inherit them. */
+ * addresses of one that is unloaded must not inherit them. The modules the
+ * call unloads are remembered for the snapshots (shim_snapshot.c): the
+ * blocks they allocated outlive them. No busy count around the real call:
+ * the frees it makes are the program's. */
 EXPORT int dlclose(void *handle)
 {
 	static int (*real_dlclose)(void *);
@@ -362,8 +370,12 @@ EXPORT int dlclose(void *handle)
 		real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
 	if (unlikely(!real_dlclose))
 		return -1;
-	int r = real_dlclose(handle);
 	int e = errno;
+	void *before = shim_unload_begin();
+	errno = e;
+	int r = real_dlclose(handle);
+	e = errno;
+	shim_unload_end(before);
 	shim_unwind_flush();
 	errno = e;
 	return r;

@@ -7,7 +7,10 @@
  * bootstrap arena. Options come from MEMPROF_* variables read by hand.
  * The exit snapshot is written by the destructor, which runs after the
  * program's own exit handlers and the destructors of libraries loaded after
- * us. Hook-safe throughout: no malloc, no stdio.
+ * us, by the _exit/_Exit hooks and an at_quick_exit handler, and for an
+ * exit signal by the trigger thread (shim_trigger.c); once, whichever
+ * comes first. Messages go to the standard error the program started
+ * with, or nowhere. Hook-safe throughout: no malloc, no stdio.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -17,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +43,13 @@ static _Atomic pid_t self_pid;
 static bool forked_child;
 /* The output name before any .pidPID was added. */
 static char base_output[4096];
+/*
+ * The exit snapshot, once: 0 not written, 1 being written, 2 written (or
+ * given up). A second writer (a thread that calls exit while the trigger
+ * thread writes the snapshot of an exit signal) waits for the first, so
+ * that the process never ends with the file half written.
+ */
+static _Atomic int exit_state;
 
 /* 0 = not started, 1 = resolving, 2 = done. */
 static _Atomic int init_state;
@@ -98,6 +109,30 @@ static void write_all(int fd, const char *s, size_t n)
 	}
 }
 
+/* The program's standard error as it started: the shim writes its lines
+ * there, or nowhere. A program that closes fd 2, or puts a file of its
+ * own there (dup2, freopen), must not find our lines in that file. */
+static _Atomic int err_known;
+static dev_t err_dev;
+static ino_t err_ino;
+
+static void note_stderr(void)
+{
+	struct stat st;
+	if (fstat(2, &st) != 0)
+		return;
+	err_dev = st.st_dev;
+	err_ino = st.st_ino;
+	atomic_store(&err_known, 1);
+}
+
+static bool stderr_is_original(void)
+{
+	struct stat st;
+	return atomic_load(&err_known) && fstat(2, &st) == 0 &&
+	       st.st_dev == err_dev && st.st_ino == err_ino;
+}
+
 void shim_say(const char *a, const char *b, const char *c, const char *d)
 {
 	char line[1024];
@@ -111,7 +146,8 @@ void shim_say(const char *a, const char *b, const char *c, const char *d)
 		n += l;
 	}
 	int saved = errno;
-	write_all(2, line, n);
+	if (stderr_is_original())
+		write_all(2, line, n);
 	errno = saved;
 }
 
@@ -304,6 +340,7 @@ void shim_init(void)
 	RESOLVE(malloc_usable_size);
 	shim_totals.start_ns = shim_now_ns();
 	atomic_store(&self_pid, getpid());
+	note_stderr();
 	read_options();
 	shim_unwind_init();
 	bool ok = shim_real.malloc && shim_real.free && shim_real.calloc &&
@@ -370,7 +407,11 @@ static void atfork_child(void)
 	shim_timeline_reset_lock();
 	shim_thread_after_fork();
 	shim_busy_add(-1);
+	shim_snapshot_after_fork();
 	atomic_store(&self_pid, getpid());
+	/* An exit snapshot another thread of the parent was writing is
+	 * not this process's: it writes its own. */
+	atomic_store(&exit_state, 0);
 	forked_child = true;
 	if (shim_opt.fork_stop) {
 		atomic_store(&shim_active, 0);
@@ -419,6 +460,8 @@ static void unpreload_self(void)
 	}
 }
 
+static void quick_exit_snapshot(void);
+
 __attribute__((constructor)) static void shim_constructor(void)
 {
 	shim_init();
@@ -456,29 +499,110 @@ __attribute__((constructor)) static void shim_constructor(void)
 		}
 	}
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	at_quick_exit(quick_exit_snapshot);
 	shim_scan_init();
 	if (atomic_load(&shim_active))
 		shim_trigger_start();
 	shim_busy_add(-1);
 }
 
-/* Writes the exit snapshot once, from the process that owns the state. */
-static __attribute__((noinline)) void exit_snapshot(void)
+static bool exit_claim(void)
 {
-	shim_scan_mark_entry((uintptr_t)__builtin_frame_address(0));
 	if (!atomic_load(&shim_active) || getpid() != atomic_load(&self_pid))
-		return;
+		return false;
+	int expect = 0;
+	if (atomic_compare_exchange_strong(&exit_state, &expect, 1))
+		return true;
+	while (atomic_load(&exit_state) == 1)
+		sched_yield();
+	return false;
+}
+
+/* An exit signal that came while this very thread wrote the exit
+ * snapshot (a forked child's handler cannot wait for itself): raised
+ * once the file is complete. */
+static _Atomic int exit_raise;
+
+static void exit_write(const char *name)
+{
 	shim_busy_add(1);
-	int err = shim_snapshot_write(shim_opt.output, "exit", NULL, 0,
+	int err = shim_snapshot_write(shim_opt.output, "exit", name, 0,
 				      shim_opt.leak_check);
 	atomic_store(&shim_active, 0);
 	if (err)
 		shim_say("cannot write '", shim_opt.output,
 			 "': ", shim_errname(err));
 	shim_busy_add(-1);
+	atomic_store(&exit_state, 2);
+	int sig = atomic_exchange(&exit_raise, 0);
+	if (sig)
+		shim_die_by(sig);
+}
+
+/*
+ * The program ends inside the shim: exit or _exit from a signal handler
+ * that interrupted one of our hooks in its own work (not in the real
+ * allocator, where it holds nothing of ours). The interrupted hook may
+ * hold a lock that the snapshot needs, and it will never run again: no
+ * snapshot, one line, rather than a program that hangs in its _exit.
+ */
+static bool exit_inside_shim(void)
+{
+	if (!shim_in_shim_work())
+		return false;
+	int expect = 0;
+	if (atomic_load(&shim_active) && getpid() == atomic_load(&self_pid) &&
+	    atomic_compare_exchange_strong(&exit_state, &expect, 2)) {
+		atomic_store(&shim_active, 0);
+		shim_say("the program exited from a signal handler that "
+			 "interrupted an allocation; no snapshot was written",
+			 NULL, NULL, NULL);
+	}
+	return true;
+}
+
+/* Writes the exit snapshot once, from the process that owns the state. */
+static __attribute__((noinline)) void exit_snapshot(void)
+{
+	shim_scan_mark_entry((uintptr_t)__builtin_frame_address(0));
+	if (exit_inside_shim() || !exit_claim())
+		return;
+	exit_write(NULL);
+}
+
+void shim_exit_snapshot_for_signal(int sig)
+{
+	/* The trigger thread: its own stack holds nothing of the
+	 * program's; the thread the signal hit is stopped and scanned. */
+	shim_scan_mark_none();
+	if (exit_claim())
+		exit_write(shim_signal_name(sig));
+}
+
+__attribute__((noinline)) bool shim_exit_snapshot_in_handler(int sig)
+{
+	/* A vfork child shares our memory: it touches nothing. */
+	if (getpid() != atomic_load(&self_pid))
+		return true;
+	shim_scan_mark_entry((uintptr_t)__builtin_frame_address(0));
+	if (atomic_load(&exit_state) == 1 && shim_in_shim_work()) {
+		atomic_store(&exit_raise, sig);
+		return false;
+	}
+	if (exit_inside_shim() || !exit_claim())
+		return true;
+	exit_write(shim_signal_name(sig));
+	return true;
 }
 
 __attribute__((destructor)) static void shim_destructor(void)
+{
+	exit_snapshot();
+}
+
+/* quick_exit runs its handlers, then ends with libc's internal _exit,
+ * which our _exit never sees: ours, registered first, runs last. */
+static void quick_exit_snapshot(void)
 {
 	exit_snapshot();
 }
@@ -487,11 +611,11 @@ __attribute__((destructor)) static void shim_destructor(void)
  * the traced program's exit snapshot is also written here. Forked children
  * end with _exit() by convention when they are a shell's subshell or a
  * failed exec: they get a file only when they exit() like a program (a
- * worker process). A vfork child shares our memory and must not write: its
- * pid differs from self_pid. */
+ * worker process). A vfork child shares our memory and must touch
+ * nothing: its pid differs from self_pid. */
 __attribute__((visibility("default"), noreturn)) void _exit(int status)
 {
-	if (!forked_child)
+	if (!forked_child && getpid() == atomic_load(&self_pid))
 		exit_snapshot();
 	syscall(SYS_exit_group, status);
 	__builtin_unreachable();
@@ -499,7 +623,7 @@ __attribute__((visibility("default"), noreturn)) void _exit(int status)
 
 __attribute__((visibility("default"), noreturn)) void _Exit(int status)
 {
-	if (!forked_child)
+	if (!forked_child && getpid() == atomic_load(&self_pid))
 		exit_snapshot();
 	syscall(SYS_exit_group, status);
 	__builtin_unreachable();

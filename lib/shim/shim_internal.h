@@ -10,10 +10,12 @@
 #define MEMPROF_SHIM_INTERNAL_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "shim/shim_unwind.h"
 
@@ -76,7 +78,8 @@ struct shim_memo {
 };
 
 struct shim_tls {
-	int busy; /* depth inside the shim: nested allocations pass */
+	int busy;   /* depth inside the shim: nested allocations pass */
+	int inreal; /* of which in calls of the real allocator only */
 	unsigned victim;
 	unsigned stripe; /* which stripe of a site's counters is ours */
 	struct shim_tls *free_next;
@@ -146,6 +149,38 @@ static inline void shim_busy_add(int d)
 	t->busy += d;
 }
 
+/*
+ * Around a call of the real allocator in a hook: busy, so that whatever
+ * it calls passes through, and marked as holding nothing of the shim's
+ * (so that a signal handler that ends the program there may still write
+ * the exit snapshot). NULL when the thread has no state.
+ */
+static inline struct shim_tls *shim_real_begin(void)
+{
+	struct shim_tls *t = shim_tls_peek();
+	if (unlikely(!t) && !(t = shim_tls_create()))
+		return NULL;
+	t->inreal++;
+	t->busy++;
+	return t;
+}
+
+static inline void shim_real_end(struct shim_tls *t)
+{
+	if (t) {
+		t->busy--;
+		t->inreal--;
+	}
+}
+
+/* Whether this thread is inside the shim's own work, where it may hold
+ * one of the shim's locks (a signal handler asks). */
+static inline bool shim_in_shim_work(void)
+{
+	struct shim_tls *t = shim_tls_peek();
+	return t && t->busy > t->inreal;
+}
+
 /* Counters of the whole process (DESIGN §4 meta totals). */
 struct shim_totals {
 	/* Exact at all times: the global peak is taken from it. Blocks,
@@ -196,6 +231,17 @@ struct shim_trace {
 
 /* shim_init.c */
 void shim_init(void);
+/* The exit snapshot of a program killed by exit signal sig (trigger
+ * thread), once; the meta name is the signal's. */
+void shim_exit_snapshot_for_signal(int sig);
+/* The same from the signal's handler, in a process without a trigger
+ * thread (a forked child); nothing when the handler interrupted the
+ * shim's work. false when this thread is writing the exit snapshot
+ * already: sig is raised once it is written, and the handler returns. */
+bool shim_exit_snapshot_in_handler(int sig);
+/* Restores sig's default action and raises it in this thread: the
+ * process dies by it (at once, or when the handler that runs returns). */
+void shim_die_by(int sig);
 extern char shim_boot_buf[];
 #define SHIM_BOOT_SIZE (256 * 1024)
 static inline bool shim_bootstrap_owns(const void *p)
@@ -353,6 +399,13 @@ void shim_scan_init(void);
 /* Called first thing where the program enters the shim's exit path, with
  * that function's frame address: the current thread's roots start there. */
 void shim_scan_mark_entry(uintptr_t sp) __attribute__((noinline));
+/* Instead, from a thread of the shim's own: no stack of the program's. */
+void shim_scan_mark_none(void);
+/* The signal that stops threads for the scan: a real-time signal
+ * programs rarely use (LeakSanitizer avoids signals with ptrace, which
+ * needs a helper process we lack). The shim never blocks it where it
+ * waits. */
+#define SHIM_STOP_SIGNAL (SIGRTMAX - 5)
 /* Before stopping the world: the modules' writable segments (this takes
  * the loader's lock, which a stopped thread might hold). */
 void shim_scan_prepare(void);
@@ -384,6 +437,10 @@ long shim_take_snapshot(const char *trigger, const char *name);
 /* From the constructor: starts the signal/interval trigger thread when
  * MEMPROF_SNAPSHOT_SIGNAL or MEMPROF_INTERVAL_MS asks for it. */
 void shim_trigger_start(void);
+/* The trigger thread's id (0: none), which the heap scan does not stop. */
+pid_t shim_trigger_tid(void);
+/* "SIGTERM", ... for the exit signals memprof handles. */
+const char *shim_signal_name(int sig);
 
 /* The exported API behind lib/memprof.h's inline wrappers (declared here
  * without the header's weak attribute, which would make the definitions
@@ -427,5 +484,13 @@ static inline bool shim_sample_maybe(uintptr_t p)
  * "api", ...; name may be NULL. */
 int shim_snapshot_write(const char *path, const char *trigger, const char *name,
 			uint64_t seq, bool graph);
+/* Around the real dlclose: the modules loaded before (NULL when it cannot
+ * tell), then those of them that are gone are kept for the MODS section
+ * of later snapshots, so that frames in a library that was unloaded still
+ * resolve. */
+void *shim_unload_begin(void);
+void shim_unload_end(void *before);
+/* In a forked child: the snapshot locks, whose holders are gone. */
+void shim_snapshot_after_fork(void);
 
 #endif

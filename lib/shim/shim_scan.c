@@ -264,8 +264,10 @@ static int signal_threads(pid_t self)
 				continue;
 			for (; *c >= '0' && *c <= '9'; c++)
 				tid = tid * 10 + (*c - '0');
-			if (tid == self || was_signalled(tid) ||
-			    nsignalled >= MAX_THREADS)
+			/* The trigger thread blocks every signal and holds
+			 * nothing of the program's. */
+			if (tid == self || tid == shim_trigger_tid() ||
+			    was_signalled(tid) || nsignalled >= MAX_THREADS)
 				continue;
 			if (syscall(SYS_tgkill, getpid(), tid, stop_sig) == 0) {
 				signalled[nsignalled++] = tid;
@@ -535,6 +537,8 @@ static void scan_block(struct scan *s, size_t i)
  * shim's own frames below it hold stale words of the program's past. */
 static uintptr_t entry_sp;
 static uintptr_t entry_regs[6];
+/* The scanning thread is the shim's own: nothing of it is scanned. */
+static bool entry_none;
 
 static __attribute__((noinline)) void own_registers(uintptr_t *r)
 {
@@ -551,9 +555,7 @@ static __attribute__((noinline)) void own_registers(uintptr_t *r)
 
 void shim_scan_init(void)
 {
-	/* A real-time signal programs rarely use; LeakSanitizer avoids
-	 * signals with ptrace, which needs a helper process we lack. */
-	stop_sig = SIGRTMAX - 5;
+	stop_sig = SHIM_STOP_SIGNAL;
 	Dl_info info;
 	if (dladdr((void *)shim_scan_init, &info))
 		self_base = (uintptr_t)info.dli_fbase;
@@ -593,6 +595,7 @@ void shim_scan_mark_entry(uintptr_t sp)
 	 * still hold the program's values. */
 	own_registers(entry_regs);
 	entry_sp = sp;
+	entry_none = false;
 	/* The destructor runs inside ld.so's _dl_fini, whose live frame
 	 * holds stale words of the program's past (Valgrind scans after it
 	 * returned). Start at the first frame that is neither the shim's nor
@@ -612,6 +615,12 @@ void shim_scan_mark_entry(uintptr_t sp)
 			entry_sp = sps[i];
 		break;
 	}
+}
+
+void shim_scan_mark_none(void)
+{
+	entry_none = true;
+	entry_sp = 0;
 }
 
 void shim_scan_prepare(void)
@@ -693,10 +702,13 @@ bool shim_scan_graph(const struct shim_blk *v, size_t n, int unanswered,
 	}
 	s.in_libc = false;
 
-	uintptr_t sp =
-		entry_sp ? entry_sp : (uintptr_t)__builtin_frame_address(0);
-	scan_thread(&s, sp, 0, thread_pointer(), entry_regs, 6);
-	uint32_t threads = 1;
+	uint32_t threads = 0;
+	if (!entry_none) {
+		uintptr_t sp = entry_sp ? entry_sp
+					: (uintptr_t)__builtin_frame_address(0);
+		scan_thread(&s, sp, 0, thread_pointer(), entry_regs, 6);
+		threads = 1;
+	}
 	int k = atomic_load(&nstopped);
 	for (int i = 0; i < k && i < MAX_THREADS; i++) {
 		if (!atomic_load(&stopped[i].ready))

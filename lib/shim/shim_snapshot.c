@@ -5,8 +5,15 @@
  * hook-safe writer in lib/common. Traces are numbered in a first pass;
  * traces and blocks created by other threads while the file is being
  * written are left out rather than half-written. The file is written to a
- * temporary name and renamed, so a reader never sees a partial file.
+ * temporary name and renamed, so a reader never sees a partial file, and
+ * removed when anything fails: a full disk, or a file size limit (whose
+ * SIGXFSZ would kill the program: it is blocked in the writing thread and
+ * taken back). The descriptor is kept above 2: a program that closed its
+ * standard streams must not have another thread write into our file.
  *
+ * Modules the program unloaded (dlclose) are remembered by the dlclose
+ * hook and written after the loaded ones, so that frames in them still
+ * resolve (see write_modules for which module wins an address).
  * Hook-safe: no malloc, no stdio; memory from mmap. Runs with shim_busy
  * set, so the program's threads may go on allocating meanwhile.
  */
@@ -15,9 +22,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h> /* rename(2) only; no stdio streams */
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/common_format.h"
@@ -44,6 +54,7 @@ struct mod_list {
 	size_t n;
 	char *pool;
 	size_t pool_used;
+	size_t cap, pool_cap; /* 0: MAX_MODULES, POOL_SIZE */
 };
 
 static size_t slen(const char *s)
@@ -85,7 +96,7 @@ static int module_cb(struct dl_phdr_info *info, size_t size, void *ctx)
 {
 	(void)size;
 	struct mod_list *l = ctx;
-	if (l->n >= MAX_MODULES)
+	if (l->n >= (l->cap ? l->cap : MAX_MODULES))
 		return 1;
 	struct mod *m = &l->mods[l->n];
 	memset(m, 0, sizeof(*m));
@@ -100,7 +111,7 @@ static int module_cb(struct dl_phdr_info *info, size_t size, void *ctx)
 		name = exe;
 	}
 	size_t len = slen(name);
-	if (l->pool_used + len > POOL_SIZE)
+	if (l->pool_used + len > (l->pool_cap ? l->pool_cap : POOL_SIZE))
 		return 1;
 	memcpy(l->pool + l->pool_used, name, len);
 	m->path_off = (uint32_t)l->pool_used;
@@ -127,14 +138,192 @@ static int module_cb(struct dl_phdr_info *info, size_t size, void *ctx)
 	return 0;
 }
 
+/* ---- unloaded modules ---------------------------------------------------
+ */
+
+#define MAX_UNLOADED 256
+#define UNLOADED_PATH 4096
+
+struct unloaded {
+	struct mod m; /* path_off unused */
+	char path[UNLOADED_PATH];
+};
+
+/* A ring of the last MAX_UNLOADED modules unloaded, newest at
+ * (unl_next - 1); mmap'd at the first dlclose that unloads something. */
+static struct unloaded *unl;
+static size_t unl_next, unl_count;
+static _Atomic int unl_lock;
+
+static void unl_acquire(void)
+{
+	while (atomic_exchange_explicit(&unl_lock, 1, memory_order_acquire))
+		sched_yield();
+}
+
+static void unl_release(void)
+{
+	atomic_store_explicit(&unl_lock, 0, memory_order_release);
+}
+
+/* A smaller list than a snapshot's: only to tell what dlclose took. */
+#define BEFORE_MODULES 2048
+#define BEFORE_POOL (512u << 10)
+
+static struct mod_list *before_new(void)
+{
+	size_t len = sizeof(struct mod_list) +
+		     BEFORE_MODULES * sizeof(struct mod) + BEFORE_POOL;
+	struct mod_list *l = shim_mmap(len);
+	if (!l)
+		return NULL;
+	l->mods = (struct mod *)(l + 1);
+	l->pool = (char *)(l->mods + BEFORE_MODULES);
+	l->cap = BEFORE_MODULES;
+	l->pool_cap = BEFORE_POOL;
+	return l;
+}
+
+static void before_free(struct mod_list *l)
+{
+	shim_munmap(l, sizeof(struct mod_list) +
+			       BEFORE_MODULES * sizeof(struct mod) +
+			       BEFORE_POOL);
+}
+
+struct still_ctx {
+	const struct mod *m;
+	bool found;
+};
+
+static int still_cb(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+	(void)size;
+	struct still_ctx *c = ctx;
+	if (info->dlpi_addr != c->m->base)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type == PT_LOAD &&
+		    info->dlpi_addr + ph->p_vaddr == c->m->start) {
+			c->found = true;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static bool same_module(const struct mod *a, const char *apath,
+			const struct mod *b, const char *bpath)
+{
+	return a->base == b->base && a->start == b->start && a->end == b->end &&
+	       a->path_len == b->path_len && !memcmp(apath, bpath, a->path_len);
+}
+
+static void unloaded_add(const struct mod *m, const char *path)
+{
+	if (!unl) {
+		struct unloaded *u = shim_mmap(MAX_UNLOADED * sizeof(*u));
+		if (!u)
+			return;
+		unl = u;
+	}
+	size_t len = m->path_len < UNLOADED_PATH ? m->path_len : 0;
+	if (!len)
+		return;
+	/* A plugin loaded and unloaded again and again at one place is
+	 * one entry. */
+	for (size_t k = 0; k < unl_count; k++)
+		if (same_module(&unl[k].m, unl[k].path, m, path))
+			return;
+	struct unloaded *u = &unl[unl_next];
+	u->m = *m;
+	u->m.path_off = 0;
+	memcpy(u->path, path, len);
+	unl_next = (unl_next + 1) % MAX_UNLOADED;
+	if (unl_count < MAX_UNLOADED)
+		unl_count++;
+}
+
+void *shim_unload_begin(void)
+{
+	if (!atomic_load(&shim_active))
+		return NULL;
+	struct mod_list *l = before_new();
+	if (l)
+		dl_iterate_phdr(module_cb, l);
+	return l;
+}
+
+void shim_unload_end(void *vbefore)
+{
+	struct mod_list *l = vbefore;
+	if (!l)
+		return;
+	unl_acquire();
+	/* Module 0 is the program itself, never unloaded. */
+	for (size_t i = 1; i < l->n; i++) {
+		struct still_ctx c = {.m = &l->mods[i]};
+		dl_iterate_phdr(still_cb, &c);
+		if (!c.found)
+			unloaded_add(&l->mods[i],
+				     l->pool + l->mods[i].path_off);
+	}
+	unl_release();
+	before_free(l);
+}
+
+void shim_snapshot_after_fork(void)
+{
+	atomic_store(&snap_busy, 0);
+	atomic_store(&unl_lock, 0);
+}
+
+static bool overlaps(const struct mod *m, const struct mod *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (m->start < v[i].end && v[i].start < m->end)
+			return true;
+	return false;
+}
+
+/*
+ * Appends the unloaded modules to l. A pc is a module's when the module
+ * covers it, but a library loaded after another was unloaded often lands
+ * at the same addresses, and a pc alone cannot say which of the two it
+ * was taken in. The snapshot keeps one module per address, so that
+ * readers never have to choose: a module loaded now wins (its pcs are
+ * the ones being taken now), then the most recently unloaded one; an
+ * unloaded module that overlaps one already listed is left out.
+ */
+static void append_unloaded(struct mod_list *l, size_t cap, size_t pool_cap)
+{
+	unl_acquire();
+	for (size_t k = 0; k < unl_count && l->n < cap; k++) {
+		size_t at = (unl_next + MAX_UNLOADED - 1 - k) % MAX_UNLOADED;
+		const struct unloaded *u = &unl[at];
+		if (overlaps(&u->m, l->mods, l->n) ||
+		    l->pool_used + u->m.path_len > pool_cap)
+			continue;
+		struct mod *m = &l->mods[l->n++];
+		*m = u->m;
+		memcpy(l->pool + l->pool_used, u->path, u->m.path_len);
+		m->path_off = (uint32_t)l->pool_used;
+		l->pool_used += u->m.path_len;
+	}
+	unl_release();
+}
+
 static void write_modules(struct mpw *w)
 {
 	struct mod_list l = {0};
 	size_t mods_len = MAX_MODULES * sizeof(struct mod);
 	l.mods = shim_mmap(mods_len);
 	l.pool = shim_mmap(POOL_SIZE);
-	if (l.mods && l.pool)
+	if (l.mods && l.pool) {
 		dl_iterate_phdr(module_cb, &l);
+		append_unloaded(&l, MAX_MODULES, POOL_SIZE);
+	}
 	mpw_begin(w, MP_SEC_MODULES);
 	mpw_uleb(w, l.n);
 	for (size_t i = 0; i < l.n; i++) {
@@ -225,7 +414,11 @@ static void write_meta(struct mpw *w, const char *trigger, const char *name,
 	}
 	mpw_meta_uint(w, "live_bytes", live_bytes);
 	mpw_meta_uint(w, "live_blocks", live_blocks);
-	mpw_meta_uint(w, "peak_bytes", atomic_load(&shim_totals.peak_bytes));
+	/* With several threads the peak is kept to within their batches
+	 * (shim_record.c); the live figure here is exact, and the peak is
+	 * never below it. */
+	uint64_t peak = atomic_load(&shim_totals.peak_bytes);
+	mpw_meta_uint(w, "peak_bytes", peak > live_bytes ? peak : live_bytes);
 	mpw_meta_uint(w, "allocs", allocs);
 	mpw_meta_uint(w, "frees", frees);
 	mpw_meta_uint(w, "alloc_bytes", alloc_bytes);
@@ -527,13 +720,31 @@ int shim_snapshot_write(const char *path, const char *trigger, const char *name,
 	shim_timeline_mark(seq);
 	char tmp[4200];
 	int err = 0;
+	/* A write past RLIMIT_FSIZE fails with EFBIG and sends SIGXFSZ to
+	 * the writing thread, whose default action would kill the program
+	 * for our file: blocked here, it stays pending and is taken back
+	 * below (unless one was pending already: that one is the
+	 * program's). */
+	sigset_t xfsz, old_mask, pending;
+	sigemptyset(&xfsz);
+	sigaddset(&xfsz, SIGXFSZ);
+	pthread_sigmask(SIG_BLOCK, &xfsz, &old_mask);
+	bool xfsz_was_pending =
+		sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ);
+	int fd = -1;
 	if (!build_tmp(tmp, sizeof(tmp), path)) {
 		err = ENAMETOOLONG;
 		goto out;
 	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd >= 0 && fd <= 2) {
+		int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		close(fd);
+		fd = high;
+	}
 	if (fd < 0) {
 		err = errno;
+		unlink(tmp);
 		goto out;
 	}
 	struct mpw w;
@@ -578,6 +789,12 @@ int shim_snapshot_write(const char *path, const char *trigger, const char *name,
 	if (err)
 		unlink(tmp);
 out:
+	if (!xfsz_was_pending) {
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&xfsz, NULL, &zero) == SIGXFSZ)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	atomic_store(&snap_busy, 0);
 	return err;
 }

@@ -453,8 +453,7 @@ bool shim_live_remove_elsewhere(uintptr_t addr, struct shim_block *out)
 	/* Freed by another thread than the one that made it, while young;
 	 * or never traced. */
 	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next) {
-		if (t == me ||
-		    !__atomic_load_n(&t->ny, __ATOMIC_RELAXED))
+		if (t == me || !__atomic_load_n(&t->ny, __ATOMIC_RELAXED))
 			continue;
 		ylock(t);
 		found = young_take(t, addr, out);
@@ -480,24 +479,34 @@ void shim_young_flush_all(void)
 			shim_young_flush(t);
 }
 
+/* The states shim_live_lock_all locked: a thread that starts meanwhile
+ * puts its new state in front of them, and unlocking that one would
+ * break the lock its own thread may hold. */
+static struct shim_tls *locked_from;
+
 void shim_live_lock_all(void)
 {
-	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next) {
+	struct shim_tls *head = shim_tls_all();
+	for (struct shim_tls *t = head; t; t = t->all_next) {
 		ylock(t);
 		young_flush_locked(t);
 	}
 	shim_table_lock_all();
+	locked_from = head;
 }
 
 void shim_live_unlock_all(void)
 {
+	struct shim_tls *head = locked_from;
+	locked_from = NULL;
 	shim_table_unlock_all();
-	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next)
+	for (struct shim_tls *t = head; t; t = t->all_next)
 		yunlock(t);
 }
 
 void shim_live_reset_locks(void)
 {
+	locked_from = NULL;
 	shim_table_reset_locks();
 	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next)
 		atomic_store(&t->ylock, 0);

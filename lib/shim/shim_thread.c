@@ -13,6 +13,7 @@
  */
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -39,11 +40,33 @@ static void unlock(void)
 
 _Atomic int shim_threads_live;
 
+/*
+ * Making and releasing a state take locks while the thread has no state
+ * (so no busy count) or is about to lose it: a signal handler that
+ * allocates there would take them again and spin forever. Signals wait
+ * meanwhile, all but the heap scan's stop signal, whose handler takes no
+ * lock and must reach every thread.
+ */
+static void signals_hold(sigset_t *old)
+{
+	sigset_t all;
+	sigfillset(&all);
+	sigdelset(&all, SHIM_STOP_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+static void signals_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 static void tls_release(void *v)
 {
 	struct shim_tls *t = v;
 	if (!t)
 		return;
+	sigset_t old;
+	signals_hold(&old);
 	shim_live_flush(t);
 	shim_young_flush(t);
 	atomic_fetch_sub(&shim_threads_live, 1);
@@ -51,9 +74,21 @@ static void tls_release(void *v)
 	t->free_next = free_list;
 	free_list = t;
 	unlock();
+	signals_restore(&old);
 }
 
+static struct shim_tls *tls_create(void);
+
 struct shim_tls *shim_tls_create(void)
+{
+	sigset_t old;
+	signals_hold(&old);
+	struct shim_tls *t = tls_create();
+	signals_restore(&old);
+	return t;
+}
+
+static struct shim_tls *tls_create(void)
 {
 	lock();
 	struct shim_tls *t = free_list;
@@ -65,6 +100,7 @@ struct shim_tls *shim_tls_create(void)
 		/* Reused: its counts stay part of the totals, and its stripe
 		 * (a state has one owner at a time). */
 		t->busy = 0;
+		t->inreal = 0;
 		t->victim = 0;
 		memset(t->memo, 0, sizeof(t->memo));
 	} else {
