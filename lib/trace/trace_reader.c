@@ -61,9 +61,21 @@ struct kept {
 	uint64_t stored_len;
 };
 
+/* A range of addresses and the module that mp_snapshot_module() gives. */
+struct modseg {
+	uint64_t start, end;
+	uint32_t module;
+};
+
 struct snap_priv {
 	struct chunk *chunks; /* the head is the one being filled */
 	struct kept *kept, **kept_tail;
+	/* The module index built by the reader (index_modules), valid while
+	 * snap->modules and nmodules are still the ones it was built for. */
+	const struct mp_module *seg_modules;
+	size_t seg_nmodules;
+	struct modseg *segs; /* ascending, disjoint */
+	size_t nsegs;
 };
 
 void *mp__alloc(struct mp_snapshot *snap, size_t n)
@@ -1305,6 +1317,120 @@ static bool parse_timeline(struct rd *r)
 	return at_end(&c);
 }
 
+/*
+ * The module index. mp_snapshot_module() answers for every return address
+ * of every stack (`top`, `diff`, exports), so a scan of the modules would
+ * make a small crafted file (100,000 modules, as many pcs) cost minutes.
+ * Modules may overlap in a file (nothing forbids it); the lookup then
+ * gives the first in file order, as a scan would. The index cuts the
+ * address space at every module boundary and gives each piece the lowest
+ * module number covering it: a sweep over the boundaries with a min-heap
+ * of the modules started so far, dropping those that ended when they come
+ * to the top. O(n log n).
+ */
+static int cmp_u64p(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_by_start(const void *a, const void *b, void *ctx)
+{
+	const struct mp_module *m = ctx;
+	uint64_t x = m[*(const uint32_t *)a].start;
+	uint64_t y = m[*(const uint32_t *)b].start;
+
+	return x < y ? -1 : x > y;
+}
+
+static void heap_push(uint32_t *h, size_t *n, uint32_t v)
+{
+	size_t i = (*n)++;
+
+	for (; i && h[(i - 1) / 2] > v; i = (i - 1) / 2)
+		h[i] = h[(i - 1) / 2];
+	h[i] = v;
+}
+
+static void heap_pop(uint32_t *h, size_t *n)
+{
+	uint32_t v = h[--*n];
+	size_t i = 0, c;
+
+	while ((c = 2 * i + 1) < *n) {
+		if (c + 1 < *n && h[c + 1] < h[c])
+			c++;
+		if (v <= h[c])
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	h[i] = v;
+}
+
+static bool index_modules(struct rd *r)
+{
+	struct mp_snapshot *snap = r->snap;
+	struct snap_priv *pv = snap->priv;
+	const struct mp_module *m = snap->modules;
+	size_t n = 0, nb = 0, nheap = 0, next = 0, nsegs = 0, i, j;
+	uint64_t *bounds;
+	uint32_t *order, *heap;
+	struct modseg *segs;
+
+	for (i = 0; i < snap->nmodules; i++)
+		n += m[i].start < m[i].end;
+	/* n is below the file's size / 5: none of these sizes overflows. */
+	bounds = malloc((2 * n + 1) * sizeof(*bounds));
+	order = malloc((n + 1) * sizeof(*order));
+	heap = malloc((n + 1) * sizeof(*heap));
+	segs = mp__alloc(snap, (2 * n + 1) * sizeof(*segs));
+	if (!bounds || !order || !heap || !segs) {
+		free(bounds);
+		free(order);
+		free(heap);
+		nomem(r);
+		return false;
+	}
+	for (i = 0, j = 0; i < snap->nmodules; i++) {
+		if (m[i].start < m[i].end) {
+			bounds[nb++] = m[i].start;
+			bounds[nb++] = m[i].end;
+			order[j++] = (uint32_t)i;
+		}
+	}
+	qsort(bounds, nb, sizeof(*bounds), cmp_u64p);
+	qsort_r(order, n, sizeof(*order), cmp_by_start, (void *)m);
+	for (i = 0; i + 1 < nb; i++) {
+		uint64_t lo = bounds[i], hi = bounds[i + 1];
+
+		if (lo == hi)
+			continue;
+		while (next < n && m[order[next]].start <= lo)
+			heap_push(heap, &nheap, order[next++]);
+		while (nheap && m[heap[0]].end <= lo)
+			heap_pop(heap, &nheap);
+		if (!nheap)
+			continue;
+		/* heap[0] started at or before lo and ends after it: at a
+		 * boundary, so at hi or later. */
+		if (nsegs && segs[nsegs - 1].end == lo &&
+		    segs[nsegs - 1].module == heap[0])
+			segs[nsegs - 1].end = hi;
+		else
+			segs[nsegs++] = (struct modseg){lo, hi, heap[0]};
+	}
+	free(bounds);
+	free(order);
+	free(heap);
+	pv->segs = segs;
+	pv->nsegs = nsegs;
+	pv->seg_modules = snap->modules;
+	pv->seg_nmodules = snap->nmodules;
+	return true;
+}
+
 static enum mp_err parse_file(struct rd *r, const unsigned char *d, size_t len)
 {
 	uint16_t major, minor;
@@ -1346,8 +1472,8 @@ static enum mp_err parse_file(struct rd *r, const unsigned char *d, size_t len)
 			return r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
 						 "missing section '%s'",
 						 kinds[k].name);
-	if (!parse_meta(r) || !parse_modules(r) || !parse_stacks(r) ||
-	    !parse_traces(r))
+	if (!parse_meta(r) || !parse_modules(r) || !index_modules(r) ||
+	    !parse_stacks(r) || !parse_traces(r))
 		return r->err;
 	if (r->secs[S_BLKS].present && !parse_blocks(r))
 		return r->err;
@@ -1389,7 +1515,7 @@ enum mp_err mp_snapshot_open(const char *path, struct mp_snapshot **out,
 			     struct mp_errinfo *ei)
 {
 	unsigned char *buf = NULL, *nbuf;
-	size_t len = 0, cap;
+	size_t len = 0, cap = 0, want;
 	struct stat st;
 	enum mp_err err;
 	int fd, e;
@@ -1400,27 +1526,38 @@ enum mp_err mp_snapshot_open(const char *path, struct mp_snapshot **out,
 	if (fd < 0)
 		return mp__fail(ei, MP_ERR_IO, "%s", strerror(errno));
 	/* One read past the size tells a file that grew; pipes start small. */
-	cap = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-			      (uint64_t)st.st_size < SIZE_MAX - 1
-		      ? (size_t)st.st_size + 1
-		      : 64 * 1024;
+	want = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+			       (uint64_t)st.st_size < SIZE_MAX - 1
+		       ? (size_t)st.st_size + 1
+		       : 64 * 1024;
 	for (;;) {
 		ssize_t n;
 
-		if (len == cap || !buf) {
-			if (buf) {
-				if (cap > SIZE_MAX / 2) {
-					e = EFBIG;
-					goto fail;
-				}
-				cap *= 2;
+		if (len == cap) {
+			/*
+			 * The first read is small, so that a big file that is
+			 * not a snapshot is refused before its size is
+			 * allocated; then the whole size at once.
+			 */
+			size_t ncap;
+
+			if (!cap) {
+				ncap = want < 64 * 1024 ? want : 64 * 1024;
+			} else if (cap < want) {
+				ncap = want;
+			} else if (cap <= SIZE_MAX / 2) {
+				ncap = cap * 2;
+			} else {
+				e = EFBIG;
+				goto fail;
 			}
-			nbuf = realloc(buf, cap);
+			nbuf = realloc(buf, ncap);
 			if (!nbuf) {
 				e = ENOMEM;
 				goto fail;
 			}
 			buf = nbuf;
+			cap = ncap;
 		}
 		n = read(fd, buf + len, cap - len);
 		if (n < 0) {
@@ -1432,6 +1569,15 @@ enum mp_err mp_snapshot_open(const char *path, struct mp_snapshot **out,
 		if (n == 0)
 			break;
 		len += (size_t)n;
+		/*
+		 * Stop at the first bytes that are not the magic: the rest
+		 * cannot make it a snapshot, and /dev/zero, a pipe or a
+		 * large file given by mistake would otherwise be read to the
+		 * end, or until memory runs out, before being refused.
+		 */
+		if (memcmp(buf, MP_MAGIC,
+			   len < MP_MAGIC_LEN ? len : MP_MAGIC_LEN))
+			break;
 	}
 	close(fd);
 	err = mp_snapshot_open_mem(buf, len, out, ei);
@@ -1472,14 +1618,33 @@ const struct mp_symbol *mp_snapshot_symbol(const struct mp_snapshot *snap,
 const struct mp_module *mp_snapshot_module(const struct mp_snapshot *snap,
 					   uint64_t pc)
 {
-	size_t i;
+	const struct snap_priv *pv;
+	size_t i, lo = 0, hi;
 
 	if (!snap)
 		return NULL;
-	/* Modules are few and need not be sorted; a scan is enough. */
-	for (i = 0; i < snap->nmodules; i++)
-		if (pc >= snap->modules[i].start && pc < snap->modules[i].end)
-			return &snap->modules[i];
+	pv = snap->priv;
+	if (!pv || !pv->seg_modules || pv->seg_modules != snap->modules ||
+	    pv->seg_nmodules != snap->nmodules) {
+		/* Built by hand, not read: the first module that holds pc. */
+		for (i = 0; i < snap->nmodules; i++)
+			if (pc >= snap->modules[i].start &&
+			    pc < snap->modules[i].end)
+				return &snap->modules[i];
+		return NULL;
+	}
+	/* The last segment starting at or below pc. */
+	hi = pv->nsegs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (pv->segs[mid].start <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo && pc < pv->segs[lo - 1].end)
+		return &snap->modules[pv->segs[lo - 1].module];
 	return NULL;
 }
 

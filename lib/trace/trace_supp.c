@@ -53,6 +53,25 @@ static bool add_pattern(struct mp_suppressions *s, const char *p, size_t len)
 	return true;
 }
 
+/*
+ * The n bytes at s for an error message, which the CLI prints as one line
+ * to a terminal: bytes outside printable ASCII (a CR, an escape sequence,
+ * a stray byte of a binary file) become \xNN. buf holds 4n + 1 bytes.
+ */
+static const char *printable(char *buf, const char *s, size_t n)
+{
+	char *o = buf;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			*o++ = (char)c;
+		else
+			o += sprintf(o, "\\x%02x", c);
+	}
+	*o = '\0';
+	return buf;
+}
+
 /* Parses one line (without its newline); MP_OK for blank and comments. */
 static enum mp_err parse_line(struct mp_suppressions *s, const char *p,
 			      size_t len, size_t lineno, struct mp_errinfo *ei)
@@ -71,10 +90,13 @@ static enum mp_err parse_line(struct mp_suppressions *s, const char *p,
 		return mp__fail(ei, MP_ERR_CORRUPT,
 				"line %zu: expected 'leak:PATTERN'", lineno);
 	size_t tlen = (size_t)(colon - p);
-	if (tlen != 4 || memcmp(p, "leak", 4))
+	if (tlen != 4 || memcmp(p, "leak", 4)) {
+		char shown[64 * 4 + 1];
 		return mp__fail(ei, MP_ERR_CORRUPT,
-				"line %zu: unknown suppression type '%.*s'",
-				lineno, (int)(tlen > 64 ? 64 : tlen), p);
+				"line %zu: unknown suppression type '%s'",
+				lineno,
+				printable(shown, p, tlen > 64 ? 64 : tlen));
+	}
 	const char *pat = colon + 1;
 	size_t plen = len - tlen - 1;
 	while (plen && is_space(*pat))
@@ -113,47 +135,88 @@ enum mp_err mp_suppressions_parse(const char *text, size_t len,
 	return MP_OK;
 }
 
+/*
+ * Reads f and parses its lines as they come, into s. Reading stops at the
+ * first bad line, so that a binary file (or /dev/zero) is refused at its
+ * first line rather than read whole into memory first; only the line being
+ * read is kept. The result is mp_suppressions_parse()'s on the whole file.
+ */
+static enum mp_err parse_stream(struct mp_suppressions *s, FILE *f,
+				struct mp_errinfo *ei)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0, lineno = 1;
+	enum mp_err err = MP_OK;
+
+	for (;;) {
+		if (len == cap) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			char *nb = ncap > cap ? realloc(buf, ncap) : NULL;
+			if (!nb) {
+				err = mp__fail(ei, MP_ERR_NOMEM,
+					       "out of memory");
+				break;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		size_t got = fread(buf + len, 1, cap - len, f), done = 0;
+		const char *nl;
+		len += got;
+		while (!err && (nl = memchr(buf + done, '\n', len - done))) {
+			size_t end = (size_t)(nl - buf);
+			err = parse_line(s, buf + done, end - done, lineno++,
+					 ei);
+			done = end + 1;
+		}
+		if (err)
+			break;
+		memmove(buf, buf + done, len - done);
+		len -= done;
+		if (got == 0) {
+			if (ferror(f)) {
+				int e = errno;
+				err = mp__fail(ei, MP_ERR_IO, "%s",
+					       strerror(e ? e : EIO));
+			} else if (len) {
+				err = parse_line(s, buf, len, lineno, ei);
+			}
+			break;
+		}
+		/*
+		 * A NUL byte already makes this unfinished line an error,
+		 * unless it is a comment (then nothing is added): say so now
+		 * instead of waiting for a newline that may never come.
+		 */
+		if (memchr(buf, '\0', len) &&
+		    (err = parse_line(s, buf, len, lineno, ei)))
+			break;
+	}
+	free(buf);
+	return err;
+}
+
 enum mp_err mp_suppressions_load(const char *path,
 				 struct mp_suppressions **supp,
 				 struct mp_errinfo *ei)
 {
 	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
 	struct mp_suppressions *s;
 	enum mp_err err;
 
 	if (!f)
 		return mp__fail(ei, MP_ERR_IO, "%s", strerror(errno));
-	for (;;) {
-		if (len == cap) {
-			size_t ncap = cap ? cap * 2 : 4096;
-			char *nb = realloc(buf, ncap);
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				return mp__fail(ei, MP_ERR_NOMEM,
-						"out of memory");
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		size_t got = fread(buf + len, 1, cap - len, f);
-		len += got;
-		if (got == 0)
-			break;
-	}
-	if (ferror(f)) {
-		int e = errno;
-		free(buf);
+	s = calloc(1, sizeof(*s));
+	if (!s) {
 		fclose(f);
-		return mp__fail(ei, MP_ERR_IO, "%s", strerror(e ? e : EIO));
+		return mp__fail(ei, MP_ERR_NOMEM, "out of memory");
 	}
+	err = parse_stream(s, f, ei);
 	fclose(f);
-	err = mp_suppressions_parse(buf, len, &s, ei);
-	free(buf);
-	if (err != MP_OK)
+	if (err != MP_OK) {
+		mp_suppressions_free(s);
 		return err;
+	}
 	if (!*supp) {
 		*supp = s;
 		return MP_OK;
