@@ -66,6 +66,34 @@ static uint64_t uabs(int64_t v)
 	return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
 }
 
+/*
+ * Figures come from files: a corrupt or hostile one can hold sizes near
+ * 2^64, whose sums and differences must not wrap (nor overflow a signed
+ * integer, which is undefined). They saturate instead.
+ */
+static uint64_t sat_add_u64(uint64_t a, uint64_t b)
+{
+	uint64_t r;
+	return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+static int64_t sat_add_i64(int64_t a, int64_t b)
+{
+	int64_t r;
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
+/* a - b as a signed figure, clamped to int64_t's range. */
+static int64_t sat_sub(uint64_t a, uint64_t b)
+{
+	if (a >= b)
+		return a - b > (uint64_t)INT64_MAX ? INT64_MAX
+						   : (int64_t)(a - b);
+	return b - a > (uint64_t)INT64_MAX ? INT64_MIN : -(int64_t)(b - a);
+}
+
 /* The module holding pc, found as mp_stack_resolve finds it: the
  * symbol's module first, else by address. */
 static const struct mp_module *module_of(const struct mp_snapshot *snap,
@@ -197,12 +225,13 @@ size_t mp_diff_rest(const struct mp_diff *diff, size_t n,
 		return 0;
 	for (size_t i = n; i < diff->nentries; i++) {
 		const struct mp_diff_entry *e = &diff->entries[i];
-		rest->bytes += e->bytes;
-		rest->blocks += e->blocks;
-		rest->bytes_diff += e->bytes_diff;
-		rest->blocks_diff += e->blocks_diff;
-		rest->old_bytes += e->old_bytes;
-		rest->old_blocks += e->old_blocks;
+		rest->bytes = sat_add_u64(rest->bytes, e->bytes);
+		rest->blocks = sat_add_u64(rest->blocks, e->blocks);
+		rest->bytes_diff = sat_add_i64(rest->bytes_diff, e->bytes_diff);
+		rest->blocks_diff =
+			sat_add_i64(rest->blocks_diff, e->blocks_diff);
+		rest->old_bytes = sat_add_u64(rest->old_bytes, e->old_bytes);
+		rest->old_blocks = sat_add_u64(rest->old_blocks, e->old_blocks);
 	}
 	return diff->nentries - n;
 }
@@ -234,16 +263,16 @@ static bool merge_run(const struct item *items, size_t n,
 		const struct mp_profile_entry *pe = items[i].pe;
 		if (items[i].is_new) {
 			e->in_new = true;
-			e->bytes += pe->bytes;
-			e->blocks += pe->blocks;
+			e->bytes = sat_add_u64(e->bytes, pe->bytes);
+			e->blocks = sat_add_u64(e->blocks, pe->blocks);
 		} else {
 			e->in_old = true;
-			e->old_bytes += pe->bytes;
-			e->old_blocks += pe->blocks;
+			e->old_bytes = sat_add_u64(e->old_bytes, pe->bytes);
+			e->old_blocks = sat_add_u64(e->old_blocks, pe->blocks);
 		}
 	}
-	e->bytes_diff = (int64_t)e->bytes - (int64_t)e->old_bytes;
-	e->blocks_diff = (int64_t)e->blocks - (int64_t)e->old_blocks;
+	e->bytes_diff = sat_sub(e->bytes, e->old_bytes);
+	e->blocks_diff = sat_sub(e->blocks, e->old_blocks);
 
 	/* Frames of the first side present; several groups of one snapshot
 	 * under one key (two modules of one base name) share what agrees. */
