@@ -28,11 +28,14 @@ int cmd_symbolize(int argc, char **argv);
 int cmd_leaks(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
-/* Symbolizes the snapshot at path with this machine's binaries and
- * rewrites it with the symbols embedded. Prints one line on failure
- * (unless quiet) and returns -1; the file is then left as it was. */
-int cli_symbolize_file(const char *path, bool quiet);
+/* Symbolizes the snapshot at path with this machine's binaries, loaded
+ * into cache (which may already hold some), and rewrites it with the
+ * symbols embedded. Prints one line on failure (unless quiet) and returns
+ * -1; the file is then left as it was. */
+int cli_symbolize_file(const char *path, struct mp_symcache *cache, bool quiet);
 
 /* "memprof: " + message + newline on stderr (git's style: lowercase, no
  * full stop). Returns MP_EXIT_USAGE so callers can `return cli_error(..)`. */
@@ -52,8 +55,29 @@ const char *cli_format_size(uint64_t bytes, char *buf);
  * neither. */
 int cli_parse_signal(const char *s);
 
+/* cli_target.c: whether the shim can be preloaded into the program at
+ * path (resolved as execvp would; shown is how the user named it): 0 when
+ * it can, or when path cannot be read (exec will say what is wrong); else
+ * prints "memprof: cannot trace 'shown': <why>" and returns
+ * MP_EXIT_USAGE. Refuses static programs, programs of another ELF class
+ * or machine, and those that exec would run in secure-execution mode
+ * (set-user-ID or set-group-ID to another user or group, file
+ * capabilities), where the loader ignores LD_PRELOAD. */
+int cli_check_traceable(const char *path, const char *shown);
+/* The reason alone, written into buf (cap bytes) and returned; NULL when
+ * the program can be traced. */
+const char *cli_untraceable_reason(const char *path, char *buf, size_t cap);
+
 /* Whether stderr is a terminal (progress output only then). */
 bool cli_stderr_is_tty(void);
+
+/* cli_progress.c: progress of long work on stderr, on a terminal only
+ * (MEMPROF_PROGRESS_DELAY_MS: how long work runs before it shows, 500). */
+void cli_progress_setup(void);
+/* Erases the progress line if one is shown (before other output). */
+void cli_progress_done(void);
+/* No progress at all (--quiet). */
+void cli_progress_off(void);
 
 /* cli_print.c: the wording the subcommands share. */
 

@@ -3,10 +3,12 @@
  *
  * Finds libmemprof.so, runs the program with it preloaded, waits, then
  * symbolizes the snapshots the run wrote (the binaries are still there) and
- * embeds the symbols. Exits with the program's own status (128 + signal
- * when it was killed). Keyboard signals reach the program through the
- * terminal's process group, so record ignores SIGINT and SIGQUIT while it
- * waits and forwards the signals someone sends to record itself.
+ * embeds the symbols; while it waits, a thread loads the program's modules
+ * into the symbol cache, so that little of that work is left at the end.
+ * Exits with the program's own status (128 + signal when it was killed).
+ * Keyboard signals reach the program through the terminal's process group,
+ * so record ignores SIGINT and SIGQUIT while it waits and forwards the
+ * signals someone sends to record itself.
  */
 #include <elf.h>
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include <glob.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +43,11 @@ static const char record_usage[] =
 	"                        the program gets SIG (USR2, ...; see\n"
 	"                        'memprof snapshot PID')\n"
 	"      --interval TIME   write a snapshot every TIME (500ms, 10s, 2m)\n"
+	"      --exit-signals SIGS  also write the exit snapshot when the\n"
+	"                        program is killed by one of SIGS (comma-\n"
+	"                        separated: TERM, INT, HUP, QUIT, USR1, USR2,\n"
+	"                        PIPE, ALRM) that it does not handle itself;\n"
+	"                        it still dies by the signal\n"
 	"      --sample-rate BYTES  trace one allocation per BYTES allocated "
 	"on\n"
 	"                        average (Poisson by bytes, e.g. 512K); top "
@@ -137,10 +145,286 @@ static long parse_duration_ms(const char *s)
 	return ms >= 1 && ms < 1e9 ? (long)ms : -1;
 }
 
+/*
+ * "TERM,INT" (names with or without SIG, or numbers) -> "15,2" in out,
+ * for MEMPROF_EXIT_SIGNALS; false when an entry is not a signal the shim
+ * handles as an exit signal (one whose default action ends the program
+ * and that it may catch without changing what the program does).
+ */
+static bool parse_exit_signals(const char *arg, char *out, size_t cap)
+{
+	static const int ok[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGUSR1,
+				 SIGUSR2, SIGPIPE, SIGALRM, SIGTERM};
+	char *copy = strdup(arg), *save = NULL;
+	size_t len = 0;
+	bool good = copy && *arg;
+	out[0] = '\0';
+	for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && good;
+	     t = strtok_r(NULL, ",", &save)) {
+		int sig = cli_parse_signal(t);
+		good = false;
+		for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+			if (sig == ok[i])
+				good = true;
+		int n = snprintf(out + len, cap - len, "%s%d", len ? "," : "",
+				 sig);
+		if (n < 0 || (size_t)n >= cap - len)
+			good = false;
+		else
+			len += (size_t)n;
+	}
+	free(copy);
+	return good;
+}
+
 static void forward_signal(int sig)
 {
 	if (child_pid > 0)
 		kill(child_pid, sig);
+}
+
+/*
+ * While the program runs, a thread loads the module files it maps into the
+ * symbol cache, so that symbolizing after it exits finds them ready rather
+ * than paying for them then (libc's debuginfo alone takes 40 ms to inflate
+ * with libc6-dbg installed). Stopping only tells the thread: it finishes
+ * at most the file in progress, which symbolizing waits for only if the
+ * snapshot needs it. At the end record joins the thread when it is idle
+ * and otherwise exits without waiting (see warmer_finish), so the struct
+ * is malloc'd: the thread may use it until the process is gone.
+ */
+struct warmer {
+	struct mp_symcache *cache;
+	pid_t pid;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* on CLOCK_MONOTONIC */
+	bool stop;	     /* guarded by lock */
+	bool busy;	     /* guarded by lock: inside mp_symcache_warm() */
+	char **seen;	     /* files already warmed; the thread's own */
+	size_t nseen, capseen;
+};
+
+/* A warmer left running at exit (warmer_finish), kept reachable so that
+ * leak checkers do not count what it holds; "used", or the compiler drops
+ * a variable nothing reads. */
+static struct warmer *warmer_left __attribute__((used));
+
+/* Sleeps ms milliseconds or until stopped; false when stopped. */
+static bool warmer_sleep(struct warmer *w, long ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop &&
+	       pthread_cond_timedwait(&w->wake, &w->lock, &until) != ETIMEDOUT)
+		;
+	bool stop = w->stop;
+	pthread_mutex_unlock(&w->lock);
+	return !stop;
+}
+
+/* Warms path unless told to stop first; false when stopped. */
+static bool warmer_warm(struct warmer *w, const char *path)
+{
+	pthread_mutex_lock(&w->lock);
+	bool stop = w->stop;
+	w->busy = !stop;
+	pthread_mutex_unlock(&w->lock);
+	if (stop)
+		return false;
+	mp_symcache_warm(w->cache, path);
+	pthread_mutex_lock(&w->lock);
+	w->busy = false;
+	pthread_mutex_unlock(&w->lock);
+	return true;
+}
+
+/* Whether path is new to w (and now remembered). */
+static bool warmer_first_sight(struct warmer *w, const char *path)
+{
+	for (size_t i = 0; i < w->nseen; i++)
+		if (!strcmp(w->seen[i], path))
+			return false;
+	if (w->nseen == w->capseen) {
+		size_t ncap = w->capseen ? w->capseen * 2 : 32;
+		char **nv = realloc(w->seen, ncap * sizeof(*nv));
+		if (!nv)
+			return false;
+		w->seen = nv;
+		w->capseen = ncap;
+	}
+	char *dup = strdup(path);
+	if (!dup)
+		return false;
+	w->seen[w->nseen++] = dup;
+	return true;
+}
+
+/*
+ * The path of a maps line's mapping when it is executable code from a
+ * regular file other than the shim (the shim's frames are dropped from
+ * stacks anyway); NULL for data, anonymous memory, [vdso], [vsyscall] and
+ * deleted files (whatever the path names now is another file). Edits line.
+ */
+static const char *warmer_code_file(char *line)
+{
+	char perms[8];
+	unsigned long long ino;
+	int at = 0;
+	/* start-end perms offset dev inode path */
+	int got = sscanf(line, "%*x-%*x %7s %*x %*x:%*x %llu %n", perms, &ino,
+			 &at);
+	if (got < 2 || at == 0 || strlen(perms) < 3 || perms[2] != 'x' ||
+	    ino == 0)
+		return NULL;
+	char *path = line + at;
+	path[strcspn(path, "\n")] = '\0';
+	size_t n = strlen(path);
+	const char *del = " (deleted)";
+	if (path[0] != '/' ||
+	    (n >= strlen(del) && !strcmp(path + n - strlen(del), del)))
+		return NULL;
+	if (!strncmp(cli_base_name(path), "libmemprof", 10))
+		return NULL;
+	return path;
+}
+
+/* Warms the files the program maps now that w has not seen yet; false
+ * when stopped. */
+static bool warmer_scan(struct warmer *w)
+{
+	char maps[64];
+	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)w->pid);
+	/* Read whole before loading anything: loading takes milliseconds
+	 * and the file would be regenerated under a slow reader. */
+	FILE *f = fopen(maps, "re");
+	if (!f)
+		return true;
+	char *line = NULL, **todo = NULL;
+	size_t cap = 0, ntodo = 0, captodo = 0;
+	while (getline(&line, &cap, f) > 0) {
+		const char *path = warmer_code_file(line);
+		if (!path || !warmer_first_sight(w, path))
+			continue;
+		if (ntodo == captodo) {
+			size_t ncap = captodo ? captodo * 2 : 16;
+			char **nv = realloc(todo, ncap * sizeof(*nv));
+			if (!nv)
+				break;
+			todo = nv;
+			captodo = ncap;
+		}
+		todo[ntodo++] = w->seen[w->nseen - 1];
+	}
+	free(line);
+	fclose(f);
+	bool go = true;
+	for (size_t i = 0; i < ntodo && go; i++)
+		go = warmer_warm(w, todo[i]);
+	free(todo);
+	return go;
+}
+
+static void *warmer_main(void *arg)
+{
+	struct warmer *w = arg;
+	/* The dynamic loader maps the libraries within a millisecond or two
+	 * of exec; dlopen'ed ones come later. */
+	long ms = 2;
+	while (warmer_sleep(w, ms) && warmer_scan(w))
+		ms = 20;
+	return NULL;
+}
+
+/* A thread warming cache with the files pid maps, or NULL (without one,
+ * symbolizing loads them itself). */
+static struct warmer *warmer_start(struct mp_symcache *cache, pid_t pid)
+{
+	struct warmer *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->cache = cache;
+	w->pid = pid;
+	pthread_condattr_t attr;
+	bool ok = pthread_condattr_init(&attr) == 0;
+	if (ok) {
+		ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+		     pthread_cond_init(&w->wake, &attr) == 0;
+		pthread_condattr_destroy(&attr);
+	}
+	if (!ok) {
+		free(w);
+		return NULL;
+	}
+	if (pthread_mutex_init(&w->lock, NULL) != 0) {
+		pthread_cond_destroy(&w->wake);
+		free(w);
+		return NULL;
+	}
+	/* Signals are for the main thread (it forwards them): libdw and
+	 * stdio in this one need not see EINTR. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ok = pthread_create(&w->thread, NULL, warmer_main, w) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!ok) {
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->wake);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+/* Tells the thread to stop; it may still be loading one file. */
+static void warmer_stop(struct warmer *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/*
+ * Stops the thread and frees cache, unless the thread is still loading a
+ * file: symbolizing is over, so no snapshot needs that file, and waiting
+ * for it (up to 40 ms for libc) would make short programs slower to record
+ * than without warming. The process is about to exit then, which ends the
+ * thread; its lookups stay on this machine (mp_symcache_warm), so nothing
+ * of it (libcurl's) is being torn down by exit under its feet.
+ */
+static void warmer_finish(struct warmer *w, struct mp_symcache *cache)
+{
+	if (w) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		pthread_cond_signal(&w->wake);
+		bool busy = w->busy;
+		pthread_mutex_unlock(&w->lock);
+		if (busy) {
+			pthread_detach(w->thread);
+			warmer_left = w;
+			return;
+		}
+		pthread_join(w->thread, NULL);
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->wake);
+		for (size_t i = 0; i < w->nseen; i++)
+			free(w->seen[i]);
+		free(w->seen);
+		free(w);
+	}
+	mp_symcache_free(cache);
 }
 
 /* The shim next to our own binary, then in the install libdir;
@@ -188,45 +472,6 @@ static char *resolve_program(const char *prog)
 	}
 	free(copy);
 	return NULL;
-}
-
-/* Why the shim cannot be preloaded into path, or NULL when it can. */
-static const char *untraceable(const char *path)
-{
-	struct stat st;
-	if (stat(path, &st) != 0)
-		return NULL; /* exec will say what is wrong */
-	if ((st.st_mode & (S_ISUID | S_ISGID)) && getuid() != 0)
-		return "it is a set-user-ID or set-group-ID program, and the "
-		       "dynamic loader ignores LD_PRELOAD for those";
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	Elf64_Ehdr eh;
-	const char *why = NULL;
-	if (read(fd, &eh, sizeof(eh)) == (ssize_t)sizeof(eh) &&
-	    !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
-	    eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phnum < 4096) {
-		bool interp = false;
-		for (int i = 0; i < eh.e_phnum; i++) {
-			Elf64_Phdr ph;
-			if (pread(fd, &ph, sizeof(ph),
-				  (off_t)(eh.e_phoff +
-					  (uint64_t)i * eh.e_phentsize)) !=
-			    (ssize_t)sizeof(ph))
-				break;
-			if (ph.p_type == PT_INTERP)
-				interp = true;
-		}
-		/* Without an interpreter the kernel starts the program
-		 * itself and ld.so never reads LD_PRELOAD (static and
-		 * static-pie executables). */
-		if (!interp)
-			why = "it is statically linked, so no shim can be "
-			      "preloaded into it";
-	}
-	close(fd);
-	return why;
 }
 
 static void set_preload(const char *shim)
@@ -289,6 +534,7 @@ int cmd_record(int argc, char **argv)
 		{"leak-check", required_argument, NULL, 'L'},
 		{"snapshot-signal", required_argument, NULL, 'G'},
 		{"interval", required_argument, NULL, 'I'},
+		{"exit-signals", required_argument, NULL, 'X'},
 		{"sample-rate", required_argument, NULL, 'R'},
 		{"no-symbols", no_argument, NULL, 'S'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -302,6 +548,7 @@ int cmd_record(int argc, char **argv)
 	uint64_t sample_rate = 0;
 	int snap_sig = 0;
 	long interval_ms = 0;
+	char exit_sigs[64] = "";
 	int c;
 	opterr = 0;
 	optind = 0; /* glibc: full reset */
@@ -334,6 +581,16 @@ int cmd_record(int argc, char **argv)
 				return cli_error(
 					"--snapshot-signal takes a signal "
 					"name or number, not '%s'",
+					optarg);
+			break;
+		case 'X':
+			if (!parse_exit_signals(optarg, exit_sigs,
+						sizeof(exit_sigs)))
+				return cli_error(
+					"--exit-signals takes signals among "
+					"TERM, INT, HUP, QUIT, USR1, USR2, "
+					"PIPE and ALRM, comma-separated, not "
+					"'%s'",
 					optarg);
 			break;
 		case 'I':
@@ -371,7 +628,10 @@ int cmd_record(int argc, char **argv)
 			fork_stop = !strcmp(optarg, "stop");
 			break;
 		case 'S': symbols = false; break;
-		case 'q': quiet = true; break;
+		case 'q':
+			quiet = true;
+			cli_progress_off();
+			break;
 		case 'h': fputs(record_usage, stdout); return MP_EXIT_OK;
 		case ':':
 			return cli_error("record: option '%s' needs a value",
@@ -390,6 +650,18 @@ int cmd_record(int argc, char **argv)
 	if (optind >= argc)
 		return cli_error("record: no program to run; see 'memprof "
 				 "record --help'");
+	if (snap_sig > 0 && exit_sigs[0]) {
+		char num[16];
+		snprintf(num, sizeof(num), "%d", snap_sig);
+		for (char *t = exit_sigs; *t;) {
+			size_t n = strcspn(t, ",");
+			if (n == strlen(num) && !strncmp(t, num, n))
+				return cli_error(
+					"--exit-signals and --snapshot-signal "
+					"cannot share a signal");
+			t += n + (t[n] == ',');
+		}
+	}
 	if (sample_rate) {
 		/* Reachability needs every block; see memprof-record(1). */
 		if (leak_check_given && leak_check)
@@ -407,14 +679,10 @@ int cmd_record(int argc, char **argv)
 			"%s, or in $MEMPROF_PRELOAD",
 			MP_LIBDIR);
 	char *resolved = resolve_program(prog_argv[0]);
-	if (resolved) {
-		const char *why = untraceable(resolved);
-		if (why) {
-			cli_error("cannot trace '%s': %s", prog_argv[0], why);
-			free(resolved);
-			free(shim);
-			return MP_EXIT_USAGE;
-		}
+	if (resolved && cli_check_traceable(resolved, prog_argv[0]) != 0) {
+		free(resolved);
+		free(shim);
+		return MP_EXIT_USAGE;
 	}
 	free(resolved);
 
@@ -498,6 +766,9 @@ int cmd_record(int argc, char **argv)
 			snprintf(num, sizeof(num), "%ld", interval_ms);
 			setenv("MEMPROF_INTERVAL_MS", num, 1);
 		}
+		unsetenv("MEMPROF_EXIT_SIGNALS");
+		if (exit_sigs[0])
+			setenv("MEMPROF_EXIT_SIGNALS", exit_sigs, 1);
 		snprintf(num, sizeof(num), "%ld", depth);
 		setenv("MEMPROF_DEPTH", num, 1);
 		setenv("MEMPROF_UNWIND", unwind, 1);
@@ -518,6 +789,8 @@ int cmd_record(int argc, char **argv)
 	}
 	child_pid = pid;
 	close(pfd[1]);
+	struct mp_symcache *cache = symbols ? mp_symcache_new() : NULL;
+	struct warmer *warmer = NULL;
 	signal(SIGINT, SIG_IGN);
 	signal(SIGQUIT, SIG_IGN);
 	struct sigaction sa = {.sa_handler = forward_signal};
@@ -532,17 +805,31 @@ int cmd_record(int argc, char **argv)
 	       errno == EINTR)
 		;
 	close(pfd[0]);
+	/* End of file: the program was exec'd (the pipe is close-on-exec),
+	 * so /proc/PID/maps is now its own, not a copy of ours. */
+	if (cache && r == 0)
+		warmer = warmer_start(cache, pid);
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
+			int e = errno;
+			warmer_finish(warmer, cache);
+			siblings_free(old_files, nold);
+			free(absdir);
+			free(base_name);
 			free(shim);
-			return cli_error("waitpid: %s", strerror(errno));
+			return cli_error("waitpid: %s", strerror(e));
 		}
 	}
+	warmer_stop(warmer);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGQUIT, SIG_DFL);
 	free(shim);
 	if (r == (ssize_t)sizeof(exec_err)) {
+		warmer_finish(warmer, cache);
+		siblings_free(old_files, nold);
+		free(absdir);
+		free(base_name);
 		cli_error("cannot run '%s': %s", prog_argv[0],
 			  strerror(exec_err));
 		return exec_err == ENOENT ? 127 : 126;
@@ -577,10 +864,12 @@ int cmd_record(int argc, char **argv)
 				  "traced, or the shim could not write; see "
 				  "its message above)",
 				  path);
+		warmer_finish(warmer, cache);
+		siblings_free(old_files, nold);
 		return code;
 	}
 	if (symbols) {
-		cli_symbolize_file(path, quiet);
+		cli_symbolize_file(path, cache, quiet);
 		/* This run's other files: numbered snapshots FILE.N.memprof
 		 * and forked children's FILE.pidPID.memprof, not files an
 		 * earlier run left (same name, same inode and time). */
@@ -588,9 +877,10 @@ int cmd_record(int argc, char **argv)
 		size_t nnow = siblings(output ? abspath : path, &now);
 		for (size_t i = 0; i < nnow; i++)
 			if (!sibling_known(old_files, nold, &now[i]))
-				cli_symbolize_file(now[i].path, quiet);
+				cli_symbolize_file(now[i].path, cache, quiet);
 		siblings_free(now, nnow);
 	}
+	warmer_finish(warmer, cache);
 	siblings_free(old_files, nold);
 	if (!quiet)
 		summary(prog_argv[0], status, path);

@@ -156,7 +156,10 @@ int cmd_report(int argc, char **argv)
 		switch (c) {
 		case 'o': out = optarg; break;
 		case 'T': opts.title = optarg; break;
-		case 'q': quiet = true; break;
+		case 'q':
+			quiet = true;
+			cli_progress_off();
+			break;
 		case 'h': report_usage(stdout); return MP_EXIT_OK;
 		case ':':
 			return cli_error("report: option '%s' needs a value",

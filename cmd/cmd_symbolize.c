@@ -23,13 +23,14 @@ static const char symbolize_usage[] =
 	"  -q, --quiet   no message per file\n"
 	"  -h, --help    show this help\n";
 
-int cli_symbolize_file(const char *path, bool quiet)
+int cli_symbolize_file(const char *path, struct mp_symcache *cache, bool quiet)
 {
 	struct mp_snapshot *snap = cli_open_snapshot(path);
 	if (!snap)
 		return -1;
 	struct mp_errinfo ei = {{0}};
-	enum mp_err err = mp_symbolize(snap, &ei);
+	enum mp_err err = cache ? mp_symbolize_cached(snap, cache, &ei)
+				: mp_symbolize(snap, &ei);
 	if (err == MP_OK)
 		err = mp_snapshot_save(snap, path, &ei);
 	if (err != MP_OK && !quiet)
@@ -53,7 +54,10 @@ int cmd_symbolize(int argc, char **argv)
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'q': quiet = true; break;
+		case 'q':
+			quiet = true;
+			cli_progress_off();
+			break;
 		case 'h': fputs(symbolize_usage, stdout); return MP_EXIT_OK;
 		default:
 			return cli_error("symbolize: unknown option '%s'; see "
@@ -64,12 +68,17 @@ int cmd_symbolize(int argc, char **argv)
 	if (optind >= argc)
 		return cli_error("symbolize: no snapshot file given; see "
 				 "'memprof symbolize --help'");
+	/* One cache: files of one program share its modules' debuginfo. */
+	struct mp_symcache *cache = mp_symcache_new();
+	if (!cache)
+		return cli_error("out of memory");
 	int status = MP_EXIT_OK;
 	for (int i = optind; i < argc; i++) {
-		if (cli_symbolize_file(argv[i], quiet) != 0)
+		if (cli_symbolize_file(argv[i], cache, quiet) != 0)
 			status = MP_EXIT_USAGE;
 		else if (!quiet)
 			fprintf(stderr, "memprof: symbolized %s\n", argv[i]);
 	}
+	mp_symcache_free(cache);
 	return status;
 }

@@ -26,6 +26,10 @@ static const struct subcommand subcommands[] = {
 	{"check", cmd_check,
 	 "fail a CI job when leaks, peak or growth exceed a budget"},
 	{"info", cmd_info, "show a snapshot's metadata and totals"},
+	{"export", cmd_export,
+	 "write a snapshot as pprof, folded stacks or JSON"},
+	{"report", cmd_report,
+	 "write a self-contained HTML report: flamegraphs, timeline, leaks"},
 	{"snapshot", cmd_snapshot,
 	 "ask a running program to write a snapshot now"},
 	{"symbolize", cmd_symbolize,
@@ -161,6 +165,7 @@ int main(int argc, char **argv)
 		printf("memprof 0.1.0\n");
 		return MP_EXIT_OK;
 	}
+	cli_progress_setup();
 	for (size_t i = 0; i < NSUB; i++)
 		if (!strcmp(subcommands[i].name, name))
 			return subcommands[i].fn(argc - 1, argv + 1);

@@ -224,11 +224,51 @@ const struct mp_module *mp_snapshot_module(const struct mp_snapshot *snap,
 /*
  * Symbolizes every pc of every stack with libdw, from the module files on
  * this machine, and stores the result in snap->symbols (replacing what was
- * there). Modules whose file is missing or whose build-id no longer matches
- * leave their pcs with module set and no frames. Fails only when libdw
- * cannot start at all or memory runs out.
+ * there). Modules whose file is missing, unreadable or whose build-id no
+ * longer matches leave their pcs with module set and no frames. Fails only
+ * when memory runs out. Loads every module file anew: use a struct
+ * mp_symcache to symbolize several snapshots.
  */
 enum mp_err mp_symbolize(struct mp_snapshot *snap, struct mp_errinfo *ei);
+
+/*
+ * The module files loaded for symbolizing (libdw handles, debuginfo, symbol
+ * tables), kept across snapshots: loading libc's debuginfo alone takes tens
+ * of milliseconds. Entries are keyed by the file's identity (device, inode,
+ * size, mtime), so one file serves every snapshot and every load address,
+ * whatever path names it.
+ */
+struct mp_symcache;
+
+/* An empty cache; NULL when out of memory. */
+struct mp_symcache *mp_symcache_new(void);
+/* Frees the cache and everything loaded in it; NULL is accepted. No other
+ * thread may be using it. */
+void mp_symcache_free(struct mp_symcache *cache);
+
+/*
+ * Loads the file at path into the cache now, as far as symbolizing will
+ * need it (its debuginfo found and inflated, its symbol table sorted), so
+ * that a later mp_symbolize_cached() finds it ready. Debuginfo is looked
+ * for on this machine only, by build-id; debuginfod and the other places
+ * of the standard search are tried when a snapshot needs the file. Safe to
+ * call from another thread while one thread symbolizes: a snapshot that
+ * needs a file being warmed waits for it, and never for the others. Does
+ * nothing when the file is already in the cache (loaded or being loaded),
+ * missing or not a regular file; failures to load are only seen as pcs
+ * without frames later.
+ */
+void mp_symcache_warm(struct mp_symcache *cache, const char *path);
+
+/*
+ * mp_symbolize() with the module files taken from cache, and loaded into it
+ * when missing. One thread at a time may symbolize with a given cache (any
+ * number may warm it). Fails with MP_ERR_USAGE without a snapshot or a
+ * cache, MP_ERR_NOMEM.
+ */
+enum mp_err mp_symbolize_cached(struct mp_snapshot *snap,
+				struct mp_symcache *cache,
+				struct mp_errinfo *ei);
 
 /* Progress callback for long work; may be NULL. done <= total. */
 typedef void (*mp_progress_fn)(void *ctx, const char *what, uint64_t done,
@@ -731,5 +771,116 @@ enum mp_err mp_check_run(const struct mp_snapshot *snap,
 			 const struct mp_snapshot *baseline,
 			 const struct mp_check_opts *opts,
 			 struct mp_check_report *out);
+
+/* ---- the HTML report (trace_html.c) ----------------------------------- */
+
+/*
+ * `memprof report`: one self-contained HTML page of a snapshot, which
+ * loads nothing (its Content-Security-Policy allows only its own inline
+ * script and style): flamegraphs of live bytes and of bytes allocated, the
+ * timeline of live bytes with the snapshots marked, the `top` table by
+ * line, and the leaks and leaked cycles of mp_leaks_analyze (when the
+ * snapshot has a heap graph). The data is embedded as JSON; to keep big
+ * snapshots usable it is limited, and the page says what was left out:
+ * flamegraph boxes under 0.1% of both totals (more when that still leaves
+ * over 20000 boxes), the top table to the 250 biggest sites by each
+ * column, loss records to the 200 biggest of each kind, cycles to the 100
+ * biggest.
+ */
+struct mp_html_opts {
+	const char *title;  /* the page's title; NULL: "memprof report: PROG" */
+	const char *source; /* the snapshot's path, shown; may be NULL */
+	struct mp_alloc_filter alloc;	    /* --alloc-fn, for every frame */
+	const struct mp_suppressions *supp; /* for the leaks; may be NULL */
+};
+
+/* What the page holds and what was left out of it. */
+struct mp_html_stats {
+	size_t flame_nodes, flame_omitted; /* boxes kept, left out */
+	uint64_t flame_min_ppm; /* boxes under this share (ppm) left out */
+	size_t top_shown, top_groups;  /* sites in the table, in all */
+	size_t records_shown, records; /* loss records */
+	size_t cycles_shown, cycles;   /* leaked cycles */
+};
+
+/*
+ * Writes the page of snap to out (opts and stats may be NULL; stats is
+ * filled on success). Fails with MP_ERR_USAGE without snap or out,
+ * MP_ERR_CORRUPT for a trace naming a stack that does not exist,
+ * MP_ERR_NOMEM, MP_ERR_IO when out reports a write error; out then holds
+ * part of a page, so write to a temporary file and rename it.
+ */
+enum mp_err mp_html_write(const struct mp_snapshot *snap,
+			  const struct mp_html_opts *opts, FILE *out,
+			  struct mp_html_stats *stats);
+
+/* ---- export: pprof, folded stacks, JSON (trace_export.c) --------------- */
+
+/*
+ * `memprof export` writes a snapshot in formats other tools read, one
+ * entry per trace (allocation stack) with its counters. Frames are those
+ * of mp_stack_resolve() (allocator frames dropped, --alloc-fn honoured),
+ * and traces are kept by the filters as in mp_profile_build().
+ *
+ *   pprof      gzip'd profile.proto with Go's heap sample types
+ *              alloc_objects/count, alloc_space/bytes, inuse_objects/count,
+ *              inuse_space/bytes (the default); one sample per trace;
+ *              mappings with build-ids; locations with inline chains
+ *   collapsed  folded stacks, "outer;...;inner value" a line, sorted, equal
+ *              stacks merged, zero values left out (flamegraph.pl,
+ *              speedscope, inferno)
+ *   json       the document of formats/export-json.md
+ */
+enum mp_export_format {
+	MP_EXPORT_PPROF,
+	MP_EXPORT_COLLAPSED,
+	MP_EXPORT_JSON,
+};
+
+/* The figure of each folded stack (collapsed only). */
+enum mp_export_value {
+	MP_VALUE_INUSE_BYTES,  /* live bytes (the default) */
+	MP_VALUE_INUSE_BLOCKS, /* live blocks */
+	MP_VALUE_ALLOC_BYTES,  /* bytes allocated since start */
+	MP_VALUE_ALLOCS,       /* allocations since start */
+};
+
+/* "pprof" "collapsed" "json"; false if s is none. */
+bool mp_export_format_parse(const char *s, enum mp_export_format *out);
+const char *mp_export_format_name(enum mp_export_format f);
+/* "inuse-bytes" "inuse-blocks" "alloc-bytes" "allocs"; false if none. */
+bool mp_export_value_parse(const char *s, enum mp_export_value *out);
+const char *mp_export_value_name(enum mp_export_value v);
+
+struct mp_export_opts {
+	enum mp_export_format format;
+	enum mp_export_value value;	  /* collapsed only */
+	struct mp_alloc_filter alloc;	  /* --alloc-fn */
+	const struct mp_filters *filters; /* NULL keeps every trace */
+};
+
+/*
+ * Writes snap to out in opts->format. pprof is built in memory and
+ * compressed as it is written; collapsed holds its lines in memory to
+ * sort them; json streams. On failure part of the output may have been
+ * written: the caller removes a file it created.
+ *
+ * Fails with MP_ERR_USAGE for a missing argument or an unknown format or
+ * value, MP_ERR_CORRUPT for a trace naming a stack that does not exist,
+ * MP_ERR_NOMEM, MP_ERR_IO when out reports a write error; *ei says which.
+ */
+enum mp_err mp_export_write(const struct mp_snapshot *snap,
+			    const struct mp_export_opts *opts, FILE *out,
+			    struct mp_errinfo *ei);
+
+/* ---- progress ---------------------------------------------------------
+ *
+ * Long work (symbolizing, leak analysis) reports progress through a
+ * callback: what is a constant string ("symbolizing addresses"), total 0
+ * when unknown; done == total (total > 0) ends that work. No callback is
+ * set by default; fn NULL removes it. Not thread-safe: set it once.
+ */
+typedef void (*mp_progress_cb)(const char *what, uint64_t done, uint64_t total);
+void mp_set_progress(mp_progress_cb fn);
 
 #endif

@@ -19,6 +19,10 @@ char *mp__strndup(struct mp_snapshot *snap, const char *s, size_t n);
 /* An empty snapshot with its arena; NULL on OOM. */
 struct mp_snapshot *mp__snapshot_new(void);
 
+/* Reports progress of long work to the callback set with
+ * mp_set_progress; done == total (total > 0) ends it. */
+void mp__progress(const char *what, uint64_t done, uint64_t total);
+
 /* printf into ei->msg when ei is not NULL; returns err for tail calls. */
 enum mp_err mp__fail(struct mp_errinfo *ei, enum mp_err err, const char *fmt,
 		     ...) __attribute__((format(printf, 3, 4)));
@@ -35,5 +39,8 @@ int mp__frames_cmp(const struct mp_resolved_frame *a, size_t na,
  * (NULL, line 0, address 0): how a group's frame is merged. */
 void mp__frame_intersect(struct mp_resolved_frame *dst,
 			 const struct mp_resolved_frame *src);
+
+/* How many module files cache holds (tests: a file is loaded once). */
+size_t mp__symcache_nfiles(struct mp_symcache *cache);
 
 #endif

@@ -779,6 +779,8 @@ static void work_free(struct work *w)
 	free(w->retained);
 }
 
+#define PHASES "analysing the heap graph"
+
 enum mp_err mp_leaks_analyze(const struct mp_snapshot *snap,
 			     const struct mp_leak_opts *opts,
 			     struct mp_leak_report **out)
@@ -821,8 +823,12 @@ enum mp_err mp_leaks_analyze(const struct mp_snapshot *snap,
 	for (size_t i = 0; i < w.n; i++)
 		w.comp[i] = NONE;
 
+	/* Phases, for a progress line on big heaps (millions of blocks). */
+	mp__progress(PHASES, 0, 4);
 	mark(snap, w.state, w.sstack);
+	mp__progress(PHASES, 1, 4);
 	tarjan(&w);
+	mp__progress(PHASES, 2, 4);
 
 	size_t nc1 = (size_t)w.ncomp + 1;
 	w.cbytes = calloc(nc1, sizeof(*w.cbytes));
@@ -851,6 +857,7 @@ enum mp_err mp_leaks_analyze(const struct mp_snapshot *snap,
 	}
 	if (!dominators(&w))
 		goto fail;
+	mp__progress(PHASES, 3, 4);
 
 	uint8_t *kind = rep->block_kind;
 	bool any_lost_supp = false;
@@ -896,10 +903,12 @@ enum mp_err mp_leaks_analyze(const struct mp_snapshot *snap,
 	rep->threads = snap->graph.threads;
 	rep->threads_unscanned = snap->graph.threads_unscanned;
 	work_free(&w);
+	mp__progress(PHASES, 4, 4);
 	*out = rep;
 	return MP_OK;
 
 fail:
+	mp__progress(PHASES, 4, 4);
 	work_free(&w);
 	mp_leak_report_free(rep);
 	if (!rep)

@@ -3,21 +3,34 @@
  * snapshot's stacks into functions, files and lines (with the chain of
  * inlined calls) using elfutils' libdwfl on the module files of this machine.
  *
+ * Loading a module is the slow part (finding its debuginfo and inflating
+ * compressed .debug_* sections: 40 ms for libc with libc6-dbg), so it is
+ * done once per file in a struct mp_symcache that outlives one snapshot:
+ * each file gets its own Dwfl with the file reported at bias 0, so the
+ * same entry serves every run whatever the address it was loaded at, and
+ * a pc is looked up at pc - base. `record` warms the cache from another
+ * thread while the program runs; an entry's state (empty, loading, ready)
+ * under the cache's lock makes sure only one thread ever uses a Dwfl, and a
+ * snapshot waits only for the files it needs.
+ *
  * Each distinct pc is looked up once. Lazily built indexes keep that fast:
  * the subprogram ranges of each compilation unit (dwarf_getscopes() would
  * walk a whole CU for every pc), the sorted function symbols of each module
  * (libdwfl's address-to-symbol lookup scans the symbol table per call), and
- * the CU ranges of a module when it lacks .debug_aranges. Results live in
- * the snapshot's arena, strings interned so that a function or file shared
- * by many pcs is stored once; scratch state is malloc'd and freed before
- * returning. Never prints, never aborts.
+ * the CU ranges of a module when it lacks .debug_aranges; the last two live
+ * in the cache. Results live in the snapshot's arena, strings interned so
+ * that a function or file shared by many pcs is stored once; scratch state
+ * is malloc'd and freed before returning. Never prints, never aborts.
  */
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "trace/trace_internal.h"
 
@@ -25,7 +38,7 @@
 extern char *__cxa_demangle(const char *mangled, char *buf, size_t *len,
 			    int *status);
 
-/* One ELF function symbol of a module, absolute addresses. */
+/* One ELF function symbol of a module, at its address in the file. */
 struct elf_sym {
 	uint64_t start, end;
 	const char *name; /* in libelf's string table */
@@ -56,14 +69,52 @@ struct cu_range {
 	Dwarf_Off off;
 };
 
-struct mod_state {
-	Dwfl_Module *mod; /* NULL: missing, unreadable or stale file */
+enum symfile_state {
+	SYMFILE_EMPTY,	 /* nobody loads it yet: the first to look claims it */
+	SYMFILE_LOADING, /* a thread is loading it; others wait for READY */
+	SYMFILE_READY,	 /* loaded (mod may be NULL); used by one symbolizer */
+};
+
+/*
+ * One module file, loaded once for all the snapshots that need it. Keyed
+ * by the file's identity rather than its path: the loader names libc
+ * /lib/x86_64-linux-gnu/libc.so.6 where /proc/PID/maps says /usr/lib/...,
+ * and a file rewritten in place is another file. Only state and the list
+ * links are guarded by the cache's lock; the rest belongs to whoever moved
+ * the entry out of EMPTY until it is READY, then to the symbolizer.
+ */
+struct symfile {
+	struct symfile *next;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	char *path; /* the first name it was found under */
+	enum symfile_state state;
+	Dwfl *dwfl;
+	Dwfl_Module *mod; /* reported at bias 0; NULL: unreadable */
+	bool warmed;	  /* loaded by mp_symcache_warm(), debuginfo local */
+	bool has_dwarf;	  /* when warmed: DWARF was found */
+	unsigned char build_id[64];
+	uint32_t build_id_len; /* 0: none, or longer than build_id */
 	bool syms_built;
 	struct elf_sym *syms; /* sorted by start, then rank descending */
 	size_t nsyms;
 	bool cus_built;
 	struct cu_range *cus; /* sorted by low; only built when needed */
 	size_t ncus;
+};
+
+struct mp_symcache {
+	pthread_mutex_t lock;
+	pthread_cond_t ready; /* broadcast whenever an entry becomes READY */
+	struct symfile *files;
+	size_t nfiles;
+};
+
+/* A snapshot module's file, when the snapshot has pcs in it. */
+struct mod_state {
+	struct symfile *file; /* NULL: unused, missing, unreadable or stale */
 };
 
 /* Open addressing; key and value both persist while the table is used. */
@@ -84,7 +135,7 @@ struct cu_table {
 
 struct symbolizer {
 	struct mp_snapshot *snap;
-	Dwfl *dwfl;
+	struct mp_symcache *cache;
 	struct mod_state *mods;
 	uint32_t *by_start; /* module indexes with a range, sorted by start */
 	size_t nby_start;
@@ -255,19 +306,19 @@ static uint64_t section_end(Elf *elf, GElf_Word shndx, Dwarf_Addr bias)
 	return shdr.sh_addr + shdr.sh_size + bias;
 }
 
-static void build_elf_syms(struct symbolizer *s, struct mod_state *m)
+/* Builds f->syms; false when out of memory (f is left unbuilt). */
+static bool build_elf_syms(struct symfile *f)
 {
-	int n = dwfl_module_getsymtab(m->mod);
+	int n = dwfl_module_getsymtab(f->mod);
 	size_t k = 0;
 
-	m->syms_built = true;
-	if (n <= 1)
-		return;
-	m->syms = malloc((size_t)n * sizeof(*m->syms));
-	if (!m->syms) {
-		s->oom = true;
-		return;
+	if (n <= 1) {
+		f->syms_built = true;
+		return true;
 	}
+	f->syms = malloc((size_t)n * sizeof(*f->syms));
+	if (!f->syms)
+		return false;
 	for (int i = 1; i < n; i++) {
 		GElf_Sym sym;
 		GElf_Addr addr;
@@ -277,7 +328,7 @@ static void build_elf_syms(struct symbolizer *s, struct mod_state *m)
 		const char *name;
 		int type, bind;
 
-		name = dwfl_module_getsym_info(m->mod, i, &sym, &addr, &shndx,
+		name = dwfl_module_getsym_info(f->mod, i, &sym, &addr, &shndx,
 					       &elf, &bias);
 		if (!name || !*name || shndx == SHN_UNDEF)
 			continue;
@@ -285,45 +336,50 @@ static void build_elf_syms(struct symbolizer *s, struct mod_state *m)
 		if (type != STT_FUNC && type != STT_GNU_IFUNC)
 			continue;
 		bind = GELF_ST_BIND(sym.st_info);
-		m->syms[k].start = addr;
-		m->syms[k].end = sym.st_size ? addr + sym.st_size
+		f->syms[k].start = addr;
+		f->syms[k].end = sym.st_size ? addr + sym.st_size
 					     : section_end(elf, shndx, bias);
-		m->syms[k].sized = sym.st_size != 0;
-		m->syms[k].name = name;
-		m->syms[k].rank = bind == STB_GLOBAL ? 3
+		f->syms[k].sized = sym.st_size != 0;
+		f->syms[k].name = name;
+		f->syms[k].rank = bind == STB_GLOBAL ? 3
 				  : bind == STB_WEAK ? 2
 						     : 1;
 		k++;
 	}
-	qsort(m->syms, k, sizeof(*m->syms), elf_sym_cmp);
-	m->nsyms = k;
+	qsort(f->syms, k, sizeof(*f->syms), elf_sym_cmp);
+	f->nsyms = k;
 	/*
 	 * A sizeless symbol (hand-written assembly, _init) runs up to the next
 	 * symbol or the end of its section, as libdwfl's own lookup assumes.
 	 */
 	for (size_t i = k, next = k; i-- > 0;) {
-		struct elf_sym *e = &m->syms[i];
+		struct elf_sym *e = &f->syms[i];
 
-		if (!e->sized && next < k && m->syms[next].start < e->end)
-			e->end = m->syms[next].start;
-		if (i > 0 && m->syms[i - 1].start != e->start)
+		if (!e->sized && next < k && f->syms[next].start < e->end)
+			e->end = f->syms[next].start;
+		if (i > 0 && f->syms[i - 1].start != e->start)
 			next = i;
 	}
+	f->syms_built = true;
+	return true;
 }
 
-/* The raw name of the function symbol containing addr, or NULL. */
-static const char *elf_sym_at(struct symbolizer *s, struct mod_state *m,
+/* The raw name of the function symbol containing addr (an address in the
+ * file), or NULL. */
+static const char *elf_sym_at(struct symbolizer *s, struct symfile *f,
 			      uint64_t addr)
 {
 	size_t lo = 0, hi;
 
-	if (!m->syms_built)
-		build_elf_syms(s, m);
-	hi = m->nsyms;
+	if (!f->syms_built && !build_elf_syms(f)) {
+		s->oom = true;
+		return NULL;
+	}
+	hi = f->nsyms;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (m->syms[mid].start <= addr)
+		if (f->syms[mid].start <= addr)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -334,12 +390,12 @@ static const char *elf_sym_at(struct symbolizer *s, struct mod_state *m,
 	 * smaller one that ended before addr.
 	 */
 	for (size_t k = lo, seen = 0; k-- > 0 && seen < 16; seen++) {
-		const struct elf_sym *e = &m->syms[k];
+		const struct elf_sym *e = &f->syms[k];
 
 		if (addr < e->end) {
-			while (k > 0 && m->syms[k - 1].start == e->start &&
-			       addr < m->syms[k - 1].end)
-				e = &m->syms[--k];
+			while (k > 0 && f->syms[k - 1].start == e->start &&
+			       addr < f->syms[k - 1].end)
+				e = &f->syms[--k];
 			return e->name;
 		}
 	}
@@ -505,17 +561,19 @@ static int cu_range_cmp(const void *a, const void *b)
 	return 0;
 }
 
-static void build_cu_ranges(struct symbolizer *s, struct mod_state *m)
+/* Builds f->cus; false when out of memory (f is left unbuilt). */
+static bool build_cu_ranges(struct symfile *f)
 {
 	Dwarf_Addr bias, base, low, high;
-	Dwarf *dw = dwfl_module_getdwarf(m->mod, &bias);
+	Dwarf *dw = dwfl_module_getdwarf(f->mod, &bias);
 	Dwarf_CU *unit = NULL;
 	Dwarf_Die cudie;
 	size_t cap = 0;
 
-	m->cus_built = true;
-	if (!dw)
-		return;
+	if (!dw) {
+		f->cus_built = true;
+		return true;
+	}
 	while (dwarf_get_units(dw, unit, &unit, NULL, NULL, &cudie, NULL) ==
 	       0) {
 		ptrdiff_t off = 0;
@@ -524,23 +582,27 @@ static void build_cu_ranges(struct symbolizer *s, struct mod_state *m)
 		       0) {
 			if (low >= high)
 				continue;
-			if (m->ncus == cap) {
+			if (f->ncus == cap) {
 				size_t ncap = cap ? cap * 2 : 64;
 				struct cu_range *nv =
-					realloc(m->cus, ncap * sizeof(*nv));
+					realloc(f->cus, ncap * sizeof(*nv));
 
 				if (!nv) {
-					s->oom = true;
-					return;
+					free(f->cus);
+					f->cus = NULL;
+					f->ncus = 0;
+					return false;
 				}
-				m->cus = nv;
+				f->cus = nv;
 				cap = ncap;
 			}
-			m->cus[m->ncus++] = (struct cu_range){
+			f->cus[f->ncus++] = (struct cu_range){
 				low, high, dwarf_dieoffset(&cudie)};
 		}
 	}
-	qsort(m->cus, m->ncus, sizeof(*m->cus), cu_range_cmp);
+	qsort(f->cus, f->ncus, sizeof(*f->cus), cu_range_cmp);
+	f->cus_built = true;
+	return true;
 }
 
 /*
@@ -548,30 +610,32 @@ static void build_cu_ranges(struct symbolizer *s, struct mod_state *m)
  * CUs only through .debug_aranges, which clang does not emit by default
  * (and GCC not for every CU), so its lookup misses them.
  */
-static Dwarf_Die *cu_fallback(struct symbolizer *s, struct mod_state *m,
+static Dwarf_Die *cu_fallback(struct symbolizer *s, struct symfile *f,
 			      uint64_t addr, Dwarf_Die *mem, Dwarf_Addr *bias)
 {
 	Dwarf *dw;
 	size_t lo = 0, hi;
 
-	if (!m->cus_built)
-		build_cu_ranges(s, m);
-	dw = dwfl_module_getdwarf(m->mod, bias);
+	if (!f->cus_built && !build_cu_ranges(f)) {
+		s->oom = true;
+		return NULL;
+	}
+	dw = dwfl_module_getdwarf(f->mod, bias);
 	if (!dw || addr < *bias)
 		return NULL;
 	addr -= *bias;
-	hi = m->ncus;
+	hi = f->ncus;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (m->cus[mid].low <= addr)
+		if (f->cus[mid].low <= addr)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	for (size_t k = lo, seen = 0; k-- > 0 && seen < 8; seen++) {
-		if (addr < m->cus[k].high)
-			return dwarf_offdie(dw, m->cus[k].off, mem);
+		if (addr < f->cus[k].high)
+			return dwarf_offdie(dw, f->cus[k].off, mem);
 	}
 	return NULL;
 }
@@ -694,10 +758,11 @@ static void call_site(struct symbolizer *s, struct cu_index *cu, Dwarf_Die *inl,
 		f->line = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
-/* The frames of addr (relative to cu's Dwarf) inside subprogram sub. */
-static bool frames_from_dwarf(struct symbolizer *s, struct mod_state *m,
+/* The frames of addr (relative to cu's Dwarf; file_addr in the file)
+ * inside subprogram sub. */
+static bool frames_from_dwarf(struct symbolizer *s, struct symfile *f,
 			      struct cu_index *cu, Dwarf_Die *sub,
-			      Dwarf_Addr addr, uint64_t abs_addr,
+			      Dwarf_Addr addr, uint64_t file_addr,
 			      struct mp_symbol *out)
 {
 	size_t n = scope_chain(s, sub, addr);
@@ -729,7 +794,7 @@ static bool frames_from_dwarf(struct symbolizer *s, struct mod_state *m,
 	 */
 	if (!frames[n - 1].function)
 		frames[n - 1].function =
-			intern_name(s, elf_sym_at(s, m, abs_addr));
+			intern_name(s, elf_sym_at(s, f, file_addr));
 	out->frames = frames;
 	out->nframes = (uint32_t)n;
 	return !s->oom;
@@ -758,9 +823,10 @@ static uint32_t module_of(const struct symbolizer *s, uint64_t pc)
 static void symbolize_pc(struct symbolizer *s, uint64_t pc,
 			 struct mp_symbol *out)
 {
-	struct mod_state *m;
+	const struct mp_module *mm;
+	struct symfile *f;
 	struct cu_index *cu;
-	struct mp_frame *f;
+	struct mp_frame *fr;
 	Dwarf_Die *cudie, *sub, cumem;
 	Dwarf_Addr bias;
 	uint64_t addr;
@@ -770,35 +836,42 @@ static void symbolize_pc(struct symbolizer *s, uint64_t pc,
 	out->module = module_of(s, pc);
 	if (out->module == UINT32_MAX || pc == 0)
 		return;
-	m = &s->mods[out->module];
-	if (!m->mod)
+	mm = &s->snap->modules[out->module];
+	f = s->mods[out->module].file;
+	/*
+	 * A return address points after the call; pc - 1 is inside it. The
+	 * file is reported at bias 0, so it is looked up at its address in
+	 * the file: less the load bias (dlpi_addr), which is 0 for ET_EXEC,
+	 * whose addresses are absolute, and the load address less the first
+	 * PT_LOAD's p_vaddr for PIE and shared objects.
+	 */
+	if (!f || pc - 1 < mm->base)
 		return;
-	/* A return address points after the call; pc - 1 is inside it. */
-	addr = pc - 1;
-	cudie = dwfl_module_addrdie(m->mod, addr, &bias);
+	addr = pc - 1 - mm->base;
+	cudie = dwfl_module_addrdie(f->mod, addr, &bias);
 	if (!cudie)
-		cudie = cu_fallback(s, m, addr, &cumem, &bias);
+		cudie = cu_fallback(s, f, addr, &cumem, &bias);
 	if (cudie) {
 		cu = cu_get(s, out->module, cudie);
 		if (!cu)
 			return;
 		sub = cu_find(cu, addr - bias);
 		if (sub) {
-			frames_from_dwarf(s, m, cu, sub, addr - bias, addr,
+			frames_from_dwarf(s, f, cu, sub, addr - bias, addr,
 					  out);
 			return;
 		}
 	}
-	name = intern_name(s, elf_sym_at(s, m, addr));
+	name = intern_name(s, elf_sym_at(s, f, addr));
 	if (!name)
 		return;
-	f = mp__alloc(s->snap, sizeof(*f));
-	if (!f) {
+	fr = mp__alloc(s->snap, sizeof(*fr));
+	if (!fr) {
 		s->oom = true;
 		return;
 	}
-	f->function = name;
-	out->frames = f;
+	fr->function = name;
+	out->frames = fr;
 	out->nframes = 1;
 }
 
@@ -825,44 +898,327 @@ static int u64_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void report_modules(struct symbolizer *s)
+/* ---- the cache of module files ---- */
+
+/* The entry of the file st describes, made EMPTY when new; NULL on OOM.
+ * Called with the cache's lock held. */
+static struct symfile *symfile_get(struct mp_symcache *c, const char *path,
+				   const struct stat *st)
+{
+	struct symfile *f;
+
+	for (f = c->files; f; f = f->next) {
+		if (f->dev == st->st_dev && f->ino == st->st_ino &&
+		    f->size == st->st_size &&
+		    f->mtime.tv_sec == st->st_mtim.tv_sec &&
+		    f->mtime.tv_nsec == st->st_mtim.tv_nsec)
+			return f;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->path = strdup(path);
+	if (!f->path) {
+		free(f);
+		return NULL;
+	}
+	f->dev = st->st_dev;
+	f->ino = st->st_ino;
+	f->size = st->st_size;
+	f->mtime = st->st_mtim;
+	f->state = SYMFILE_EMPTY;
+	f->next = c->files;
+	c->files = f;
+	c->nfiles++;
+	return f;
+}
+
+/*
+ * The entry of the file at path, and whether the caller claimed it (moved
+ * it from EMPTY to LOADING) and so must load and publish it. NULL when the
+ * file is missing or not a regular file, or memory runs out (*oom set).
+ */
+static struct symfile *symfile_claim(struct mp_symcache *c, const char *path,
+				     bool *mine, bool *oom)
+{
+	struct symfile *f;
+	struct stat st;
+
+	*mine = false;
+	/* Not a regular file: opening a FIFO would block. */
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return NULL;
+	pthread_mutex_lock(&c->lock);
+	f = symfile_get(c, path, &st);
+	if (f && f->state == SYMFILE_EMPTY) {
+		f->state = SYMFILE_LOADING;
+		*mine = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!f)
+		*oom = true;
+	return f;
+}
+
+/*
+ * dwfl_standard_find_debuginfo() without what it ends with when nothing is
+ * installed: asking debuginfod. The warmer loads every library the program
+ * maps, most of which no stack goes through; it must not download their
+ * debuginfo, nor pay libdw 0.188's dlopen of libdebuginfod (libcurl and
+ * some 30 libraries: 9 ms), done even with DEBUGINFOD_URLS unset. A file
+ * the snapshot needs is reloaded with the standard search when this one
+ * found nothing (symfile_refresh).
+ */
+static int find_local_debuginfo(Dwfl_Module *mod, void **userdata,
+				const char *modname, GElf_Addr base,
+				const char *file_name, const char *debuglink,
+				GElf_Word crc, char **debuginfo_file_name)
+{
+	int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base,
+					      file_name, debuglink, crc,
+					      debuginfo_file_name);
+
+	/* A dwz file named by its path: the standard search finds it before
+	 * it would ask debuginfod. */
+	if (fd < 0 && debuglink && debuglink[0] == '/' &&
+	    access(debuglink, R_OK) == 0)
+		fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base,
+						  file_name, debuglink, crc,
+						  debuginfo_file_name);
+	return fd;
+}
+
+/*
+ * Loads a claimed entry, outside the lock. For the symbolizer: the file and
+ * its build-id, the rest when lookups need it, with the standard debuginfo
+ * search. With warm: also what the first lookups would load, the
+ * debuginfo (found by build-id, opened, its compressed sections inflated),
+ * its address-to-CU table (2 ms for libc's .debug_aranges) and the sorted
+ * symbol table. Failures leave mod NULL (the file's pcs get no frames) or a
+ * table unbuilt (retried, and reported as OOM, by the symbolizer).
+ */
+static void symfile_load(struct symfile *f, bool warm)
+{
+	static char *debuginfo_path;
+	static const Dwfl_Callbacks standard = {
+		.find_elf = dwfl_build_id_find_elf,
+		.find_debuginfo = dwfl_standard_find_debuginfo,
+		.section_address = dwfl_offline_section_address,
+		.debuginfo_path = &debuginfo_path,
+	};
+	static const Dwfl_Callbacks local = {
+		.find_elf = dwfl_build_id_find_elf,
+		.find_debuginfo = find_local_debuginfo,
+		.section_address = dwfl_offline_section_address,
+		.debuginfo_path = &debuginfo_path,
+	};
+	const unsigned char *bits;
+	Dwarf_Aranges *aranges;
+	size_t naranges;
+	GElf_Addr vaddr;
+	Dwarf_Addr bias;
+	Dwarf *dw;
+	int len;
+
+	f->warmed = warm;
+	f->dwfl = dwfl_begin(warm ? &local : &standard);
+	if (!f->dwfl)
+		return;
+	dwfl_report_begin(f->dwfl);
+	/*
+	 * Base 0 with add_p_vaddr = true: a bias of 0, so addresses are the
+	 * file's own and the entry does not depend on one run's layout
+	 * (libdwfl forces base 0 on ET_EXEC anyway). With false it would
+	 * subtract the first PT_LOAD's p_vaddr, wrong for prelinked or
+	 * non-zero-based objects.
+	 */
+	f->mod = dwfl_report_elf(f->dwfl, f->path, f->path, -1, 0, true);
+	dwfl_report_end(f->dwfl, NULL, NULL);
+	if (!f->mod)
+		return;
+	len = dwfl_module_build_id(f->mod, &bits, &vaddr);
+	if (len > 0 && (size_t)len <= sizeof(f->build_id)) {
+		memcpy(f->build_id, bits, (size_t)len);
+		f->build_id_len = (uint32_t)len;
+	}
+	if (!warm)
+		return;
+	dw = dwfl_module_getdwarf(f->mod, &bias);
+	f->has_dwarf = dw != NULL;
+	if (dw)
+		dwarf_getaranges(dw, &aranges, &naranges);
+	build_elf_syms(f);
+}
+
+/* Forgets what was loaded of f (back to a claimed, unloaded entry). */
+static void symfile_unload(struct symfile *f)
+{
+	free(f->syms);
+	free(f->cus);
+	/* After the tables: they point into libdw's data. */
+	if (f->dwfl)
+		dwfl_end(f->dwfl);
+	f->dwfl = NULL;
+	f->mod = NULL;
+	f->syms = NULL;
+	f->cus = NULL;
+	f->nsyms = f->ncus = 0;
+	f->syms_built = f->cus_built = false;
+	f->build_id_len = 0;
+	f->warmed = f->has_dwarf = false;
+}
+
+/*
+ * A ready entry the symbolizer needs, loaded by the warmer without finding
+ * DWARF, is loaded again with the standard search (debuglinks next to the
+ * file, debuginfod): what mp_symbolize() would have found.
+ */
+static void symfile_refresh(struct symfile *f)
+{
+	if (!f->warmed || f->has_dwarf || !f->mod)
+		return;
+	symfile_unload(f);
+	symfile_load(f, false);
+}
+
+static void symfile_publish(struct mp_symcache *c, struct symfile *f)
+{
+	pthread_mutex_lock(&c->lock);
+	f->state = SYMFILE_READY;
+	pthread_cond_broadcast(&c->ready);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void symfile_free(struct symfile *f)
+{
+	symfile_unload(f);
+	free(f->path);
+	free(f);
+}
+
+struct mp_symcache *mp_symcache_new(void)
+{
+	struct mp_symcache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	if (pthread_mutex_init(&c->lock, NULL) != 0) {
+		free(c);
+		return NULL;
+	}
+	if (pthread_cond_init(&c->ready, NULL) != 0) {
+		pthread_mutex_destroy(&c->lock);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void mp_symcache_free(struct mp_symcache *cache)
+{
+	struct symfile *f, *next;
+
+	if (!cache)
+		return;
+	for (f = cache->files; f; f = next) {
+		next = f->next;
+		symfile_free(f);
+	}
+	pthread_cond_destroy(&cache->ready);
+	pthread_mutex_destroy(&cache->lock);
+	free(cache);
+}
+
+void mp_symcache_warm(struct mp_symcache *cache, const char *path)
+{
+	struct symfile *f;
+	bool mine, oom = false;
+
+	if (!cache || !path || !*path)
+		return;
+	f = symfile_claim(cache, path, &mine, &oom);
+	if (!f || !mine)
+		return;
+	symfile_load(f, true);
+	symfile_publish(cache, f);
+}
+
+size_t mp__symcache_nfiles(struct mp_symcache *cache)
+{
+	size_t n;
+
+	pthread_mutex_lock(&cache->lock);
+	n = cache->nfiles;
+	pthread_mutex_unlock(&cache->lock);
+	return n;
+}
+
+/* ---- one snapshot ---- */
+
+static void index_modules(struct symbolizer *s)
+{
+	const struct mp_snapshot *snap = s->snap;
+
+	for (size_t i = 0; i < snap->nmodules; i++) {
+		if (snap->modules[i].end > snap->modules[i].start)
+			s->by_start[s->nby_start++] = (uint32_t)i;
+	}
+	qsort_r(s->by_start, s->nby_start, sizeof(*s->by_start), start_cmp,
+		snap->modules);
+}
+
+/* Whether f, loaded, is the file mm was recorded from: a rebuilt binary
+ * at the same path would give wrong lines. */
+static bool symfile_matches(const struct symfile *f, const struct mp_module *mm)
+{
+	if (!f->mod)
+		return false;
+	if (!mm->build_id_len)
+		return true;
+	return f->build_id_len == mm->build_id_len &&
+	       memcmp(f->build_id, mm->build_id, mm->build_id_len) == 0;
+}
+
+/*
+ * Finds the file of each module holding pcs (needed), and only of those:
+ * the program may have loaded libraries that no stack goes through, and
+ * waiting for the warmer to load them would be wasted time. Ready entries
+ * are taken as they are, unclaimed ones loaded here, and entries another
+ * thread is loading waited for last, so that this thread's loads overlap
+ * with the warmer's.
+ */
+static void attach_modules(struct symbolizer *s, const bool *needed)
 {
 	struct mp_snapshot *snap = s->snap;
 
-	dwfl_report_begin(s->dwfl);
-	for (size_t i = 0; i < snap->nmodules; i++) {
-		const struct mp_module *mm = &snap->modules[i];
-		const unsigned char *bits;
-		GElf_Addr vaddr;
-		Dwfl_Module *mod;
-		int len;
+	for (size_t i = 0; i < snap->nmodules && !s->oom; i++) {
+		const char *path = snap->modules[i].path;
+		struct symfile *f;
+		bool mine;
 
-		if (mm->end > mm->start)
-			s->by_start[s->nby_start++] = (uint32_t)i;
-		if (!mm->path || !*mm->path || is_vdso(mm->path))
+		if (!needed[i] || !path || !*path || is_vdso(path))
 			continue;
-		/*
-		 * base is dlpi_addr, the load bias. add_p_vaddr = true makes
-		 * libdwfl take it as the bias as it is; with false it would
-		 * subtract the first PT_LOAD's p_vaddr, wrong for prelinked
-		 * or non-zero-based objects.
-		 */
-		mod = dwfl_report_elf(s->dwfl, mm->path, mm->path, -1, mm->base,
-				      true);
-		if (!mod)
-			continue;
-		/* A rebuilt binary at the same path would give wrong lines. */
-		if (mm->build_id_len) {
-			len = dwfl_module_build_id(mod, &bits, &vaddr);
-			if (len <= 0 || (uint32_t)len != mm->build_id_len ||
-			    memcmp(bits, mm->build_id, (size_t)len) != 0)
-				continue;
+		f = symfile_claim(s->cache, path, &mine, &s->oom);
+		if (f && mine) {
+			symfile_load(f, false);
+			symfile_publish(s->cache, f);
 		}
-		s->mods[i].mod = mod;
+		s->mods[i].file = f;
 	}
-	dwfl_report_end(s->dwfl, NULL, NULL);
-	qsort_r(s->by_start, s->nby_start, sizeof(*s->by_start), start_cmp,
-		snap->modules);
+	pthread_mutex_lock(&s->cache->lock);
+	for (size_t i = 0; i < snap->nmodules; i++) {
+		while (s->mods[i].file &&
+		       s->mods[i].file->state != SYMFILE_READY)
+			pthread_cond_wait(&s->cache->ready, &s->cache->lock);
+	}
+	pthread_mutex_unlock(&s->cache->lock);
+	for (size_t i = 0; i < snap->nmodules; i++) {
+		if (!s->mods[i].file)
+			continue;
+		symfile_refresh(s->mods[i].file);
+		if (!symfile_matches(s->mods[i].file, &snap->modules[i]))
+			s->mods[i].file = NULL;
+	}
 }
 
 /* Adds pc to the open-addressing set (cap a power of two, 0 = empty slot);
@@ -955,61 +1311,60 @@ static void symbolizer_release(struct symbolizer *s)
 		}
 	}
 	free(s->cus.v);
-	if (s->mods) {
-		for (size_t i = 0; i < s->snap->nmodules; i++) {
-			free(s->mods[i].syms);
-			free(s->mods[i].cus);
-		}
-	}
 	free(s->mods);
 	free(s->by_start);
 	free(s->names.v);
 	free(s->files.v);
 	free(s->chain);
 	free(s->path);
-	/* Last: the tables' keys point into libdw's data. */
-	if (s->dwfl)
-		dwfl_end(s->dwfl);
 }
 
-enum mp_err mp_symbolize(struct mp_snapshot *snap, struct mp_errinfo *ei)
+enum mp_err mp_symbolize_cached(struct mp_snapshot *snap,
+				struct mp_symcache *cache,
+				struct mp_errinfo *ei)
 {
-	static char *debuginfo_path;
-	static const Dwfl_Callbacks callbacks = {
-		.find_elf = dwfl_build_id_find_elf,
-		.find_debuginfo = dwfl_standard_find_debuginfo,
-		.section_address = dwfl_offline_section_address,
-		.debuginfo_path = &debuginfo_path,
-	};
-	struct symbolizer s = {.snap = snap};
+	struct symbolizer s = {.snap = snap, .cache = cache};
 	struct mp_symbol *syms = NULL;
+	bool *needed = NULL;
 	uint64_t *pcs;
-	size_t npcs;
+	size_t npcs, n;
 
 	if (!snap)
 		return mp__fail(ei, MP_ERR_USAGE, "no snapshot to symbolize");
+	if (!cache)
+		return mp__fail(ei, MP_ERR_USAGE, "no symbol cache");
 	pcs = distinct_pcs(snap, &npcs, &s.oom);
 	if (s.oom)
 		return mp__fail(ei, MP_ERR_NOMEM,
 				"out of memory collecting pcs to symbolize");
-	s.dwfl = dwfl_begin(&callbacks);
-	if (!s.dwfl) {
-		free(pcs);
-		return mp__fail(ei, MP_ERR_SYMBOLS, "cannot start libdwfl: %s",
-				dwfl_errmsg(-1));
-	}
-	s.mods = calloc(snap->nmodules ? snap->nmodules : 1, sizeof(*s.mods));
-	s.by_start = calloc(snap->nmodules ? snap->nmodules : 1,
-			    sizeof(*s.by_start));
+	n = snap->nmodules ? snap->nmodules : 1;
+	s.mods = calloc(n, sizeof(*s.mods));
+	s.by_start = calloc(n, sizeof(*s.by_start));
+	needed = calloc(n, sizeof(*needed));
 	if (npcs)
 		syms = mp__alloc(snap, npcs * sizeof(*syms));
-	if (!s.mods || !s.by_start || (npcs && !syms)) {
+	if (!s.mods || !s.by_start || !needed || (npcs && !syms)) {
 		s.oom = true;
 	} else {
-		report_modules(&s);
-		for (size_t i = 0; i < npcs && !s.oom; i++)
+		index_modules(&s);
+		for (size_t i = 0; i < npcs; i++) {
+			uint32_t m = module_of(&s, pcs[i]);
+
+			if (m != UINT32_MAX && pcs[i] != 0)
+				needed[m] = true;
+		}
+		attach_modules(&s, needed);
+		/* Progress per 256 pcs: a big program's snapshot holds tens
+		 * of thousands, each a DWARF lookup. */
+		for (size_t i = 0; i < npcs && !s.oom; i++) {
+			if (i % 256 == 0)
+				mp__progress("symbolizing addresses", i, npcs);
 			symbolize_pc(&s, pcs[i], &syms[i]);
+		}
+		if (npcs)
+			mp__progress("symbolizing addresses", npcs, npcs);
 	}
+	free(needed);
 	free(pcs);
 	symbolizer_release(&s);
 	if (s.oom)
@@ -1019,4 +1374,17 @@ enum mp_err mp_symbolize(struct mp_snapshot *snap, struct mp_errinfo *ei)
 	snap->nsymbols = npcs;
 	snap->has_symbols = true;
 	return MP_OK;
+}
+
+enum mp_err mp_symbolize(struct mp_snapshot *snap, struct mp_errinfo *ei)
+{
+	struct mp_symcache *cache = mp_symcache_new();
+	enum mp_err err;
+
+	if (!cache)
+		return mp__fail(ei, MP_ERR_NOMEM,
+				"out of memory starting the symbolizer");
+	err = mp_symbolize_cached(snap, cache, ei);
+	mp_symcache_free(cache);
+	return err;
 }

@@ -318,9 +318,9 @@ Test(cli, memprof_preload_overrides_the_shim_location)
 Test(cli, installed_memprof_finds_its_shim, .timeout = 240)
 {
 	char *d = tu_tmpdir();
-	cr_assert_eq(
-		sh(d, "make -s -C %s install PREFIX=%s/inst", MP_SOURCE_DIR, d),
-		0, "%s", sh_err(d));
+	cr_assert_eq(sh(d, "make -s -C %s B=%s install PREFIX=%s/inst",
+			MP_SOURCE_DIR, MP_BUILD_DIR, d),
+		     0, "%s", sh_err(d));
 	cr_expect_eq(sh(d,
 			"test -f %s/inst/lib/memprof/libmemprof.so && "
 			"test -f %s/inst/share/man/man1/memprof-record.1 && "

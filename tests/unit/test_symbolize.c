@@ -1,5 +1,6 @@
 /*
- * test_symbolize.c - mp_symbolize() on the test process itself.
+ * test_symbolize.c - mp_symbolize() and the symbol cache on the test
+ * process itself.
  *
  * The snapshot is built by hand: modules from dl_iterate_phdr() (with their
  * GNU build-ids) and stacks holding return addresses captured in the
@@ -11,9 +12,12 @@
 #include <criterion/criterion.h>
 #include <elf.h>
 #include <link.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "symbolize_fixture.h"
 #include "trace/trace_internal.h"
@@ -416,4 +420,268 @@ Test(symbolize, handles_many_distinct_pcs, .timeout = 60)
 	cr_assert_gt(named, n / 4);
 	free(pcs);
 	mp_snapshot_free(snap);
+}
+
+/* ---- the symbol cache ---- */
+
+static bool symt_str_same(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/*
+ * b holds the symbols of a, every pc moved by delta (the same modules
+ * loaded elsewhere); strings compared by value, as they live in each
+ * snapshot's own arena.
+ */
+static void symt_same_symbols(const struct mp_snapshot *a,
+			      const struct mp_snapshot *b, uint64_t delta)
+{
+	cr_assert(a->has_symbols && b->has_symbols);
+	cr_assert_eq(a->nsymbols, b->nsymbols);
+	for (size_t i = 0; i < a->nsymbols; i++) {
+		const struct mp_symbol *x = &a->symbols[i], *y = &b->symbols[i];
+
+		cr_assert_eq(x->pc + delta, y->pc);
+		cr_assert_eq(x->module, y->module);
+		cr_assert_eq(x->nframes, y->nframes, "pc %#llx: %u frames, then %u",
+			     (unsigned long long)x->pc, x->nframes, y->nframes);
+		for (uint32_t k = 0; k < x->nframes; k++) {
+			const struct mp_frame *f = &x->frames[k], *g = &y->frames[k];
+
+			cr_assert(symt_str_same(f->function, g->function),
+				  "%s vs %s", f->function, g->function);
+			cr_assert(symt_str_same(f->file, g->file), "%s vs %s",
+				  f->file, g->file);
+			cr_assert_eq(f->line, g->line);
+		}
+	}
+}
+
+/*
+ * A snapshot of pcs in this test binary, in libc (with debuginfo from
+ * libc6-dbg) and in zlib (stripped, no debuginfo: named from .dynsym, and
+ * reloaded with the standard debuginfo search when warmed), none outside.
+ */
+static struct mp_snapshot *symt_mixed_snapshot(void)
+{
+	static uint64_t pcs[8];
+	const uint64_t *stacks[] = { pcs };
+	uint32_t n = 0;
+	int v[] = { 3, 1, 2 };
+
+	symfix_plain();
+	pcs[n++] = symfix_pc;
+	symfix_inline_caller();
+	pcs[n++] = symfix_pc;
+	symfix_cxx(3);
+	pcs[n++] = symfix_pc;
+	symfix_alias();
+	pcs[n++] = symfix_pc;
+#if defined(__x86_64__)
+	symfix_asm_thunk();
+	pcs[n++] = symfix_pc;
+#endif
+	qsort(v, 3, sizeof(v[0]), symt_cmp);
+	pcs[n++] = symt_qsort_pc;
+	/* As if zlibVersion had called out from its first byte. */
+	pcs[n++] = (uint64_t)(uintptr_t)zlibVersion + 1;
+	return symt_snapshot(stacks, &n, 1);
+}
+
+static void symt_run_cached(struct mp_snapshot *snap, struct mp_symcache *cache)
+{
+	struct mp_errinfo ei = { "" };
+
+	cr_assert_eq(mp_symbolize_cached(snap, cache, &ei), MP_OK, "%s", ei.msg);
+}
+
+Test(symcache, prewarmed_cache_gives_same_symbols)
+{
+	struct mp_snapshot *fresh = symt_mixed_snapshot();
+	struct mp_snapshot *warm = symt_mixed_snapshot();
+	struct mp_symcache *cache = mp_symcache_new();
+	struct mp_errinfo ei = { "" };
+	const struct mp_symbol *sym;
+	size_t nwarmed;
+
+	cr_assert_not_null(cache);
+	cr_assert_eq(mp_symbolize(fresh, &ei), MP_OK, "%s", ei.msg);
+	for (size_t i = 0; i < warm->nmodules; i++)
+		mp_symcache_warm(cache, warm->modules[i].path);
+	nwarmed = mp__symcache_nfiles(cache);
+	cr_assert_geq(nwarmed, 2);
+	symt_run_cached(warm, cache);
+	/* Everything the snapshot needed came from the warmed entries. */
+	cr_assert_eq(mp__symcache_nfiles(cache), nwarmed);
+	symt_same_symbols(fresh, warm, 0);
+	for (size_t i = 0; i < warm->nsymbols; i++)
+		cr_assert_geq(warm->symbols[i].nframes, 1);
+	sym = mp_snapshot_symbol(warm, (uint64_t)(uintptr_t)zlibVersion + 1);
+	cr_assert_not_null(sym);
+	cr_assert_str_eq(sym->frames[sym->nframes - 1].function, "zlibVersion");
+	mp_symcache_free(cache);
+	mp_snapshot_free(fresh);
+	mp_snapshot_free(warm);
+}
+
+struct symt_warmer {
+	struct mp_symcache *cache;
+	const struct mp_snapshot *snap;
+};
+
+static void *symt_warm_all(void *arg)
+{
+	const struct symt_warmer *w = arg;
+
+	/* From the last module: libc before the executable, so that the two
+	 * threads meet in the middle. */
+	for (size_t i = w->snap->nmodules; i-- > 0;)
+		mp_symcache_warm(w->cache, w->snap->modules[i].path);
+	return NULL;
+}
+
+/* Warming and symbolizing at once: the symbolizer waits for what the other
+ * thread is loading and loads the rest itself, with the same result. */
+Test(symcache, warmed_by_another_thread_gives_same_symbols, .timeout = 60)
+{
+	struct mp_snapshot *fresh = symt_mixed_snapshot();
+	struct mp_errinfo ei = { "" };
+
+	cr_assert_eq(mp_symbolize(fresh, &ei), MP_OK, "%s", ei.msg);
+	for (int round = 0; round < 4; round++) {
+		struct mp_snapshot *snap = symt_mixed_snapshot();
+		struct symt_warmer w = { mp_symcache_new(), snap };
+		pthread_t t;
+
+		cr_assert_not_null(w.cache);
+		cr_assert_eq(pthread_create(&t, NULL, symt_warm_all, &w), 0);
+		symt_run_cached(snap, w.cache);
+		cr_assert_eq(pthread_join(t, NULL), 0);
+		symt_same_symbols(fresh, snap, 0);
+		mp_symcache_free(w.cache);
+		mp_snapshot_free(snap);
+	}
+	mp_snapshot_free(fresh);
+}
+
+/* The same files loaded at other addresses (another run, ASLR): one entry
+ * per file serves both, looked up at pc - base. */
+Test(symcache, module_at_another_base_symbolizes_the_same)
+{
+	const uint64_t delta = 0x100000000000ull;
+	struct mp_snapshot *a = symt_mixed_snapshot();
+	struct mp_snapshot *b = symt_mixed_snapshot();
+	struct mp_symcache *cache = mp_symcache_new();
+	size_t nfiles;
+
+	cr_assert_not_null(cache);
+	for (size_t i = 0; i < b->nmodules; i++) {
+		b->modules[i].base += delta;
+		b->modules[i].start += delta;
+		b->modules[i].end += delta;
+	}
+	for (uint32_t d = 0; d < b->stacks[0].depth; d++)
+		b->stacks[0].pcs[d] += delta;
+	symt_run_cached(a, cache);
+	nfiles = mp__symcache_nfiles(cache);
+	cr_assert_geq(nfiles, 2);
+	symt_run_cached(b, cache);
+	cr_assert_eq(mp__symcache_nfiles(cache), nfiles);
+	symt_same_symbols(a, b, delta);
+	for (size_t i = 0; i < b->nsymbols; i++)
+		cr_assert_geq(b->symbols[i].nframes, 1);
+	mp_symcache_free(cache);
+	mp_snapshot_free(a);
+	mp_snapshot_free(b);
+}
+
+/* A loaded entry does not make a snapshot of another build trust it. */
+Test(symcache, refuses_stale_build_id_after_loading_the_file)
+{
+	struct mp_symcache *cache = mp_symcache_new();
+	struct mp_snapshot *snap;
+	const struct mp_symbol *sym;
+	uint32_t exe;
+
+	cr_assert_not_null(cache);
+	for (int round = 0; round < 3; round++) {
+		symfix_plain();
+		snap = symt_one_pc(symfix_pc);
+		exe = symt_exe_module(snap, symfix_pc);
+		if (round == 1)
+			snap->modules[exe].build_id[0] ^= 0xff;
+		symt_run_cached(snap, cache);
+		cr_assert_eq(snap->nsymbols, 1);
+		sym = &snap->symbols[0];
+		cr_assert_eq(sym->module, exe);
+		if (round == 1) {
+			cr_assert_eq(sym->nframes, 0);
+		} else {
+			cr_assert_eq(sym->nframes, 1);
+			symt_frame_is(&sym->frames[0], "symfix_plain",
+				      "symbolize_fixture.c", symfix_line_plain);
+		}
+		mp_snapshot_free(snap);
+	}
+	cr_assert_eq(mp__symcache_nfiles(cache), 1);
+	mp_symcache_free(cache);
+}
+
+/* /proc/PID/maps and the loader may name one file differently (/usr/lib
+ * and /lib on merged-/usr systems): the entry is the file's, not the
+ * name's. */
+Test(symcache, shares_one_entry_between_names_of_a_file)
+{
+	const char *root = getenv("TMPDIR");
+	char dir[4096], link[4200], exe[4096];
+	struct mp_symcache *cache = mp_symcache_new();
+	struct mp_snapshot *snap;
+	const struct mp_symbol *sym;
+	ssize_t n;
+
+	cr_assert_not_null(cache);
+	snprintf(dir, sizeof(dir), "%s/memprof-symt-XXXXXX",
+		 root && *root ? root : "/tmp");
+	cr_assert_not_null(mkdtemp(dir));
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	cr_assert_gt(n, 0);
+	exe[n] = '\0';
+	snprintf(link, sizeof(link), "%s/alias", dir);
+	cr_assert_eq(symlink(exe, link), 0);
+	mp_symcache_warm(cache, link);
+	cr_assert_eq(mp__symcache_nfiles(cache), 1);
+	symfix_plain();
+	snap = symt_one_pc(symfix_pc);
+	symt_run_cached(snap, cache);
+	cr_assert_eq(mp__symcache_nfiles(cache), 1);
+	sym = &snap->symbols[0];
+	cr_assert_eq(sym->nframes, 1);
+	symt_frame_is(&sym->frames[0], "symfix_plain", "symbolize_fixture.c",
+		      symfix_line_plain);
+	mp_snapshot_free(snap);
+	mp_symcache_free(cache);
+	unlink(link);
+	rmdir(dir);
+}
+
+Test(symcache, warm_ignores_missing_files_and_no_cache)
+{
+	struct mp_symcache *cache = mp_symcache_new();
+	struct mp_errinfo ei = { "" };
+	struct mp_snapshot *snap;
+
+	cr_assert_not_null(cache);
+	mp_symcache_warm(cache, "/nonexistent/memprof-x");
+	mp_symcache_warm(cache, "");
+	mp_symcache_warm(cache, NULL);
+	mp_symcache_warm(NULL, "/proc/self/exe");
+	cr_assert_eq(mp__symcache_nfiles(cache), 0);
+	cr_assert_eq(mp_symbolize_cached(NULL, cache, &ei), MP_ERR_USAGE);
+	snap = symt_one_pc(0x10);
+	cr_assert_eq(mp_symbolize_cached(snap, NULL, &ei), MP_ERR_USAGE);
+	cr_assert(!snap->has_symbols);
+	mp_snapshot_free(snap);
+	mp_symcache_free(cache);
+	mp_symcache_free(NULL);
 }
