@@ -71,10 +71,22 @@ __attribute__((noinline)) void main_work(int who)
 
 static void *worker(void *arg)
 {
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	/* Started with SIGUSR1 blocked: this thread's own tcache gets the
+	 * handlers' chunk first, or the first handler would go to the arena
+	 * and could meet its lock held by the code it interrupted. */
+	free(malloc(24));
+	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
 	/* Not before the signals come: a fast machine would be done. */
 	while (!atomic_load(&handled))
 		sched_yield();
 	main_work((int)(long)arg);
+	/* Blocked again before the thread exits: glibc tears the tcache
+	 * down then, under the arena lock, and a handler's malloc would
+	 * deadlock there (it did, bare or traced). */
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 	return NULL;
 }
 
@@ -109,10 +121,15 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "threads")) {
 		sigaction(SIGUSR1, &sa, NULL);
 		pthread_t s;
+		sigset_t usr1, old;
+		sigemptyset(&usr1);
+		sigaddset(&usr1, SIGUSR1);
+		pthread_sigmask(SIG_BLOCK, &usr1, &old);
 		for (int k = 0; k < 2; k++)
 			if (pthread_create(&workers[k], NULL, worker,
 					   (void *)(long)(k + 1)))
 				return 1;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (pthread_create(&s, NULL, sender, NULL))
 			return 1;
 		for (int k = 0; k < 2; k++)
