@@ -324,6 +324,9 @@ bool mp_frame_is_allocator(const struct mp_resolved_frame *f,
 enum mp_err mp_stack_resolve(const struct mp_snapshot *snap, uint32_t stack,
 			     const struct mp_alloc_filter *filter,
 			     struct mp_resolved_frame **out, size_t *nout);
+/* mp_stack_resolve expands pcs only while it has fewer frames than this
+ * (real stacks hold far fewer; a file may ask for 1024 x 256). */
+#define MP_RESOLVED_MAX 4096
 
 enum mp_group_by {
 	MP_GROUP_TRACEBACK, /* the whole expanded stack */

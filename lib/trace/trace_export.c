@@ -403,10 +403,12 @@ static bool for_each_pc(const struct mp_snapshot *snap, uint32_t s, size_t n,
 {
 	const struct mp_stack *st = &snap->stacks[s];
 	size_t total = 0, first = 0;
-	for (uint32_t i = 0; i < st->depth; i++)
-		total += pc_nframes(snap, st->pcs[i]);
+	uint32_t depth = 0;
+	/* The pcs mp_stack_resolve() expanded: it stops at MP_RESOLVED_MAX. */
+	while (depth < st->depth && total < MP_RESOLVED_MAX)
+		total += pc_nframes(snap, st->pcs[depth++]);
 	size_t drop = total - n;
-	for (uint32_t i = 0; i < st->depth; i++) {
+	for (uint32_t i = 0; i < depth; i++) {
 		size_t k = pc_nframes(snap, st->pcs[i]);
 		if (drop >= k) {
 			drop -= k;

@@ -108,7 +108,10 @@ enum mp_err mp_stack_resolve(const struct mp_snapshot *snap, uint32_t stack,
 	if (stack >= snap->nstacks)
 		return MP_ERR_USAGE;
 	const struct mp_stack *st = &snap->stacks[stack];
-	for (uint32_t i = 0; i < st->depth; i++) {
+	/* The outermost frames past MP_RESOLVED_MAX are dropped: a file may
+	 * say 1024 pcs of 256 inline frames each, 2 GB of frames for 200
+	 * stacks of a 2 KB file (found by the fuzzer). */
+	for (uint32_t i = 0; i < st->depth && n < MP_RESOLVED_MAX; i++) {
 		if (!expand_pc(snap, st->pcs[i], &v, &n, &cap)) {
 			free(v);
 			return MP_ERR_NOMEM;

@@ -1107,3 +1107,28 @@ Test(profile, json_writes_signed_integers)
 			      "\"min\":-9223372036854775808}\n");
 	free(buf);
 }
+
+/* A 2 KB file whose 200 stacks of 1024 pcs each expand to 256 inline
+ * frames: 52M frames, 2 GB, before the cap (found by the fuzzer). */
+Test(profile, resolved_stacks_are_capped)
+{
+	struct mp_snapshot *s = NULL;
+	struct mp_errinfo ei;
+	cr_assert_eq(mp_snapshot_open(MP_SOURCE_DIR
+				      "/testdata/fuzz/regressions/reader/"
+				      "inline-chains-expanding-to-52M-frames"
+				      ".memprof",
+				      &s, &ei),
+		     MP_OK, "%s", ei.msg);
+	cr_assert_gt(s->nstacks, 0);
+	for (uint32_t i = 0; i < s->nstacks; i++) {
+		struct mp_resolved_frame *f = NULL;
+		size_t n = 0;
+		cr_assert_eq(mp_stack_resolve(s, i, NULL, &f, &n), MP_OK);
+		cr_expect_leq(n, MP_RESOLVED_MAX + 255, "stack %u: %zu frames",
+			      i, n);
+		cr_expect_geq(n, MP_RESOLVED_MAX, "stack %u: %zu frames", i, n);
+		free(f);
+	}
+	mp_snapshot_free(s);
+}
