@@ -264,6 +264,7 @@ demo: deps
 	$(B)/memprof top $(DEMO_OUT) --by function -n 5
 	$(B)/memprof leaks $(DEMO_OUT)
 	$(B)/memprof info $(DEMO_OUT)
+	$(B)/memprof report -o $(B)/demo.html $(DEMO_OUT)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
