@@ -79,6 +79,28 @@ void cli_progress_done(void);
 /* No progress at all (--quiet). */
 void cli_progress_off(void);
 
+/*
+ * What --alloc-fn, --include, --exclude and --all-frames select, the
+ * options top, diff and export share. cli_frames_init before use; then
+ * alloc and flt go into the library's options (they point into *f).
+ */
+#define CLI_MAX_ALLOC_FNS 64
+#define CLI_MAX_FILTERS 64
+struct cli_frames {
+	const char *globs[CLI_MAX_ALLOC_FNS];
+	struct mp_frame_filter filters[CLI_MAX_FILTERS];
+	struct mp_alloc_filter alloc;
+	struct mp_filters flt;
+};
+void cli_frames_init(struct cli_frames *f);
+/*
+ * Takes getopt's c for command cmd: 'A' --alloc-fn, 'I' --include, 'X'
+ * --exclude, 'F' --all-frames. 1 when taken, 0 when c is none of them,
+ * -1 after printing why arg is refused (too many).
+ */
+int cli_frames_option(struct cli_frames *f, const char *cmd, int c,
+		      const char *arg);
+
 /* cli_print.c: the wording the subcommands share. */
 
 /* Parses a decimal count ("0", "42") of at most max. false on error. */

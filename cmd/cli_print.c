@@ -139,3 +139,37 @@ void cli_print_origin(FILE *out, const struct mp_meta *m)
 	if (m->seq)
 		fprintf(out, " #%" PRIu64, m->seq);
 }
+
+void cli_frames_init(struct cli_frames *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->alloc.globs = f->globs;
+	f->flt.f = f->filters;
+}
+
+int cli_frames_option(struct cli_frames *f, const char *cmd, int c,
+		      const char *arg)
+{
+	switch (c) {
+	case 'A':
+		if (f->alloc.nglobs == CLI_MAX_ALLOC_FNS) {
+			cli_error("%s: more than %d --alloc-fn", cmd,
+				  CLI_MAX_ALLOC_FNS);
+			return -1;
+		}
+		f->globs[f->alloc.nglobs++] = arg;
+		return 1;
+	case 'I':
+	case 'X':
+		if (f->flt.n == CLI_MAX_FILTERS) {
+			cli_error("%s: more than %d --include and --exclude",
+				  cmd, CLI_MAX_FILTERS);
+			return -1;
+		}
+		f->filters[f->flt.n].inclusive = c == 'I';
+		f->filters[f->flt.n++].glob = arg;
+		return 1;
+	case 'F': f->flt.all_frames = true; return 1;
+	default: return 0;
+	}
+}

@@ -16,9 +16,6 @@
 #include "memprof_trace.h"
 #include "trace/trace_json.h"
 
-#define MAX_ALLOC_FNS 64
-#define MAX_FILTERS 64
-
 static void diff_usage(FILE *f)
 {
 	fputs("usage: memprof diff [options] OLD NEW\n"
@@ -205,16 +202,20 @@ int cmd_diff(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct mp_diff_opts opts = {.by = MP_GROUP_LINE};
-	const char *globs[MAX_ALLOC_FNS];
-	struct mp_frame_filter filters[MAX_FILTERS];
-	struct mp_filters flt = {.f = filters};
-	size_t nglobs = 0, limit = 10;
+	struct cli_frames fr;
+	size_t limit = 10;
 	bool json = false;
 	int c;
 
+	cli_frames_init(&fr);
 	opterr = 0;
 	optind = 0; /* glibc: full reset, parsing starts at argv[1] */
 	while ((c = getopt_long(argc, argv, ":b:n:ch", longopts, NULL)) != -1) {
+		int taken = cli_frames_option(&fr, "diff", c, optarg);
+		if (taken < 0)
+			return MP_EXIT_USAGE;
+		if (taken)
+			continue;
 		switch (c) {
 		case 'b':
 			if (!mp_group_by_parse(optarg, &opts.by))
@@ -233,23 +234,6 @@ int cmd_diff(int argc, char **argv)
 			break;
 		}
 		case 'c': opts.cumulative = true; break;
-		case 'I':
-		case 'X':
-			if (flt.n == MAX_FILTERS)
-				return cli_error("diff: more than %d --include "
-						 "and --exclude",
-						 MAX_FILTERS);
-			filters[flt.n].inclusive = c == 'I';
-			filters[flt.n++].glob = optarg;
-			break;
-		case 'F': flt.all_frames = true; break;
-		case 'A':
-			if (nglobs == MAX_ALLOC_FNS)
-				return cli_error(
-					"diff: more than %d --alloc-fn",
-					MAX_ALLOC_FNS);
-			globs[nglobs++] = optarg;
-			break;
 		case 'J': json = true; break;
 		case 'h': diff_usage(stdout); return MP_EXIT_OK;
 		case ':':
@@ -275,9 +259,8 @@ int cmd_diff(int argc, char **argv)
 	    (opts.by == MP_GROUP_TRACEBACK || opts.by == MP_GROUP_MODULE))
 		return cli_error("diff: --cumulative works with --by function, "
 				 "line or file");
-	opts.alloc.globs = globs;
-	opts.alloc.nglobs = nglobs;
-	opts.filters = &flt;
+	opts.alloc = fr.alloc;
+	opts.filters = &fr.flt;
 
 	const char *old_path = argv[optind], *new_path = argv[optind + 1];
 	struct mp_snapshot *old_snap = cli_open_snapshot(old_path);

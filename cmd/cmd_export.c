@@ -17,9 +17,6 @@
 #include "cli.h"
 #include "memprof_trace.h"
 
-#define MAX_ALLOC_FNS 64
-#define MAX_FILTERS 64
-
 static void export_usage(FILE *f)
 {
 	fputs("usage: memprof export -f FORMAT [options] FILE\n"
@@ -68,17 +65,20 @@ int cmd_export(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct mp_export_opts opts = {.value = MP_VALUE_INUSE_BYTES};
-	const char *globs[MAX_ALLOC_FNS];
-	struct mp_frame_filter filters[MAX_FILTERS];
-	struct mp_filters flt = {.f = filters};
+	struct cli_frames fr;
 	const char *output = NULL;
 	bool has_format = false, has_value = false;
-	size_t nglobs = 0;
 	int c;
 
+	cli_frames_init(&fr);
 	opterr = 0;
 	optind = 0; /* glibc: full reset, parsing starts at argv[1] */
 	while ((c = getopt_long(argc, argv, ":f:o:h", longopts, NULL)) != -1) {
+		int taken = cli_frames_option(&fr, "export", c, optarg);
+		if (taken < 0)
+			return MP_EXIT_USAGE;
+		if (taken)
+			continue;
 		switch (c) {
 		case 'f':
 			if (!mp_export_format_parse(optarg, &opts.format))
@@ -99,23 +99,6 @@ int cmd_export(int argc, char **argv)
 						 optarg);
 			has_value = true;
 			break;
-		case 'A':
-			if (nglobs == MAX_ALLOC_FNS)
-				return cli_error("export: more than %d "
-						 "--alloc-fn",
-						 MAX_ALLOC_FNS);
-			globs[nglobs++] = optarg;
-			break;
-		case 'I':
-		case 'X':
-			if (flt.n == MAX_FILTERS)
-				return cli_error("export: more than %d "
-						 "--include and --exclude",
-						 MAX_FILTERS);
-			filters[flt.n].inclusive = c == 'I';
-			filters[flt.n++].glob = optarg;
-			break;
-		case 'F': flt.all_frames = true; break;
 		case 'h': export_usage(stdout); return MP_EXIT_OK;
 		case ':':
 			return cli_error("export: option '%s' needs a value",
@@ -149,9 +132,8 @@ int cmd_export(int argc, char **argv)
 		return cli_error(
 			"export: not writing binary pprof data to a "
 			"terminal; use -o FILE or redirect the output");
-	opts.alloc.globs = globs;
-	opts.alloc.nglobs = nglobs;
-	opts.filters = &flt;
+	opts.alloc = fr.alloc;
+	opts.filters = &fr.flt;
 
 	const char *path = argv[optind];
 	struct mp_snapshot *snap = cli_open_snapshot(path);

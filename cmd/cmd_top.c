@@ -15,9 +15,6 @@
 #include "memprof_trace.h"
 #include "trace/trace_json.h"
 
-#define MAX_ALLOC_FNS 64
-#define MAX_FILTERS 64
-
 static void top_usage(FILE *f)
 {
 	fputs("usage: memprof top [options] FILE\n"
@@ -195,17 +192,21 @@ int cmd_top(int argc, char **argv)
 	};
 	struct mp_profile_opts opts = {.by = MP_GROUP_LINE,
 				       .sort = MP_SORT_BYTES};
-	const char *globs[MAX_ALLOC_FNS];
-	struct mp_frame_filter filters[MAX_FILTERS];
-	struct mp_filters flt = {.f = filters};
-	size_t nglobs = 0, limit = 10;
+	struct cli_frames fr;
+	size_t limit = 10;
 	bool json = false;
 	int c;
 
+	cli_frames_init(&fr);
 	opterr = 0;
 	optind = 0; /* glibc: full reset, parsing starts at argv[1] */
 	while ((c = getopt_long(argc, argv, ":b:s:n:ch", longopts, NULL)) !=
 	       -1) {
+		int taken = cli_frames_option(&fr, "top", c, optarg);
+		if (taken < 0)
+			return MP_EXIT_USAGE;
+		if (taken)
+			continue;
 		switch (c) {
 		case 'b':
 			if (!mp_group_by_parse(optarg, &opts.by))
@@ -232,22 +233,6 @@ int cmd_top(int argc, char **argv)
 			break;
 		}
 		case 'c': opts.cumulative = true; break;
-		case 'A':
-			if (nglobs == MAX_ALLOC_FNS)
-				return cli_error("top: more than %d --alloc-fn",
-						 MAX_ALLOC_FNS);
-			globs[nglobs++] = optarg;
-			break;
-		case 'I':
-		case 'X':
-			if (flt.n == MAX_FILTERS)
-				return cli_error("top: more than %d --include "
-						 "and --exclude",
-						 MAX_FILTERS);
-			filters[flt.n].inclusive = c == 'I';
-			filters[flt.n++].glob = optarg;
-			break;
-		case 'F': flt.all_frames = true; break;
 		case 'J': json = true; break;
 		case 'h': top_usage(stdout); return MP_EXIT_OK;
 		case ':':
@@ -274,9 +259,8 @@ int cmd_top(int argc, char **argv)
 	    (opts.by == MP_GROUP_TRACEBACK || opts.by == MP_GROUP_MODULE))
 		return cli_error("top: --cumulative works with --by function, "
 				 "line or file");
-	opts.alloc.globs = globs;
-	opts.alloc.nglobs = nglobs;
-	opts.filters = &flt;
+	opts.alloc = fr.alloc;
+	opts.filters = &fr.flt;
 
 	const char *path = argv[optind];
 	struct mp_snapshot *snap = cli_open_snapshot(path);
@@ -291,10 +275,10 @@ int cmd_top(int argc, char **argv)
 	}
 	int status = MP_EXIT_OK;
 	if (json) {
-		if (print_json(stdout, prof, flt.n > 0, limit) != MP_OK)
+		if (print_json(stdout, prof, fr.flt.n > 0, limit) != MP_OK)
 			status = cli_error("cannot write the output");
 	} else {
-		print_text(stdout, snap, prof, flt.n > 0, limit);
+		print_text(stdout, snap, prof, fr.flt.n > 0, limit);
 		if (fflush(stdout) != 0 || ferror(stdout))
 			status = cli_error("cannot write the output");
 	}

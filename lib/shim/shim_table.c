@@ -39,12 +39,13 @@ static inline struct shard *shard_of(uint64_t h)
 	return &shards[h >> 56];
 }
 
-static inline void shard_lock(struct shard *s)
+/* The table's spinlocks (shards and young blocks): held for a few
+ * hundred cycles at most, so spin a little, then yield. */
+static inline void spin_lock(_Atomic int *l)
 {
 	for (int spins = 0;; spins++) {
-		if (!atomic_load_explicit(&s->lock, memory_order_relaxed) &&
-		    !atomic_exchange_explicit(&s->lock, 1,
-					      memory_order_acquire))
+		if (!atomic_load_explicit(l, memory_order_relaxed) &&
+		    !atomic_exchange_explicit(l, 1, memory_order_acquire))
 			return;
 		if (spins > 64)
 			sched_yield();
@@ -53,9 +54,19 @@ static inline void shard_lock(struct shard *s)
 	}
 }
 
+static inline void spin_unlock(_Atomic int *l)
+{
+	atomic_store_explicit(l, 0, memory_order_release);
+}
+
+static inline void shard_lock(struct shard *s)
+{
+	spin_lock(&s->lock);
+}
+
 static inline void shard_unlock(struct shard *s)
 {
-	atomic_store_explicit(&s->lock, 0, memory_order_release);
+	spin_unlock(&s->lock);
 }
 
 static void place(struct shim_block *slots, size_t cap,
@@ -236,21 +247,12 @@ void shim_table_reset_locks(void)
 
 static inline void ylock(struct shim_tls *t)
 {
-	for (int spins = 0;; spins++) {
-		if (!atomic_load_explicit(&t->ylock, memory_order_relaxed) &&
-		    !atomic_exchange_explicit(&t->ylock, 1,
-					      memory_order_acquire))
-			return;
-		if (spins > 64)
-			sched_yield();
-		else
-			__builtin_ia32_pause();
-	}
+	spin_lock(&t->ylock);
 }
 
 static inline void yunlock(struct shim_tls *t)
 {
-	atomic_store_explicit(&t->ylock, 0, memory_order_release);
+	spin_unlock(&t->ylock);
 }
 
 /*
