@@ -76,6 +76,14 @@ static __attribute__((unused)) int tu_run(char *const argv[],
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/*
+ * Runs a /bin/sh command line (printf-style) in the test's directory dir:
+ * its stdout and stderr go to dir/o and dir/e and, when out or err is not
+ * NULL, come back as malloc'd strings. Returns the exit status.
+ */
+static __attribute__((unused, format(printf, 4, 5))) int tu_sh(
+	const char *dir, char **out, char **err, const char *fmt, ...);
+
 /* The whole content of path, NUL-terminated, or NULL. */
 static __attribute__((unused)) char *tu_read(const char *path, size_t *len)
 {
@@ -178,6 +186,26 @@ static __attribute__((unused)) bool tu_stack_has(const struct mp_snapshot *snap,
 			return true;
 	}
 	return false;
+}
+
+static int tu_sh(const char *dir, char **out, char **err, const char *fmt, ...)
+{
+	va_list ap;
+	char *cmd = NULL;
+	va_start(ap, fmt);
+	cr_assert(vasprintf(&cmd, fmt, ap) > 0);
+	va_end(ap);
+	char *o = tu_path(dir, "o"), *e = tu_path(dir, "e");
+	char *argv[] = {(char *)"/bin/sh", (char *)"-c", cmd, NULL};
+	int st = tu_run(argv, NULL, o, e);
+	if (out)
+		*out = tu_read(o, NULL);
+	if (err)
+		*err = tu_read(e, NULL);
+	free(cmd);
+	free(o);
+	free(e);
+	return st;
 }
 
 #endif

@@ -17,32 +17,12 @@
 
 TestSuite(cli_check, .timeout = 120);
 
-static int run_sh(const char *dir, char **out, char **err, const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd = NULL;
-	va_start(ap, fmt);
-	cr_assert(vasprintf(&cmd, fmt, ap) > 0);
-	va_end(ap);
-	char *o = tu_path(dir, "o"), *e = tu_path(dir, "e");
-	char *argv[] = {(char *)"/bin/sh", (char *)"-c", cmd, NULL};
-	int st = tu_run(argv, NULL, o, e);
-	if (out)
-		*out = tu_read(o, NULL);
-	if (err)
-		*err = tu_read(e, NULL);
-	free(cmd);
-	free(o);
-	free(e);
-	return st;
-}
-
 /* Records helper into dir/name; returns the path. */
 static char *record(const char *dir, const char *helper, const char *name)
 {
 	char *snap = tu_path(dir, name);
-	cr_assert_eq(run_sh(dir, NULL, NULL, "%s record -q -o %s %s/helpers/%s",
-			    TU_MEMPROF, snap, MP_BUILD_DIR, helper),
+	cr_assert_eq(tu_sh(dir, NULL, NULL, "%s record -q -o %s %s/helpers/%s",
+			   TU_MEMPROF, snap, MP_BUILD_DIR, helper),
 		     0);
 	return snap;
 }
@@ -64,10 +44,10 @@ static int py_check(const char *dir, const char *script, int want,
 	char *pyf = tu_path(dir, "check.py"), *doc = tu_path(dir, "doc");
 	char *err = NULL;
 	write_file(pyf, script);
-	int st = run_sh(dir, NULL, &err, "%s >%s", cmd, doc);
+	int st = tu_sh(dir, NULL, &err, "%s >%s", cmd, doc);
 	cr_expect_eq(st, want, "%s: %s", cmd, err);
 	free(err);
-	st = run_sh(dir, NULL, &err, "python3 %s <%s", pyf, doc);
+	st = tu_sh(dir, NULL, &err, "python3 %s <%s", pyf, doc);
 	cr_expect_eq(st, 0, "%s", err);
 	free(err);
 	free(pyf);
@@ -93,8 +73,8 @@ Test(cli_check, max_leaked_fails_with_the_exact_figure_and_site)
 {
 	char *d = tu_tmpdir(), *out, *err;
 	char *snap = record(d, "leak_kinds", "k.memprof");
-	cr_expect_eq(run_sh(d, &out, &err, "%s check --max-leaked 0 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, &out, &err, "%s check --max-leaked 0 %s",
+			   TU_MEMPROF, snap),
 		     1);
 	expect_has(err, "memprof: check failed: --max-leaked 0: 324 bytes "
 			"leaked (definite, indirect) in 8 blocks; worst: "
@@ -109,21 +89,21 @@ Test(cli_check, max_leaked_passes_at_the_figure_quietly)
 {
 	char *d = tu_tmpdir(), *out, *err;
 	char *snap = record(d, "leak_kinds", "k.memprof");
-	cr_expect_eq(run_sh(d, &out, &err, "%s check --max-leaked 324 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, &out, &err, "%s check --max-leaked 324 %s",
+			   TU_MEMPROF, snap),
 		     0);
 	cr_expect_str_eq(out, "");
 	cr_expect_str_eq(err, "");
-	cr_expect_eq(run_sh(d, &out, &err, "%s check -v --max-leaked 324 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, &out, &err, "%s check -v --max-leaked 324 %s",
+			   TU_MEMPROF, snap),
 		     0);
 	expect_has(out, "memprof: check passed: --max-leaked 324: 324 bytes "
 			"leaked (definite, indirect) in 8 blocks; worst: "
 			"make_leak (leak_kinds.c:");
 	cr_expect_str_eq(err, "");
 	/* Sizes take suffixes. */
-	cr_expect_eq(run_sh(d, NULL, NULL, "%s check --max-leaked 1K %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s check --max-leaked 1K %s",
+			   TU_MEMPROF, snap),
 		     0);
 }
 
@@ -131,27 +111,27 @@ Test(cli_check, leak_kinds_change_the_figure)
 {
 	char *d = tu_tmpdir(), *err;
 	char *snap = record(d, "leak_kinds", "k.memprof");
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --leak-kinds definite,indirect,possible "
-			    "--max-leaked 324 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --leak-kinds definite,indirect,possible "
+			   "--max-leaked 324 %s",
+			   TU_MEMPROF, snap),
 		     1);
 	expect_has(err, "--max-leaked 324: 524 bytes leaked (definite, "
 			"indirect, possible) in 10 blocks; worst: ");
-	cr_expect_eq(run_sh(d, NULL, NULL,
-			    "%s check --leak-kinds definite,indirect,possible "
-			    "--max-leaked 524 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, NULL,
+			   "%s check --leak-kinds definite,indirect,possible "
+			   "--max-leaked 524 %s",
+			   TU_MEMPROF, snap),
 		     0);
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --leak-kinds definite --max-leaked 131 "
-			    "%s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --leak-kinds definite --max-leaked 131 "
+			   "%s",
+			   TU_MEMPROF, snap),
 		     1);
 	expect_has(err, "132 bytes leaked (definite) in 2 blocks");
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --leak-kinds bogus --max-leaked 0 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --leak-kinds bogus --max-leaked 0 %s",
+			   TU_MEMPROF, snap),
 		     2);
 	expect_has(err, "memprof: check: unknown --leak-kinds 'bogus'");
 }
@@ -160,17 +140,17 @@ Test(cli_check, max_leaked_blocks)
 {
 	char *d = tu_tmpdir(), *err;
 	char *snap = record(d, "leak_kinds", "k.memprof");
-	cr_expect_eq(run_sh(d, NULL, &err, "%s check --max-leaked-blocks 7 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s check --max-leaked-blocks 7 %s",
+			   TU_MEMPROF, snap),
 		     1);
 	expect_has(err,
 		   "memprof: check failed: --max-leaked-blocks 7: 8 "
 		   "blocks leaked (definite, indirect), 324 bytes; worst: ");
-	cr_expect_eq(run_sh(d, NULL, NULL, "%s check --max-leaked-blocks 8 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s check --max-leaked-blocks 8 %s",
+			   TU_MEMPROF, snap),
 		     0);
-	cr_expect_eq(run_sh(d, NULL, &err, "%s check --max-leaked-blocks 1K %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s check --max-leaked-blocks 1K %s",
+			   TU_MEMPROF, snap),
 		     2);
 	expect_has(err, "--max-leaked-blocks wants a count");
 }
@@ -180,15 +160,15 @@ Test(cli_check, no_leaked_cycles)
 	char *d = tu_tmpdir(), *err;
 	char *cyc = record(d, "leak_cycles", "c.memprof");
 	char *kinds = record(d, "leak_kinds", "k.memprof");
-	cr_expect_eq(run_sh(d, NULL, &err, "%s check --no-leaked-cycles %s",
-			    TU_MEMPROF, cyc),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s check --no-leaked-cycles %s",
+			   TU_MEMPROF, cyc),
 		     1);
 	expect_has(err, "memprof: check failed: --no-leaked-cycles: 4 leaked "
 			"cycles, 400 bytes in 8 blocks; worst: node "
 			"(leak_cycles.c:");
 	expect_has(err, ") 176 bytes in 2 blocks\n");
-	cr_expect_eq(run_sh(d, NULL, NULL, "%s check --no-leaked-cycles %s",
-			    TU_MEMPROF, kinds),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s check --no-leaked-cycles %s",
+			   TU_MEMPROF, kinds),
 		     0);
 }
 
@@ -196,20 +176,20 @@ Test(cli_check, max_site_leak)
 {
 	char *d = tu_tmpdir(), *err;
 	char *snap = record(d, "leak_kinds", "k.memprof");
-	cr_expect_eq(run_sh(d, NULL, &err, "%s check --max-site-leak 99 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s check --max-site-leak 99 %s",
+			   TU_MEMPROF, snap),
 		     1);
 	expect_has(err, "memprof: check failed: --max-site-leak 99: 100 bytes "
 			"leaked (definite) in 1 block at one call site; "
 			"worst: make_leak (leak_kinds.c:");
-	cr_expect_eq(run_sh(d, NULL, NULL, "%s check --max-site-leak 100 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s check --max-site-leak 100 %s",
+			   TU_MEMPROF, snap),
 		     0);
 	/* With possible counted, make_chain's 136-byte block is the worst. */
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --leak-kinds definite,indirect,possible "
-			    "--max-site-leak 100 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --leak-kinds definite,indirect,possible "
+			   "--max-site-leak 100 %s",
+			   TU_MEMPROF, snap),
 		     1);
 	expect_has(err, "worst: make_chain (leak_kinds.c:");
 }
@@ -221,25 +201,25 @@ Test(cli_check, suppressions_turn_a_failure_into_a_pass)
 	char *s1 = tu_path(d, "1.supp"), *s2 = tu_path(d, "2.supp");
 	write_file(s1, "# known\nleak:make_leak\n");
 	write_file(s2, "leak:tree_node\n");
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --max-leaked 0 --suppressions %s %s",
-			    TU_MEMPROF, s1, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --max-leaked 0 --suppressions %s %s",
+			   TU_MEMPROF, s1, snap),
 		     1);
 	expect_has(err, "224 bytes leaked");
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --max-leaked 0 --suppressions %s "
-			    "--suppressions %s %s",
-			    TU_MEMPROF, s1, s2, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --max-leaked 0 --suppressions %s "
+			   "--suppressions %s %s",
+			   TU_MEMPROF, s1, s2, snap),
 		     0, "%s", err);
 	write_file(s2, "leak:ok\nrace:foo\n");
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --max-leaked 0 --suppressions %s %s",
-			    TU_MEMPROF, s2, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --max-leaked 0 --suppressions %s %s",
+			   TU_MEMPROF, s2, snap),
 		     2);
 	expect_has(err, "line 2");
-	cr_expect_eq(run_sh(d, NULL, NULL,
-			    "%s check --max-leaked 0 --suppressions %s/none %s",
-			    TU_MEMPROF, d, snap),
+	cr_expect_eq(tu_sh(d, NULL, NULL,
+			   "%s check --max-leaked 0 --suppressions %s/none %s",
+			   TU_MEMPROF, d, snap),
 		     2);
 }
 
@@ -250,20 +230,20 @@ Test(cli_check, max_peak_limit_is_inclusive)
 {
 	char *d = tu_tmpdir(), *err;
 	char *snap = record(d, "alloc_c", "a.memprof");
-	cr_expect_eq(run_sh(d, NULL, &err, "%s check --max-peak 10000 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s check --max-peak 10000 %s",
+			   TU_MEMPROF, snap),
 		     1);
 	expect_has(err, "memprof: check failed: --max-peak 10000: peak 10,227 "
 			"bytes; worst: site_peak (alloc_c.c:");
 	expect_has(err, ") 6,000 bytes at the peak\n");
-	cr_expect_eq(run_sh(d, NULL, NULL, "%s check --max-peak 10227 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s check --max-peak 10227 %s",
+			   TU_MEMPROF, snap),
 		     0);
-	cr_expect_eq(run_sh(d, NULL, NULL, "%s check --max-peak 10K %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s check --max-peak 10K %s",
+			   TU_MEMPROF, snap),
 		     0);
-	cr_expect_eq(run_sh(d, NULL, NULL, "%s check --max-peak 9.9K %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s check --max-peak 9.9K %s",
+			   TU_MEMPROF, snap),
 		     1);
 }
 
@@ -272,8 +252,8 @@ Test(cli_check, max_peak_limit_is_inclusive)
 static void record_api_grow(const char *d, int *line)
 {
 	char *out;
-	cr_assert_eq(run_sh(d, &out, NULL, "%s record -q -o %s/a.memprof %s",
-			    TU_MEMPROF, d, TU_HELPER("api_grow")),
+	cr_assert_eq(tu_sh(d, &out, NULL, "%s record -q -o %s/a.memprof %s",
+			   TU_MEMPROF, d, TU_HELPER("api_grow")),
 		     0);
 	char *p = strstr(out, "grow_line=");
 	cr_assert_not_null(p);
@@ -286,10 +266,10 @@ Test(cli_check, max_growth_in_bytes_is_by_site)
 	int line;
 	record_api_grow(d, &line);
 	/* The total grew by 35,960; the grow_cache site by 40,960. */
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --baseline %s/a.1.memprof --max-growth "
-			    "40959 %s/a.2.memprof",
-			    TU_MEMPROF, d, d),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --baseline %s/a.1.memprof --max-growth "
+			   "40959 %s/a.2.memprof",
+			   TU_MEMPROF, d, d),
 		     1);
 	cr_assert(asprintf(&want,
 			   "memprof: check failed: --max-growth 40959: one "
@@ -298,28 +278,28 @@ Test(cli_check, max_growth_in_bytes_is_by_site)
 			   "(api_grow.c:%d) 0 -> 40,960 bytes\n",
 			   line) > 0);
 	cr_expect_str_eq(err, want);
-	cr_expect_eq(run_sh(d, NULL, NULL,
-			    "%s check --baseline %s/a.1.memprof --max-growth "
-			    "40960 %s/a.2.memprof",
-			    TU_MEMPROF, d, d),
+	cr_expect_eq(tu_sh(d, NULL, NULL,
+			   "%s check --baseline %s/a.1.memprof --max-growth "
+			   "40960 %s/a.2.memprof",
+			   TU_MEMPROF, d, d),
 		     0);
-	cr_expect_eq(run_sh(d, NULL, NULL,
-			    "%s check --baseline %s/a.1.memprof --max-growth "
-			    "40K %s/a.2.memprof",
-			    TU_MEMPROF, d, d),
+	cr_expect_eq(tu_sh(d, NULL, NULL,
+			   "%s check --baseline %s/a.1.memprof --max-growth "
+			   "40K %s/a.2.memprof",
+			   TU_MEMPROF, d, d),
 		     0);
 	/* Bytes at the peak: 8,000 then 48,960, grow_cache's 40,960. */
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --baseline %s/a.1.memprof --max-growth "
-			    "40959 --growth-of peak %s/a.2.memprof",
-			    TU_MEMPROF, d, d),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --baseline %s/a.1.memprof --max-growth "
+			   "40959 --growth-of peak %s/a.2.memprof",
+			   TU_MEMPROF, d, d),
 		     1);
 	expect_has(err, "grew by 40,960 bytes at the peak");
 	/* Against itself nothing grew. */
-	cr_expect_eq(run_sh(d, NULL, NULL,
-			    "%s check --baseline %s/a.2.memprof --max-growth 0 "
-			    "%s/a.2.memprof",
-			    TU_MEMPROF, d, d),
+	cr_expect_eq(tu_sh(d, NULL, NULL,
+			   "%s check --baseline %s/a.2.memprof --max-growth 0 "
+			   "%s/a.2.memprof",
+			   TU_MEMPROF, d, d),
 		     0);
 }
 
@@ -329,39 +309,39 @@ Test(cli_check, max_growth_in_percent_is_of_the_baselines_total)
 	int line;
 	record_api_grow(d, &line);
 	/* 40,960 is 512% of the baseline's 8,000 live bytes. */
-	cr_expect_eq(run_sh(d, &out, NULL,
-			    "%s check -v --baseline %s/a.1.memprof "
-			    "--max-growth 512%% %s/a.2.memprof",
-			    TU_MEMPROF, d, d),
+	cr_expect_eq(tu_sh(d, &out, NULL,
+			   "%s check -v --baseline %s/a.1.memprof "
+			   "--max-growth 512%% %s/a.2.memprof",
+			   TU_MEMPROF, d, d),
 		     0);
 	expect_has(out, "memprof: check passed: --max-growth 512%: one call "
 			"site grew by 40,960 live bytes");
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --baseline %s/a.1.memprof --max-growth "
-			    "511.9%% %s/a.2.memprof",
-			    TU_MEMPROF, d, d),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --baseline %s/a.1.memprof --max-growth "
+			   "511.9%% %s/a.2.memprof",
+			   TU_MEMPROF, d, d),
 		     1);
 	expect_has(err, "--max-growth 511.9%: one call site grew by 40,960");
 	/* Percentages are for --max-growth only. */
-	cr_expect_eq(run_sh(d, NULL, &err, "%s check --max-leaked 10%% %s",
-			    TU_MEMPROF, d),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s check --max-leaked 10%% %s",
+			   TU_MEMPROF, d),
 		     2);
 	expect_has(err, "--max-leaked wants a size");
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --max-growth 10%% %s/a.2.memprof",
-			    TU_MEMPROF, d),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --max-growth 10%% %s/a.2.memprof",
+			   TU_MEMPROF, d),
 		     2);
 	expect_has(err, "--max-growth needs --baseline");
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --baseline %s/nope.memprof --max-growth "
-			    "1%% %s/a.2.memprof",
-			    TU_MEMPROF, d, d),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --baseline %s/nope.memprof --max-growth "
+			   "1%% %s/a.2.memprof",
+			   TU_MEMPROF, d, d),
 		     2);
 	expect_has(err, "cannot read");
-	cr_expect_eq(run_sh(d, NULL, NULL,
-			    "%s check --baseline %s/a.1.memprof --max-growth "
-			    "-5%% %s/a.2.memprof",
-			    TU_MEMPROF, d, d),
+	cr_expect_eq(tu_sh(d, NULL, NULL,
+			   "%s check --baseline %s/a.1.memprof --max-growth "
+			   "-5%% %s/a.2.memprof",
+			   TU_MEMPROF, d, d),
 		     2);
 }
 
@@ -370,51 +350,51 @@ Test(cli_check, max_growth_in_percent_is_of_the_baselines_total)
 Test(cli_check, program_form_records_then_gates)
 {
 	char *d = tu_tmpdir(), *err, *out;
-	cr_expect_eq(run_sh(d, &out, &err, "%s check --max-leaked 0 -- %s",
-			    TU_MEMPROF, TU_HELPER("alloc_c")),
+	cr_expect_eq(tu_sh(d, &out, &err, "%s check --max-leaked 0 -- %s",
+			   TU_MEMPROF, TU_HELPER("alloc_c")),
 		     0, "%s", err);
 	cr_expect_str_eq(out, "alloc_c done\n"); /* the program's own */
 	cr_expect_str_eq(err, "");
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --max-leaked 0 -o %s/k.memprof -- %s",
-			    TU_MEMPROF, d, TU_HELPER("leak_kinds")),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --max-leaked 0 -o %s/k.memprof -- %s",
+			   TU_MEMPROF, d, TU_HELPER("leak_kinds")),
 		     1);
 	expect_has(err, "--max-leaked 0: 324 bytes leaked (definite, "
 			"indirect) in 8 blocks");
 	/* -o kept the recording; the same check on it agrees. */
-	cr_expect_eq(run_sh(d, NULL, NULL,
-			    "%s check --max-leaked 324 %s/k.memprof",
-			    TU_MEMPROF, d),
+	cr_expect_eq(tu_sh(d, NULL, NULL,
+			   "%s check --max-leaked 324 %s/k.memprof", TU_MEMPROF,
+			   d),
 		     0);
 	/* The program's options stay its own. */
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --max-peak 1G -- sh -c "
-			    "'test \"$1\" = -v' sh -v",
-			    TU_MEMPROF),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --max-peak 1G -- sh -c "
+			   "'test \"$1\" = -v' sh -v",
+			   TU_MEMPROF),
 		     0, "%s", err);
 }
 
 Test(cli_check, program_failure_is_exit_3_not_a_violation)
 {
 	char *d = tu_tmpdir(), *err, *out;
-	cr_expect_eq(run_sh(d, &out, &err,
-			    "%s check --max-peak 1G -- sh -c 'exit 4'",
-			    TU_MEMPROF),
+	cr_expect_eq(tu_sh(d, &out, &err,
+			   "%s check --max-peak 1G -- sh -c 'exit 4'",
+			   TU_MEMPROF),
 		     3);
 	cr_expect_str_eq(err, "memprof: check: sh exited with status 4\n");
 	cr_expect_str_eq(out, "");
 	/* Budgets are still checked and reported. */
-	cr_expect_eq(run_sh(d, &out, &err, "%s check -v --max-leaked 0 -- %s x",
-			    TU_MEMPROF, TU_HELPER("alloc_c")),
+	cr_expect_eq(tu_sh(d, &out, &err, "%s check -v --max-leaked 0 -- %s x",
+			   TU_MEMPROF, TU_HELPER("alloc_c")),
 		     3);
 	expect_has(err, "alloc_c exited with status 3\n");
 	expect_lacks(err, "check failed");
 	expect_has(out, "memprof: check passed: --max-leaked 0: 0 bytes "
 			"leaked\n");
 	/* A violation too: 3 wins, both are said. */
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --max-peak 1 -- sh -c 'exit 4'",
-			    TU_MEMPROF),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --max-peak 1 -- sh -c 'exit 4'",
+			   TU_MEMPROF),
 		     3);
 	expect_has(err, "memprof: check: sh exited with status 4\n");
 	expect_has(err, "memprof: check failed: --max-peak 1: peak ");
@@ -423,19 +403,19 @@ Test(cli_check, program_failure_is_exit_3_not_a_violation)
 Test(cli_check, killed_program_is_exit_3_with_the_signal)
 {
 	char *d = tu_tmpdir(), *err;
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --max-leaked 0 -- sh -c 'kill -9 $$'",
-			    TU_MEMPROF),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --max-leaked 0 -- sh -c 'kill -9 $$'",
+			   TU_MEMPROF),
 		     3);
 	expect_has(err, "memprof: check: sh was killed by signal 9 "
 			"(SIGKILL)\n");
 	expect_has(err, "budgets not checked");
 	/* In JUnit: the program's error, the budgets skipped. */
 	char *xml = tu_path(d, "memprof.xml");
-	cr_expect_eq(run_sh(d, NULL, NULL,
-			    "%s check --max-leaked 0 --max-peak 1 --junit %s "
-			    "-- sh -c 'kill -9 $$'",
-			    TU_MEMPROF, xml),
+	cr_expect_eq(tu_sh(d, NULL, NULL,
+			   "%s check --max-leaked 0 --max-peak 1 --junit %s "
+			   "-- sh -c 'kill -9 $$'",
+			   TU_MEMPROF, xml),
 		     3);
 	const char *py =
 		"import sys, xml.etree.ElementTree as ET\n"
@@ -451,7 +431,7 @@ Test(cli_check, killed_program_is_exit_3_with_the_signal)
 		"assert all(x.find('skipped') is not None for x in c[1:])\n";
 	char *pyf = tu_path(d, "j.py");
 	write_file(pyf, py);
-	cr_expect_eq(run_sh(d, NULL, &err, "python3 %s %s", pyf, xml), 0, "%s",
+	cr_expect_eq(tu_sh(d, NULL, &err, "python3 %s %s", pyf, xml), 0, "%s",
 		     err);
 }
 
@@ -473,8 +453,8 @@ Test(cli_check, usage_and_input_errors_are_exit_2)
 		"--max-peak",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		cr_expect_eq(run_sh(d, NULL, &err, "%s check %s %s", TU_MEMPROF,
-				    bad[i], snap),
+		cr_expect_eq(tu_sh(d, NULL, &err, "%s check %s %s", TU_MEMPROF,
+				   bad[i], snap),
 			     2, "%s", bad[i]);
 		/* One line, "memprof: ...". */
 		cr_expect(!strncmp(err, "memprof: ", 9) &&
@@ -482,35 +462,35 @@ Test(cli_check, usage_and_input_errors_are_exit_2)
 			  "%s: %s", bad[i], err);
 	}
 	/* No budget, no file, two files, a file and a program. */
-	cr_expect_eq(run_sh(d, NULL, &err, "%s check %s", TU_MEMPROF, snap), 2);
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s check %s", TU_MEMPROF, snap), 2);
 	expect_has(err, "no budget given");
-	cr_expect_eq(run_sh(d, NULL, NULL, "%s check --max-peak 1", TU_MEMPROF),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s check --max-peak 1", TU_MEMPROF),
 		     2);
-	cr_expect_eq(run_sh(d, NULL, NULL, "%s check --max-peak 1 %s %s",
-			    TU_MEMPROF, snap, snap),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s check --max-peak 1 %s %s",
+			   TU_MEMPROF, snap, snap),
 		     2);
-	cr_expect_eq(run_sh(d, NULL, NULL, "%s check --max-peak 1 %s -- true",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s check --max-peak 1 %s -- true",
+			   TU_MEMPROF, snap),
 		     2);
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --max-peak 1 -- %s/no-such-program",
-			    TU_MEMPROF, d),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --max-peak 1 -- %s/no-such-program",
+			   TU_MEMPROF, d),
 		     2);
 	expect_has(err, "cannot run");
 	/* Missing and unreadable snapshots. */
-	cr_expect_eq(run_sh(d, NULL, &err, "%s check --max-leaked 0 %s/missing",
-			    TU_MEMPROF, d),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s check --max-leaked 0 %s/missing",
+			   TU_MEMPROF, d),
 		     2);
 	expect_has(err, "cannot read");
 	char *junk = tu_path(d, "junk.memprof");
 	write_file(junk, "not a snapshot\n");
-	cr_expect_eq(run_sh(d, NULL, NULL, "%s check --max-peak 1 %s",
-			    TU_MEMPROF, junk),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s check --max-peak 1 %s",
+			   TU_MEMPROF, junk),
 		     2);
 	/* Help is not an error. */
-	cr_expect_eq(run_sh(d, NULL, NULL,
-			    "%s check --help | grep -q -- --max-site-leak",
-			    TU_MEMPROF),
+	cr_expect_eq(tu_sh(d, NULL, NULL,
+			   "%s check --help | grep -q -- --max-site-leak",
+			   TU_MEMPROF),
 		     0);
 }
 
@@ -518,21 +498,21 @@ Test(cli_check, no_graph_is_an_error_only_for_leak_budgets)
 {
 	char *d = tu_tmpdir(), *err;
 	char *snap = tu_path(d, "n.memprof");
-	cr_assert_eq(run_sh(d, NULL, NULL,
-			    "%s record -q --leak-check=no -o %s %s", TU_MEMPROF,
-			    snap, TU_HELPER("leak_kinds")),
+	cr_assert_eq(tu_sh(d, NULL, NULL,
+			   "%s record -q --leak-check=no -o %s %s", TU_MEMPROF,
+			   snap, TU_HELPER("leak_kinds")),
 		     0);
 	static const char *const leak[] = {
 		"--max-leaked 0", "--max-leaked-blocks 0", "--no-leaked-cycles",
 		"--max-site-leak 0"};
 	for (size_t i = 0; i < 4; i++) {
-		cr_expect_eq(run_sh(d, NULL, &err, "%s check %s %s", TU_MEMPROF,
-				    leak[i], snap),
+		cr_expect_eq(tu_sh(d, NULL, &err, "%s check %s %s", TU_MEMPROF,
+				   leak[i], snap),
 			     2, "%s", leak[i]);
 		expect_has(err, "has no heap graph");
 	}
-	cr_expect_eq(run_sh(d, NULL, &err, "%s check --max-peak 1M %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s check --max-peak 1M %s",
+			   TU_MEMPROF, snap),
 		     0, "%s", err);
 }
 
@@ -583,8 +563,8 @@ Test(cli_check, json_document_for_a_file)
 	py_check(d, py, 1, cmd);
 	/* Nothing but the document on stdout, nothing on stderr. */
 	char *out, *err;
-	cr_expect_eq(run_sh(d, &out, &err, "%s check --json --max-leaked 0 %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, &out, &err, "%s check --json --max-leaked 0 %s",
+			   TU_MEMPROF, snap),
 		     1);
 	cr_expect_eq(out[0], '{');
 	cr_expect_str_eq(err, "");
@@ -645,10 +625,10 @@ Test(cli_check, junit_report)
 	char *d = tu_tmpdir(), *cmd = NULL, *err;
 	char *snap = record(d, "leak_cycles", "c.memprof");
 	char *xml = tu_path(d, "memprof.xml");
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s check --max-leaked 0 --no-leaked-cycles "
-			    "--max-peak 1G --junit %s %s",
-			    TU_MEMPROF, xml, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --max-leaked 0 --no-leaked-cycles "
+			   "--max-peak 1G --junit %s %s",
+			   TU_MEMPROF, xml, snap),
 		     1);
 	/* The text lines still go to stderr. */
 	expect_has(err, "check failed: --no-leaked-cycles: 4 leaked cycles");
@@ -673,7 +653,7 @@ Test(cli_check, junit_report)
 		"(leak_cycles.c:'), f[1].attrib\n";
 	char *pyf = tu_path(d, "j.py");
 	write_file(pyf, py);
-	cr_expect_eq(run_sh(d, NULL, &err, "python3 %s %s", pyf, xml), 0, "%s",
+	cr_expect_eq(tu_sh(d, NULL, &err, "python3 %s %s", pyf, xml), 0, "%s",
 		     err);
 	free(cmd);
 }
@@ -683,16 +663,15 @@ Test(cli_check, junit_for_a_failed_program_is_escaped)
 	char *d = tu_tmpdir(), *err;
 	char *xml = tu_path(d, "memprof.xml");
 	/* A program whose name needs escaping: & < > " ' */
-	cr_assert_eq(run_sh(d, NULL, NULL,
-			    "ln -s \"$(command -v sh)\" \"%s/a&b<c>\\\"d'e\"",
-			    d),
+	cr_assert_eq(tu_sh(d, NULL, NULL,
+			   "ln -s \"$(command -v sh)\" \"%s/a&b<c>\\\"d'e\"",
+			   d),
 		     0);
-	cr_expect_eq(
-		run_sh(d, NULL, &err,
-		       "%s check --max-leaked 0 --max-peak 1 --junit %s -- "
-		       "\"%s/a&b<c>\\\"d'e\" -c 'exit 4'",
-		       TU_MEMPROF, xml, d),
-		3);
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s check --max-leaked 0 --max-peak 1 --junit %s -- "
+			   "\"%s/a&b<c>\\\"d'e\" -c 'exit 4'",
+			   TU_MEMPROF, xml, d),
+		     3);
 	expect_has(err, "exited with status 4");
 	const char *py =
 		"import sys, xml.etree.ElementTree as ET\n"
@@ -713,12 +692,12 @@ Test(cli_check, junit_for_a_failed_program_is_escaped)
 		"assert cases['--max-peak 1'].find('failure') is not None\n";
 	char *pyf = tu_path(d, "j.py");
 	write_file(pyf, py);
-	cr_expect_eq(run_sh(d, NULL, &err, "python3 %s %s", pyf, xml), 0, "%s",
+	cr_expect_eq(tu_sh(d, NULL, &err, "python3 %s %s", pyf, xml), 0, "%s",
 		     err);
 	/* A program that passes is a testcase without error. */
-	cr_expect_eq(run_sh(d, NULL, NULL,
-			    "%s check --max-peak 1G --junit %s -- true",
-			    TU_MEMPROF, xml),
+	cr_expect_eq(tu_sh(d, NULL, NULL,
+			   "%s check --max-peak 1G --junit %s -- true",
+			   TU_MEMPROF, xml),
 		     0);
 	const char *py2 =
 		"import sys, xml.etree.ElementTree as ET\n"
@@ -730,12 +709,12 @@ Test(cli_check, junit_for_a_failed_program_is_escaped)
 		"len(c.findall('failure')) "
 		"== 0 for c in cases)\n";
 	write_file(pyf, py2);
-	cr_expect_eq(run_sh(d, NULL, &err, "python3 %s %s", pyf, xml), 0, "%s",
+	cr_expect_eq(tu_sh(d, NULL, &err, "python3 %s %s", pyf, xml), 0, "%s",
 		     err);
 	/* An unwritable report is an error. */
-	cr_expect_eq(run_sh(d, NULL, NULL,
-			    "%s check --max-peak 1G --junit %s/no/dir/x.xml -- "
-			    "true",
-			    TU_MEMPROF, d),
+	cr_expect_eq(tu_sh(d, NULL, NULL,
+			   "%s check --max-peak 1G --junit %s/no/dir/x.xml -- "
+			   "true",
+			   TU_MEMPROF, d),
 		     2);
 }

@@ -8,24 +8,6 @@
 
 TestSuite(cli_diff, .timeout = 120);
 
-static int sh_cmd(const char *dir, char **out, char **err, const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd = NULL;
-	va_start(ap, fmt);
-	cr_assert(vasprintf(&cmd, fmt, ap) > 0);
-	va_end(ap);
-	char *o = tu_path(dir, "o"), *e = tu_path(dir, "e");
-	char *argv[] = {(char *)"/bin/sh", (char *)"-c", cmd, NULL};
-	int st = tu_run(argv, NULL, o, e);
-	if (out)
-		*out = tu_read(o, NULL);
-	if (err)
-		*err = tu_read(e, NULL);
-	free(cmd);
-	return st;
-}
-
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -37,8 +19,8 @@ static void write_file(const char *path, const char *text)
 Test(cli_diff, shows_exactly_the_growth_and_the_shrinkage)
 {
 	char *d = tu_tmpdir(), *out, *err;
-	cr_assert_eq(sh_cmd(d, &out, NULL, "%s record -q -o %s/a.memprof %s",
-			    TU_MEMPROF, d, TU_HELPER("api_grow")),
+	cr_assert_eq(tu_sh(d, &out, NULL, "%s record -q -o %s/a.memprof %s",
+			   TU_MEMPROF, d, TU_HELPER("api_grow")),
 		     0);
 	int table_line = 0, grow_line = 0;
 	char *p = strstr(out, "table_line=");
@@ -68,15 +50,15 @@ Test(cli_diff, shows_exactly_the_growth_and_the_shrinkage)
 			grow_line, table_line) > 0);
 	char *pyf = tu_path(d, "check.py");
 	write_file(pyf, py);
-	cr_expect_eq(sh_cmd(d, NULL, &err,
-			    "%s diff --json -n 0 %s/a.1.memprof %s/a.2.memprof "
-			    "| python3 %s",
-			    TU_MEMPROF, d, d, pyf),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s diff --json -n 0 %s/a.1.memprof %s/a.2.memprof "
+			   "| python3 %s",
+			   TU_MEMPROF, d, d, pyf),
 		     0, "%s", err);
 	/* The text ends with the totals line. */
-	cr_assert_eq(sh_cmd(d, &out, NULL,
-			    "%s diff %s/a.1.memprof %s/a.2.memprof", TU_MEMPROF,
-			    d, d),
+	cr_assert_eq(tu_sh(d, &out, NULL,
+			   "%s diff %s/a.1.memprof %s/a.2.memprof", TU_MEMPROF,
+			   d, d),
 		     0);
 	cr_expect(strstr(out, "grow_cache") != NULL, "%s", out);
 	char *last = strrchr(out, '\n');
@@ -89,9 +71,9 @@ Test(cli_diff, two_runs_of_one_program_diff_to_nothing)
 {
 	char *d = tu_tmpdir(), *err;
 	for (int i = 1; i <= 2; i++)
-		cr_assert_eq(sh_cmd(d, NULL, NULL,
-				    "%s record -q -o %s/r%d.memprof %s",
-				    TU_MEMPROF, d, i, TU_HELPER("alloc_c")),
+		cr_assert_eq(tu_sh(d, NULL, NULL,
+				   "%s record -q -o %s/r%d.memprof %s",
+				   TU_MEMPROF, d, i, TU_HELPER("alloc_c")),
 			     0);
 	const char *py = "import json, sys\n"
 			 "d = json.load(sys.stdin)\n"
@@ -103,10 +85,10 @@ Test(cli_diff, two_runs_of_one_program_diff_to_nothing)
 	write_file(pyf, py);
 	for (int k = 0; k < 3; k++) {
 		static const char *by[] = {"line", "traceback", "function"};
-		cr_expect_eq(sh_cmd(d, NULL, &err,
-				    "%s diff --json -n 0 --by %s %s/r1.memprof "
-				    "%s/r2.memprof | python3 %s",
-				    TU_MEMPROF, by[k], d, d, pyf),
+		cr_expect_eq(tu_sh(d, NULL, &err,
+				   "%s diff --json -n 0 --by %s %s/r1.memprof "
+				   "%s/r2.memprof | python3 %s",
+				   TU_MEMPROF, by[k], d, d, pyf),
 			     0, "--by %s: %s", by[k], err);
 	}
 }
@@ -114,12 +96,11 @@ Test(cli_diff, two_runs_of_one_program_diff_to_nothing)
 Test(cli_diff, usage_errors_exit_2)
 {
 	char *d = tu_tmpdir();
-	cr_expect_eq(sh_cmd(d, NULL, NULL, "%s diff", TU_MEMPROF), 2);
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s diff", TU_MEMPROF), 2);
 	cr_expect_eq(
-		sh_cmd(d, NULL, NULL, "%s diff %s/x %s/y", TU_MEMPROF, d, d),
-		2);
-	cr_expect_eq(sh_cmd(d, NULL, NULL, "%s diff --help | grep -q -- --by",
-			    TU_MEMPROF),
+		tu_sh(d, NULL, NULL, "%s diff %s/x %s/y", TU_MEMPROF, d, d), 2);
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s diff --help | grep -q -- --by",
+			   TU_MEMPROF),
 		     0);
 }
 
@@ -127,18 +108,18 @@ Test(cli_diff, two_builds_of_one_program_diff_to_nothing)
 {
 	char *d = tu_tmpdir(), *err;
 	/* Same source and lines, different code: every address differs. */
-	cr_assert_eq(sh_cmd(d, NULL, &err,
-			    "cc -O2 -g -fomit-frame-pointer -o %s/b1 "
-			    "%s/tests/helpers/alloc_c.c && "
-			    "cc -O2 -g -fno-omit-frame-pointer -fno-inline "
-			    "-o %s/b2 %s/tests/helpers/alloc_c.c && "
-			    "! cmp -s %s/b1 %s/b2",
-			    d, MP_SOURCE_DIR, d, MP_SOURCE_DIR, d, d),
+	cr_assert_eq(tu_sh(d, NULL, &err,
+			   "cc -O2 -g -fomit-frame-pointer -o %s/b1 "
+			   "%s/tests/helpers/alloc_c.c && "
+			   "cc -O2 -g -fno-omit-frame-pointer -fno-inline "
+			   "-o %s/b2 %s/tests/helpers/alloc_c.c && "
+			   "! cmp -s %s/b1 %s/b2",
+			   d, MP_SOURCE_DIR, d, MP_SOURCE_DIR, d, d),
 		     0, "%s", err);
 	for (int i = 1; i <= 2; i++)
-		cr_assert_eq(sh_cmd(d, NULL, NULL,
-				    "%s record -q -o %s/b%d.memprof %s/b%d",
-				    TU_MEMPROF, d, i, d, i),
+		cr_assert_eq(tu_sh(d, NULL, NULL,
+				   "%s record -q -o %s/b%d.memprof %s/b%d",
+				   TU_MEMPROF, d, i, d, i),
 			     0);
 	const char *py = "import json, sys\n"
 			 "d = json.load(sys.stdin)\n"
@@ -148,9 +129,9 @@ Test(cli_diff, two_builds_of_one_program_diff_to_nothing)
 			 "== 0, x\n";
 	char *pyf = tu_path(d, "same.py");
 	write_file(pyf, py);
-	cr_expect_eq(sh_cmd(d, NULL, &err,
-			    "%s diff --json -n 0 --by line %s/b1.memprof "
-			    "%s/b2.memprof | python3 %s",
-			    TU_MEMPROF, d, d, pyf),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s diff --json -n 0 --by line %s/b1.memprof "
+			   "%s/b2.memprof | python3 %s",
+			   TU_MEMPROF, d, d, pyf),
 		     0, "%s", err);
 }

@@ -41,36 +41,13 @@ static const struct site sites[] = {
 };
 #define NSITES (sizeof(sites) / sizeof(*sites))
 
-static int run_sh(const char *dir, char **out, char **err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int run_sh(const char *dir, char **out, char **err, const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd = NULL;
-	va_start(ap, fmt);
-	cr_assert(vasprintf(&cmd, fmt, ap) > 0);
-	va_end(ap);
-	char *o = tu_path(dir, "o"), *e = tu_path(dir, "e");
-	char *argv[] = {(char *)"/bin/sh", (char *)"-c", cmd, NULL};
-	int st = tu_run(argv, NULL, o, e);
-	if (out)
-		*out = tu_read(o, NULL);
-	if (err)
-		*err = tu_read(e, NULL);
-	free(cmd);
-	free(o);
-	free(e);
-	return st;
-}
-
 /* Records alloc_c (exactly, or sampled with rate) into dir/name. */
 static char *record(const char *dir, const char *name, const char *rate)
 {
 	char *snap = tu_path(dir, name), *err = NULL;
-	cr_assert_eq(run_sh(dir, NULL, &err, "%s record -q %s%s -o %s %s",
-			    TU_MEMPROF, rate ? "--sample-rate " : "",
-			    rate ? rate : "", snap, TU_HELPER("alloc_c")),
+	cr_assert_eq(tu_sh(dir, NULL, &err, "%s record -q %s%s -o %s %s",
+			   TU_MEMPROF, rate ? "--sample-rate " : "",
+			   rate ? rate : "", snap, TU_HELPER("alloc_c")),
 		     0, "%s", err);
 	free(err);
 	return snap;
@@ -109,9 +86,9 @@ static const struct site *find_site(const char *fn)
 static char *readelf_build_id(const char *dir)
 {
 	char *out = NULL;
-	cr_assert_eq(run_sh(dir, &out, NULL,
-			    "readelf -n %s | sed -n 's/.*Build ID: *//p'",
-			    TU_HELPER("alloc_c")),
+	cr_assert_eq(tu_sh(dir, &out, NULL,
+			   "readelf -n %s | sed -n 's/.*Build ID: *//p'",
+			   TU_HELPER("alloc_c")),
 		     0);
 	out[strcspn(out, "\n")] = '\0';
 	cr_assert(strlen(out) >= 16, "no build-id: '%s'", out);
@@ -182,9 +159,9 @@ Test(cli_export, collapsed_values_are_exact_per_site)
 	static const uint64_t totals[] = {9227, 22, 46, 16517};
 
 	for (size_t v = 0; v < 4; v++) {
-		cr_assert_eq(run_sh(d, &out, &err,
-				    "%s export -f collapsed --value %s %s",
-				    TU_MEMPROF, values[v], snap),
+		cr_assert_eq(tu_sh(d, &out, &err,
+				   "%s export -f collapsed --value %s %s",
+				   TU_MEMPROF, values[v], snap),
 			     0, "%s", err);
 		cr_expect_str_eq(err, "");
 		uint64_t sums[NSITES], total;
@@ -205,13 +182,13 @@ Test(cli_export, collapsed_values_are_exact_per_site)
 
 	/* The default value is inuse-bytes; zero stacks are left out. */
 	char *def, *bytes;
-	cr_assert_eq(run_sh(d, &def, NULL, "%s export -f collapsed %s",
-			    TU_MEMPROF, snap),
+	cr_assert_eq(tu_sh(d, &def, NULL, "%s export -f collapsed %s",
+			   TU_MEMPROF, snap),
 		     0);
-	cr_assert_eq(run_sh(d, &bytes, NULL,
-			    "%s export --format=collapsed --value inuse-bytes "
-			    "%s",
-			    TU_MEMPROF, snap),
+	cr_assert_eq(tu_sh(d, &bytes, NULL,
+			   "%s export --format=collapsed --value inuse-bytes "
+			   "%s",
+			   TU_MEMPROF, snap),
 		     0);
 	cr_expect_str_eq(def, bytes);
 	cr_expect(strstr(def, "site_freed") == NULL, "%s", def);
@@ -222,18 +199,18 @@ Test(cli_export, collapsed_honours_filters_and_alloc_fn)
 	char *d = tu_tmpdir(), *out, *err;
 	char *snap = record(d, "a.memprof", NULL);
 
-	cr_assert_eq(run_sh(d, &out, &err,
-			    "%s export -f collapsed --include site_malloc %s",
-			    TU_MEMPROF, snap),
+	cr_assert_eq(tu_sh(d, &out, &err,
+			   "%s export -f collapsed --include site_malloc %s",
+			   TU_MEMPROF, snap),
 		     0, "%s", err);
 	cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1, "%s", out);
 	expect_has(out, ";main;site_malloc 1000\n");
 
 	/* site_calloc as an allocator: its blocks are main's. */
-	cr_assert_eq(run_sh(d, &out, &err,
-			    "%s export -f collapsed --alloc-fn site_calloc "
-			    "--exclude 'site_*' %s",
-			    TU_MEMPROF, snap),
+	cr_assert_eq(tu_sh(d, &out, &err,
+			   "%s export -f collapsed --alloc-fn site_calloc "
+			   "--exclude 'site_*' %s",
+			   TU_MEMPROF, snap),
 		     0, "%s", err);
 	cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1, "%s", out);
 	expect_has(out, ";main 1000\n");
@@ -299,17 +276,17 @@ Test(cli_export, json_document_has_exact_figures_per_site)
 	char *build_id = readelf_build_id(d);
 	write_file(py, json_check);
 
-	cr_assert_eq(run_sh(d, NULL, &err, "%s export -f json %s >%s",
-			    TU_MEMPROF, snap, doc),
+	cr_assert_eq(tu_sh(d, NULL, &err, "%s export -f json %s >%s",
+			   TU_MEMPROF, snap, doc),
 		     0, "%s", err);
-	cr_expect_eq(run_sh(d, &out, &err, "python3 %s %s %s <%s", py, build_id,
-			    TU_HELPER("alloc_c"), doc),
+	cr_expect_eq(tu_sh(d, &out, &err, "python3 %s %s %s <%s", py, build_id,
+			   TU_HELPER("alloc_c"), doc),
 		     0, "%s%s", out, err);
 
 	/* -o writes the same document to a file and nothing to stdout. */
 	char *file = tu_path(d, "o.json");
-	cr_assert_eq(run_sh(d, &out, &err, "%s export -f json -o %s %s",
-			    TU_MEMPROF, file, snap),
+	cr_assert_eq(tu_sh(d, &out, &err, "%s export -f json -o %s %s",
+			   TU_MEMPROF, file, snap),
 		     0, "%s", err);
 	cr_expect_str_eq(out, "");
 	cr_expect_str_eq(tu_read(file, NULL), tu_read(doc, NULL));
@@ -328,29 +305,29 @@ Test(cli_export, json_document_has_exact_figures_per_site)
 static const char *pprof_decoder(const char *dir)
 {
 	char *err = NULL;
-	if (run_sh(dir, NULL, NULL, "command -v node") != 0)
+	if (tu_sh(dir, NULL, NULL, "command -v node") != 0)
 		return NULL;
 	if (access(DECODER "/package.json", F_OK) == 0)
 		return DECODER;
 	cr_assert_eq(
-		run_sh(dir, NULL, &err, "mkdir -p %s/node_modules", NODE_DIR),
-		0, "%s", err);
+		tu_sh(dir, NULL, &err, "mkdir -p %s/node_modules", NODE_DIR), 0,
+		"%s", err);
 	char *stage = strdup(NODE_DIR "/stage-XXXXXX");
 	cr_assert_not_null(mkdtemp(stage));
-	int st = run_sh(dir, NULL, &err,
-			"set -e; cd %s; "
-			"if command -v npm >/dev/null 2>&1; then "
-			"npm install --offline --no-audit --no-fund --prefix . "
-			"--cache ./.npm %s >/dev/null; "
-			"else mkdir -p node_modules/pprof-format && "
-			"tar xzf %s -C node_modules/pprof-format "
-			"--strip-components=1; fi; "
-			"test -f node_modules/pprof-format/package.json; "
-			"mv -T node_modules/pprof-format %s 2>/dev/null || "
-			"test -f %s/package.json",
-			stage, TARBALL, TARBALL, DECODER, DECODER);
+	int st = tu_sh(dir, NULL, &err,
+		       "set -e; cd %s; "
+		       "if command -v npm >/dev/null 2>&1; then "
+		       "npm install --offline --no-audit --no-fund --prefix . "
+		       "--cache ./.npm %s >/dev/null; "
+		       "else mkdir -p node_modules/pprof-format && "
+		       "tar xzf %s -C node_modules/pprof-format "
+		       "--strip-components=1; fi; "
+		       "test -f node_modules/pprof-format/package.json; "
+		       "mv -T node_modules/pprof-format %s 2>/dev/null || "
+		       "test -f %s/package.json",
+		       stage, TARBALL, TARBALL, DECODER, DECODER);
 	cr_assert_eq(st, 0, "cannot install pprof-format: %s", err);
-	run_sh(dir, NULL, NULL, "rm -rf %s", stage);
+	tu_sh(dir, NULL, NULL, "rm -rf %s", stage);
 	free(stage);
 	return DECODER;
 }
@@ -371,8 +348,8 @@ static void decode(const char *dir, const char *pb, struct decoded *out)
 	if (!mod)
 		cr_skip_test("node not found: the pprof check needs it "
 			     "(Debian: apt-get install nodejs)");
-	int st = run_sh(dir, &out->text, &err, "node %s %s %s", CHECK_JS, mod,
-			pb);
+	int st = tu_sh(dir, &out->text, &err, "node %s %s %s", CHECK_JS, mod,
+		       pb);
 	cr_assert_eq(st, 0, "check_pprof.js failed:\n%s%s", out->text, err);
 	out->nlines = 0;
 	for (char *l = strtok(out->text, "\n"); l && out->nlines < 4096;
@@ -416,8 +393,8 @@ Test(cli_export, pprof_read_by_an_independent_decoder)
 	char *build_id = readelf_build_id(d);
 	struct decoded dec;
 
-	cr_assert_eq(run_sh(d, &out, &err, "%s export -f pprof -o %s %s",
-			    TU_MEMPROF, pb, snap),
+	cr_assert_eq(tu_sh(d, &out, &err, "%s export -f pprof -o %s %s",
+			   TU_MEMPROF, pb, snap),
 		     0, "%s", err);
 	cr_expect_str_eq(out, "");
 	decode(d, pb, &dec);
@@ -526,21 +503,21 @@ Test(cli_export, pprof_read_by_an_independent_decoder)
 		cr_expect_eq(got[i][2], x->blocks, "%s", x->fn);
 		cr_expect_eq(got[i][3], x->bytes, "%s", x->fn);
 	}
-	cr_assert_eq(run_sh(d, &out, NULL, "%s export -f collapsed %s",
-			    TU_MEMPROF, snap),
+	cr_assert_eq(tu_sh(d, &out, NULL, "%s export -f collapsed %s",
+			   TU_MEMPROF, snap),
 		     0);
 	char *fp = tu_path(d, "pprof.folded"), *fc = tu_path(d, "c.folded");
 	write_file(fp, folded_pprof);
 	write_file(fc, out);
 	/* From main in, merged and sorted as the collapsed export does it
 	 * (further out, code without symbols is named differently). */
-	cr_expect_eq(run_sh(d, &out, &err,
-			    "sed 's/^.*;main;/main;/' %s | "
-			    "awk '{v=$NF; $NF=\"\"; sub(/ $/, \"\"); s[$0]+=v} "
-			    "END {for (k in s) print k \" \" s[k]}' | "
-			    "LC_ALL=C sort >%s.cut; grep ';main;site_' %s | "
-			    "sed 's/^.*;main;/main;/' | cmp %s.cut -",
-			    fp, fp, fc, fp),
+	cr_expect_eq(tu_sh(d, &out, &err,
+			   "sed 's/^.*;main;/main;/' %s | "
+			   "awk '{v=$NF; $NF=\"\"; sub(/ $/, \"\"); s[$0]+=v} "
+			   "END {for (k in s) print k \" \" s[k]}' | "
+			   "LC_ALL=C sort >%s.cut; grep ';main;site_' %s | "
+			   "sed 's/^.*;main;/main;/' | cmp %s.cut -",
+			   fp, fp, fc, fp),
 		     0, "pprof and collapsed disagree: %s%s", out, err);
 	mp_snapshot_free(s);
 }
@@ -552,8 +529,8 @@ Test(cli_export, pprof_of_a_sampled_recording_carries_the_rate)
 	char *pb = tu_path(d, "s.pb.gz");
 	struct decoded dec;
 
-	cr_assert_eq(run_sh(d, NULL, &err, "%s export -f pprof %s >%s",
-			    TU_MEMPROF, snap, pb),
+	cr_assert_eq(tu_sh(d, NULL, &err, "%s export -f pprof %s >%s",
+			   TU_MEMPROF, snap, pb),
 		     0, "%s", err);
 	decode(d, pb, &dec);
 	cr_expect_str_eq(record_value(&dec, "period"), "4096");
@@ -588,74 +565,72 @@ Test(cli_export, usage_and_input_errors_exit_2_with_one_line)
 	char *d = tu_tmpdir(), *out = NULL, *err = NULL;
 	char *snap = record(d, "a.memprof", NULL);
 
-	cr_expect_eq(run_sh(d, &out, &err, "%s export %s", TU_MEMPROF, snap),
-		     2);
+	cr_expect_eq(tu_sh(d, &out, &err, "%s export %s", TU_MEMPROF, snap), 2);
 	expect_has(err, "memprof: export: no --format given");
 	expect_one_line(err);
 	cr_expect_str_eq(out, "");
 	cr_expect_eq(
-		run_sh(d, NULL, &err, "%s export -f svg %s", TU_MEMPROF, snap),
+		tu_sh(d, NULL, &err, "%s export -f svg %s", TU_MEMPROF, snap),
 		2);
 	expect_has(err, "memprof: export: unknown --format 'svg'");
 	expect_one_line(err);
-	cr_expect_eq(run_sh(d, NULL, &err, "%s export -f %s", TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s export -f %s", TU_MEMPROF, snap),
 		     2);
 	expect_one_line(err);
-	cr_expect_eq(run_sh(d, NULL, &err, "%s export -f", TU_MEMPROF), 2);
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s export -f", TU_MEMPROF), 2);
 	expect_has(err, "needs a value");
-	cr_expect_eq(run_sh(d, NULL, &err, "%s export -f json", TU_MEMPROF), 2);
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s export -f json", TU_MEMPROF), 2);
 	expect_has(err, "no snapshot file given");
-	cr_expect_eq(run_sh(d, NULL, &err, "%s export -f json %s %s",
-			    TU_MEMPROF, snap, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s export -f json %s %s", TU_MEMPROF,
+			   snap, snap),
 		     2);
 	expect_has(err, "one snapshot file only");
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s export -f collapsed --value peak %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "%s export -f collapsed --value peak %s", TU_MEMPROF,
+			   snap),
 		     2);
 	expect_has(err, "unknown --value 'peak'");
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "%s export -f json --value allocs %s", TU_MEMPROF,
-			    snap),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s export -f json --value allocs %s",
+			   TU_MEMPROF, snap),
 		     2);
 	expect_has(err, "--value goes with --format collapsed");
-	cr_expect_eq(run_sh(d, NULL, &err, "%s export -f json --frobnicate %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s export -f json --frobnicate %s",
+			   TU_MEMPROF, snap),
 		     2);
 	expect_has(err, "unknown option '--frobnicate'");
 
 	/* Unreadable input: one line, and no output file is created. */
-	cr_expect_eq(run_sh(d, &out, &err, "%s export -f json %s/missing",
-			    TU_MEMPROF, d),
+	cr_expect_eq(tu_sh(d, &out, &err, "%s export -f json %s/missing",
+			   TU_MEMPROF, d),
 		     2);
 	expect_has(err, "memprof: cannot read");
 	expect_one_line(err);
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "echo hello > %s/g.memprof; %s export -f pprof "
-			    "-o %s/g.pb.gz %s/g.memprof",
-			    d, TU_MEMPROF, d, d),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "echo hello > %s/g.memprof; %s export -f pprof "
+			   "-o %s/g.pb.gz %s/g.memprof",
+			   d, TU_MEMPROF, d, d),
 		     2);
 	expect_has(err, "not a memprof snapshot");
 	expect_one_line(err);
 	cr_expect_neq(access(tu_path(d, "g.pb.gz"), F_OK), 0);
-	cr_expect_eq(run_sh(d, &out, &err,
-			    "head -c 300 %s > %s/cut.memprof; %s export -f "
-			    "collapsed %s/cut.memprof",
-			    snap, d, TU_MEMPROF, d),
+	cr_expect_eq(tu_sh(d, &out, &err,
+			   "head -c 300 %s > %s/cut.memprof; %s export -f "
+			   "collapsed %s/cut.memprof",
+			   snap, d, TU_MEMPROF, d),
 		     2);
 	expect_has(err, "truncated");
 	expect_one_line(err);
 	cr_expect_str_eq(out, "");
-	cr_expect_eq(run_sh(d, NULL, &err, "%s export -f json -o %s/no/such %s",
-			    TU_MEMPROF, d, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s export -f json -o %s/no/such %s",
+			   TU_MEMPROF, d, snap),
 		     2);
 	expect_has(err, "memprof: cannot write");
 	expect_one_line(err);
 	/* -o naming the snapshot would destroy it. */
-	cr_expect_eq(run_sh(d, NULL, &err,
-			    "cd %s && %s export -f json -o "
-			    "./a.memprof %s",
-			    d, TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err,
+			   "cd %s && %s export -f json -o "
+			   "./a.memprof %s",
+			   d, TU_MEMPROF, snap),
 		     2);
 	expect_has(err, "is the snapshot itself");
 	struct mp_snapshot *s;
@@ -687,15 +662,15 @@ Test(cli_export, pprof_is_not_written_to_a_terminal)
 		       "_, st = os.waitpid(pid, 0)\n"
 		       "sys.stdout.write(data.decode('utf-8', 'replace'))\n"
 		       "sys.exit(os.waitstatus_to_exitcode(st))\n");
-	cr_expect_eq(run_sh(d, &out, &err, "python3 %s %s export -f pprof %s",
-			    py, TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, &out, &err, "python3 %s %s export -f pprof %s",
+			   py, TU_MEMPROF, snap),
 		     2, "%s%s", out, err);
 	expect_has(out, "memprof: export: not writing binary pprof data to a "
 			"terminal; use -o FILE");
 	char *pb = tu_path(d, "t.pb.gz");
-	cr_expect_eq(run_sh(d, &out, &err,
-			    "python3 %s %s export -f pprof -o %s %s", py,
-			    TU_MEMPROF, pb, snap),
+	cr_expect_eq(tu_sh(d, &out, &err,
+			   "python3 %s %s export -f pprof -o %s %s", py,
+			   TU_MEMPROF, pb, snap),
 		     0, "%s%s", out, err);
 	size_t len = 0;
 	char *data = tu_read(pb, &len);
@@ -703,9 +678,9 @@ Test(cli_export, pprof_is_not_written_to_a_terminal)
 			  (unsigned char)data[1] == 0x8b,
 		  "not gzip");
 	/* Text formats go to a terminal as they are. */
-	cr_expect_eq(run_sh(d, &out, &err,
-			    "python3 %s %s export -f collapsed %s", py,
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, &out, &err,
+			   "python3 %s %s export -f collapsed %s", py,
+			   TU_MEMPROF, snap),
 		     0, "%s%s", out, err);
 	expect_has(out, ";main;site_peak 5000");
 }
@@ -713,19 +688,19 @@ Test(cli_export, pprof_is_not_written_to_a_terminal)
 Test(cli_export, help_and_command_list)
 {
 	char *d = tu_tmpdir(), *out = NULL;
-	cr_expect_eq(run_sh(d, &out, NULL, "%s help export", TU_MEMPROF), 0);
+	cr_expect_eq(tu_sh(d, &out, NULL, "%s help export", TU_MEMPROF), 0);
 	expect_has(out, "--format");
 	expect_has(out, "--value");
-	cr_expect_eq(run_sh(d, &out, NULL, "%s export --help", TU_MEMPROF), 0);
+	cr_expect_eq(tu_sh(d, &out, NULL, "%s export --help", TU_MEMPROF), 0);
 	expect_has(out, "usage: memprof export");
-	cr_expect_eq(run_sh(d, &out, NULL, "%s --help", TU_MEMPROF), 0);
+	cr_expect_eq(tu_sh(d, &out, NULL, "%s --help", TU_MEMPROF), 0);
 	expect_has(out, "  export ");
 	/* The manual page exists and renders without warnings. */
-	cr_expect_eq(run_sh(d, &out, NULL,
-			    "test -f %s/man/memprof-export.1 && (! command -v "
-			    "groff >/dev/null || groff -man -Tutf8 -ww "
-			    "%s/man/memprof-export.1 2>&1 >/dev/null | "
-			    "(! grep .))",
-			    MP_SOURCE_DIR, MP_SOURCE_DIR),
+	cr_expect_eq(tu_sh(d, &out, NULL,
+			   "test -f %s/man/memprof-export.1 && (! command -v "
+			   "groff >/dev/null || groff -man -Tutf8 -ww "
+			   "%s/man/memprof-export.1 2>&1 >/dev/null | "
+			   "(! grep .))",
+			   MP_SOURCE_DIR, MP_SOURCE_DIR),
 		     0, "%s", out);
 }

@@ -7,24 +7,6 @@
 
 TestSuite(cli_leaks, .timeout = 120);
 
-static int run_sh(const char *dir, char **out, char **err, const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd = NULL;
-	va_start(ap, fmt);
-	cr_assert(vasprintf(&cmd, fmt, ap) > 0);
-	va_end(ap);
-	char *o = tu_path(dir, "o"), *e = tu_path(dir, "e");
-	char *argv[] = {(char *)"/bin/sh", (char *)"-c", cmd, NULL};
-	int st = tu_run(argv, NULL, o, e);
-	if (out)
-		*out = tu_read(o, NULL);
-	if (err)
-		*err = tu_read(e, NULL);
-	free(cmd);
-	return st;
-}
-
 static char *helper_path(const char *helper)
 {
 	char *p = NULL;
@@ -35,8 +17,8 @@ static char *helper_path(const char *helper)
 static char *record(const char *dir, const char *helper)
 {
 	char *snap = tu_path(dir, "r.memprof");
-	cr_assert_eq(run_sh(dir, NULL, NULL, "%s record -q -o %s %s",
-			    TU_MEMPROF, snap, helper_path(helper)),
+	cr_assert_eq(tu_sh(dir, NULL, NULL, "%s record -q -o %s %s", TU_MEMPROF,
+			   snap, helper_path(helper)),
 		     0);
 	return snap;
 }
@@ -45,7 +27,7 @@ Test(cli_leaks, summary_matches_the_helpers_design)
 {
 	char *d = tu_tmpdir(), *out;
 	char *snap = record(d, "leak_kinds");
-	cr_assert_eq(run_sh(d, &out, NULL, "%s leaks %s", TU_MEMPROF, snap), 0);
+	cr_assert_eq(tu_sh(d, &out, NULL, "%s leaks %s", TU_MEMPROF, snap), 0);
 	cr_expect(strstr(out,
 			 "LEAK SUMMARY:\n"
 			 "   definitely lost: 132 bytes in 2 blocks\n"
@@ -65,7 +47,7 @@ Test(cli_leaks, cycles_stand_out)
 {
 	char *d = tu_tmpdir(), *out;
 	char *snap = record(d, "leak_cycles");
-	cr_assert_eq(run_sh(d, &out, NULL, "%s leaks %s", TU_MEMPROF, snap), 0);
+	cr_assert_eq(tu_sh(d, &out, NULL, "%s leaks %s", TU_MEMPROF, snap), 0);
 	cr_expect(strstr(out, "LEAKED CYCLE #1: 176 bytes in 2 blocks") != NULL,
 		  "%s", out);
 	cr_expect(strstr(out, "-> back to itself") != NULL);
@@ -112,8 +94,8 @@ Test(cli_leaks, json_follows_the_contract)
 	fputs(py, f);
 	fclose(f);
 	char *err;
-	cr_expect_eq(run_sh(d, NULL, &err, "%s leaks --json %s | python3 %s",
-			    TU_MEMPROF, snap, pyf),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s leaks --json %s | python3 %s",
+			   TU_MEMPROF, snap, pyf),
 		     0, "%s", err);
 }
 
@@ -121,15 +103,15 @@ Test(cli_leaks, kinds_select_the_records)
 {
 	char *d = tu_tmpdir(), *out;
 	char *snap = record(d, "leak_kinds");
-	cr_assert_eq(run_sh(d, &out, NULL, "%s leaks --kinds reachable %s",
-			    TU_MEMPROF, snap),
+	cr_assert_eq(tu_sh(d, &out, NULL, "%s leaks --kinds reachable %s",
+			   TU_MEMPROF, snap),
 		     0);
 	cr_expect(strstr(out, "240 bytes in 5 blocks are still reachable") !=
 			  NULL,
 		  "%s", out);
 	cr_expect(strstr(out, "are definitely lost in loss record") == NULL);
-	cr_expect_eq(run_sh(d, NULL, NULL, "%s leaks --kinds bogus %s",
-			    TU_MEMPROF, snap),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s leaks --kinds bogus %s",
+			   TU_MEMPROF, snap),
 		     2);
 }
 
@@ -141,8 +123,8 @@ Test(cli_leaks, suppressions_move_blocks_to_suppressed)
 	FILE *f = fopen(supp, "w");
 	fputs("# the tree is known\nleak:tree_node\n", f);
 	fclose(f);
-	cr_assert_eq(run_sh(d, &out, NULL, "%s leaks --suppressions %s %s",
-			    TU_MEMPROF, supp, snap),
+	cr_assert_eq(tu_sh(d, &out, NULL, "%s leaks --suppressions %s %s",
+			   TU_MEMPROF, supp, snap),
 		     0);
 	cr_expect(strstr(out, "   definitely lost: 100 bytes in 1 blocks\n") !=
 			  NULL,
@@ -154,8 +136,8 @@ Test(cli_leaks, suppressions_move_blocks_to_suppressed)
 	fputs("leak:ok\nrace:foo\n", f);
 	fclose(f);
 	char *err;
-	cr_expect_eq(run_sh(d, NULL, &err, "%s leaks --suppressions %s %s",
-			    TU_MEMPROF, supp, snap),
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s leaks --suppressions %s %s",
+			   TU_MEMPROF, supp, snap),
 		     2);
 	cr_expect(strstr(err, "line 2") != NULL, "%s", err);
 }
@@ -164,15 +146,15 @@ Test(cli_leaks, no_graph_is_a_clear_error)
 {
 	char *d = tu_tmpdir(), *err;
 	char *snap = tu_path(d, "n.memprof");
-	cr_assert_eq(run_sh(d, NULL, NULL,
-			    "%s record -q --leak-check=no -o %s %s", TU_MEMPROF,
-			    snap, TU_HELPER("leak_kinds")),
+	cr_assert_eq(tu_sh(d, NULL, NULL,
+			   "%s record -q --leak-check=no -o %s %s", TU_MEMPROF,
+			   snap, TU_HELPER("leak_kinds")),
 		     0);
-	cr_expect_eq(run_sh(d, NULL, &err, "%s leaks %s", TU_MEMPROF, snap), 2);
+	cr_expect_eq(tu_sh(d, NULL, &err, "%s leaks %s", TU_MEMPROF, snap), 2);
 	cr_expect(strstr(err, "has no heap graph") != NULL, "%s", err);
-	cr_expect_eq(
-		run_sh(d, NULL, NULL, "%s leaks %s/missing", TU_MEMPROF, d), 2);
-	cr_expect_eq(run_sh(d, NULL, NULL,
-			    "%s leaks --help | grep -q -- --kinds", TU_MEMPROF),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s leaks %s/missing", TU_MEMPROF, d),
+		     2);
+	cr_expect_eq(tu_sh(d, NULL, NULL,
+			   "%s leaks --help | grep -q -- --kinds", TU_MEMPROF),
 		     0);
 }

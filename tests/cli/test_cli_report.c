@@ -14,26 +14,6 @@ TestSuite(cli_report, .timeout = 120);
 
 #define CHECKER MP_SOURCE_DIR "/tests/report/check_report.py"
 
-static int run_sh(const char *dir, char **out, char **err, const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd = NULL;
-	va_start(ap, fmt);
-	cr_assert(vasprintf(&cmd, fmt, ap) > 0);
-	va_end(ap);
-	char *o = tu_path(dir, "o"), *e = tu_path(dir, "e");
-	char *argv[] = {(char *)"/bin/sh", (char *)"-c", cmd, NULL};
-	int st = tu_run(argv, NULL, o, e);
-	if (out)
-		*out = tu_read(o, NULL);
-	if (err)
-		*err = tu_read(e, NULL);
-	free(cmd);
-	free(o);
-	free(e);
-	return st;
-}
-
 /* Records helper (with its arguments, a shell word list) into
  * dir/name.memprof and returns that path. */
 static char *record(const char *dir, const char *name, const char *options,
@@ -41,9 +21,9 @@ static char *record(const char *dir, const char *name, const char *options,
 {
 	char *snap = NULL;
 	cr_assert(asprintf(&snap, "%s/%s.memprof", dir, name) > 0);
-	cr_assert_eq(run_sh(dir, NULL, NULL, "%s record -q %s -o %s %s/%s %s",
-			    TU_MEMPROF, options, snap, MP_BUILD_DIR "/helpers",
-			    helper, args),
+	cr_assert_eq(tu_sh(dir, NULL, NULL, "%s record -q %s -o %s %s/%s %s",
+			   TU_MEMPROF, options, snap, MP_BUILD_DIR "/helpers",
+			   helper, args),
 		     0);
 	return snap;
 }
@@ -99,9 +79,9 @@ Test(cli_report, shows_the_demo_sites_and_leaks)
 	char *page = tu_path(d, "demo.html");
 	/* A title that would end the data block or a comment if it were
 	 * not escaped, in <title> and in the JSON. */
-	cr_assert_eq(run_sh(d, NULL, &err,
-			    "%s report --title 'demo </script><!-- & \"q\"' %s",
-			    TU_MEMPROF, snap),
+	cr_assert_eq(tu_sh(d, NULL, &err,
+			   "%s report --title 'demo </script><!-- & \"q\"' %s",
+			   TU_MEMPROF, snap),
 		     0, "%s", err);
 	cr_expect(strstr(err, "memprof: wrote ") != NULL, "%s", err);
 	char *html = check_static(page);
@@ -140,8 +120,8 @@ Test(cli_report, names_the_leaked_cycles_members)
 	char *d = tu_tmpdir();
 	char *snap = record(d, "cyc", "", "leak_cycles", "");
 	char *page = tu_path(d, "cycles.html");
-	cr_assert_eq(run_sh(d, NULL, NULL, "%s report -q -o %s %s", TU_MEMPROF,
-			    page, snap),
+	cr_assert_eq(tu_sh(d, NULL, NULL, "%s report -q -o %s %s", TU_MEMPROF,
+			   page, snap),
 		     0);
 	free(check_static(page));
 	/* leak_cycles.c: four cycles of node() blocks, from cycle2, cycle3,
@@ -182,7 +162,7 @@ Test(cli_report, renders_without_graph_or_timeline)
 	cr_assert_eq(mp_snapshot_save(s, bare, &ei), MP_OK, "%s", ei.msg);
 	mp_snapshot_free(s);
 
-	cr_assert_eq(run_sh(d, NULL, NULL, "%s report -q %s", TU_MEMPROF, bare),
+	cr_assert_eq(tu_sh(d, NULL, NULL, "%s report -q %s", TU_MEMPROF, bare),
 		     0);
 	char *page = tu_path(d, "bare.html");
 	free(check_static(page));
@@ -202,8 +182,8 @@ Test(cli_report, keeps_big_snapshots_small)
 	/* 20000 stacks, 10% of 40000 blocks leaked: 2000 definite records */
 	char *snap = record(d, "big", "", "bench_stacks", "40000 20000 10");
 	char *page = tu_path(d, "big.html");
-	cr_assert_eq(run_sh(d, NULL, &err, "%s report -o %s %s", TU_MEMPROF,
-			    page, snap),
+	cr_assert_eq(tu_sh(d, NULL, &err, "%s report -o %s %s", TU_MEMPROF,
+			   page, snap),
 		     0, "%s", err);
 	cr_expect(strstr(err, "small flamegraph boxes") != NULL, "%s", err);
 	cr_expect(strstr(err, "small loss records") != NULL, "%s", err);
@@ -225,8 +205,7 @@ Test(cli_report, writes_beside_the_snapshot_by_default)
 {
 	char *d = tu_tmpdir(), *out, *err;
 	char *snap = record(d, "run", "", "alloc_c", "");
-	cr_assert_eq(run_sh(d, &out, &err, "%s report %s", TU_MEMPROF, snap),
-		     0);
+	cr_assert_eq(tu_sh(d, &out, &err, "%s report %s", TU_MEMPROF, snap), 0);
 	char *page = tu_path(d, "run.html");
 	char *want = NULL;
 	cr_assert(asprintf(&want, "memprof: wrote %s (", page) > 0);
@@ -235,9 +214,9 @@ Test(cli_report, writes_beside_the_snapshot_by_default)
 	free(check_static(page));
 
 	/* -q says nothing; a name without .memprof gets .html added */
-	cr_assert_eq(run_sh(d, NULL, NULL, "cp %s %s/copy.snap", snap, d), 0);
-	cr_assert_eq(run_sh(d, &out, &err, "%s report -q %s/copy.snap",
-			    TU_MEMPROF, d),
+	cr_assert_eq(tu_sh(d, NULL, NULL, "cp %s %s/copy.snap", snap, d), 0);
+	cr_assert_eq(tu_sh(d, &out, &err, "%s report -q %s/copy.snap",
+			   TU_MEMPROF, d),
 		     0);
 	cr_expect_eq(err[0], '\0', "%s", err);
 	char *copy = tu_path(d, "copy.snap.html");
@@ -245,8 +224,7 @@ Test(cli_report, writes_beside_the_snapshot_by_default)
 
 	/* -o - writes the page to standard output */
 	cr_assert_eq(
-		run_sh(d, &out, &err, "%s report -o - %s", TU_MEMPROF, snap),
-		0);
+		tu_sh(d, &out, &err, "%s report -o - %s", TU_MEMPROF, snap), 0);
 	cr_expect(strncmp(out, "<!DOCTYPE html>", 15) == 0);
 	cr_expect(strstr(out, "</html>\n") != NULL);
 	cr_expect_eq(err[0], '\0', "%s", err);
@@ -292,8 +270,7 @@ Test(cli_report, errors_are_one_line_and_exit_2)
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *args = subst(cases[i].args, d);
-		int st =
-			run_sh(d, NULL, &err, "%s report %s", TU_MEMPROF, args);
+		int st = tu_sh(d, NULL, &err, "%s report %s", TU_MEMPROF, args);
 		cr_expect_eq(st, 2, "'%s': status %d", args, st);
 		cr_expect(strncmp(err, cases[i].msg, strlen(cases[i].msg)) == 0,
 			  "'%s': %s", args, err);
@@ -303,19 +280,19 @@ Test(cli_report, errors_are_one_line_and_exit_2)
 		free(err);
 	}
 	/* nothing half-written is left behind */
-	cr_expect_eq(run_sh(d, NULL, NULL, "ls %s | grep -q tmp", d), 1);
+	cr_expect_eq(tu_sh(d, NULL, NULL, "ls %s | grep -q tmp", d), 1);
 	(void)snap;
 }
 
 Test(cli_report, help_shows_the_options)
 {
 	char *d = tu_tmpdir(), *out;
-	cr_assert_eq(run_sh(d, &out, NULL, "%s report --help", TU_MEMPROF), 0);
+	cr_assert_eq(tu_sh(d, &out, NULL, "%s report --help", TU_MEMPROF), 0);
 	cr_expect(strstr(out, "usage: memprof report [options] FILE") != NULL,
 		  "%s", out);
 	cr_expect(strstr(out, "--title") != NULL);
-	cr_assert_eq(run_sh(d, &out, NULL, "%s help report", TU_MEMPROF), 0);
+	cr_assert_eq(tu_sh(d, &out, NULL, "%s help report", TU_MEMPROF), 0);
 	cr_expect(strstr(out, "usage: memprof report") != NULL, "%s", out);
-	cr_assert_eq(run_sh(d, &out, NULL, "%s --help", TU_MEMPROF), 0);
+	cr_assert_eq(tu_sh(d, &out, NULL, "%s --help", TU_MEMPROF), 0);
 	cr_expect(strstr(out, "  report   ") != NULL, "%s", out);
 }
