@@ -265,6 +265,33 @@ Test(cli, help_exits_0)
 	cr_expect_eq(sh(d, "%s help info | grep -q -- --json", TU_MEMPROF), 0);
 }
 
+/* Every command 'memprof --help' lists has its help (both ways of asking)
+ * and a man page that renders without a warning (when groff is here). */
+Test(cli, every_command_has_help_and_a_man_page)
+{
+	char *d = tu_tmpdir();
+	cr_assert_eq(
+		sh(d,
+		   "cmds=$(%s --help | sed -n 's/^  \\([a-z]*\\) .*/\\1/p'); "
+		   "[ $(echo $cmds | wc -w) -ge 10 ] || exit 10; "
+		   "for c in $cmds; do "
+		   "  %s help $c | head -n 1 | grep -q \"^usage: memprof $c\" "
+		   "    || { echo \"help $c\" >&2; exit 11; }; "
+		   "  %s $c --help | head -n 1 | grep -q \"^usage: memprof "
+		   "$c\" "
+		   "    || { echo \"$c --help\" >&2; exit 12; }; "
+		   "  [ -f %s/man/memprof-$c.1 ] "
+		   "    || { echo \"no man page for $c\" >&2; exit 13; }; "
+		   "  if command -v groff >/dev/null; then "
+		   "    w=$(groff -man -ww -z %s/man/memprof-$c.1 2>&1); "
+		   "    [ -z \"$w\" ] || { echo \"$c: $w\" >&2; exit 14; }; "
+		   "  fi; "
+		   "done",
+		   TU_MEMPROF, TU_MEMPROF, TU_MEMPROF, MP_SOURCE_DIR,
+		   MP_SOURCE_DIR),
+		0, "%s", sh_err(d));
+}
+
 Test(cli, record_errors_are_clear)
 {
 	char *d = tu_tmpdir();
