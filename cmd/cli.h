@@ -102,6 +102,9 @@ int cli_frames_option(struct cli_frames *f, const char *cmd, int c,
 		      const char *arg);
 
 /* cli_print.c: the wording the subcommands share. */
+/* The error for getopt's ':' (missing value) or '?' (unknown option) in
+ * command cmd; returns MP_EXIT_USAGE. */
+int cli_bad_option(const char *cmd, int c, char **argv);
 
 /* Parses a decimal count ("0", "42") of at most max. false on error. */
 bool cli_parse_count(const char *s, uint64_t max, uint64_t *out);

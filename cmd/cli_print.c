@@ -4,6 +4,7 @@
  * origins printed the same way by top, diff, leaks and check.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,4 +173,17 @@ int cli_frames_option(struct cli_frames *f, const char *cmd, int c,
 	case 'F': f->flt.all_frames = true; return 1;
 	default: return 0;
 	}
+}
+
+int cli_bad_option(const char *cmd, int c, char **argv)
+{
+	if (c == ':')
+		return cli_error("%s: option '%s' needs a value", cmd,
+				 argv[optind - 1]);
+	if (optopt)
+		return cli_error("%s: unknown option '-%c'; see 'memprof %s "
+				 "--help'",
+				 cmd, optopt, cmd);
+	return cli_error("%s: unknown option '%s'; see 'memprof %s --help'",
+			 cmd, argv[optind - 1], cmd);
 }

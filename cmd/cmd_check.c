@@ -842,16 +842,7 @@ static int parse_args(int argc, char **argv, struct check_args *a)
 		case 'v': a->verbose = true; break;
 		case 'h': check_usage(stdout); return -1;
 		case ':':
-			return cli_error("check: option '%s' needs a value",
-					 argv[optind - 1]);
-		default:
-			if (optopt)
-				return cli_error("check: unknown option '-%c'; "
-						 "see 'memprof check --help'",
-						 optopt);
-			return cli_error("check: unknown option '%s'; see "
-					 "'memprof check --help'",
-					 argv[optind - 1]);
+		default: return cli_bad_option("check", c, argv);
 		}
 	}
 	o->alloc.globs = a->globs;

@@ -237,16 +237,7 @@ int cmd_diff(int argc, char **argv)
 		case 'J': json = true; break;
 		case 'h': diff_usage(stdout); return MP_EXIT_OK;
 		case ':':
-			return cli_error("diff: option '%s' needs a value",
-					 argv[optind - 1]);
-		default:
-			if (optopt)
-				return cli_error("diff: unknown option '-%c'; "
-						 "see 'memprof diff --help'",
-						 optopt);
-			return cli_error("diff: unknown option '%s'; see "
-					 "'memprof diff --help'",
-					 argv[optind - 1]);
+		default: return cli_bad_option("diff", c, argv);
 		}
 	}
 	if (argc - optind < 2)

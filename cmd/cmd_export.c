@@ -101,17 +101,7 @@ int cmd_export(int argc, char **argv)
 			break;
 		case 'h': export_usage(stdout); return MP_EXIT_OK;
 		case ':':
-			return cli_error("export: option '%s' needs a value",
-					 argv[optind - 1]);
-		default:
-			if (optopt)
-				return cli_error(
-					"export: unknown option '-%c'; "
-					"see 'memprof export --help'",
-					optopt);
-			return cli_error("export: unknown option '%s'; see "
-					 "'memprof export --help'",
-					 argv[optind - 1]);
+		default: return cli_bad_option("export", c, argv);
 		}
 	}
 	if (!has_format)

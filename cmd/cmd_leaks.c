@@ -376,16 +376,7 @@ int cmd_leaks(int argc, char **argv)
 		case 'J': json = true; break;
 		case 'h': leaks_usage(stdout); return MP_EXIT_OK;
 		case ':':
-			return cli_error("leaks: option '%s' needs a value",
-					 argv[optind - 1]);
-		default:
-			if (optopt)
-				return cli_error("leaks: unknown option '-%c'; "
-						 "see 'memprof leaks --help'",
-						 optopt);
-			return cli_error("leaks: unknown option '%s'; see "
-					 "'memprof leaks --help'",
-					 argv[optind - 1]);
+		default: return cli_bad_option("leaks", c, argv);
 		}
 	}
 	if (optind >= argc)

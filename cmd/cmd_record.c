@@ -634,17 +634,7 @@ int cmd_record(int argc, char **argv)
 			break;
 		case 'h': fputs(record_usage, stdout); return MP_EXIT_OK;
 		case ':':
-			return cli_error("record: option '%s' needs a value",
-					 argv[optind - 1]);
-		default:
-			if (optopt)
-				return cli_error(
-					"record: unknown option '-%c'; "
-					"see 'memprof record --help'",
-					optopt);
-			return cli_error("record: unknown option '%s'; see "
-					 "'memprof record --help'",
-					 argv[optind - 1]);
+		default: return cli_bad_option("record", c, argv);
 		}
 	}
 	if (optind >= argc)

@@ -162,17 +162,7 @@ int cmd_report(int argc, char **argv)
 			break;
 		case 'h': report_usage(stdout); return MP_EXIT_OK;
 		case ':':
-			return cli_error("report: option '%s' needs a value",
-					 argv[optind - 1]);
-		default:
-			if (optopt)
-				return cli_error(
-					"report: unknown option '-%c'; "
-					"see 'memprof report --help'",
-					optopt);
-			return cli_error("report: unknown option '%s'; see "
-					 "'memprof report --help'",
-					 argv[optind - 1]);
+		default: return cli_bad_option("report", c, argv);
 		}
 	}
 	if (optind >= argc)

@@ -369,19 +369,7 @@ int cmd_snapshot(int argc, char **argv)
 			break;
 		case 'h': snapshot_usage(stdout); return MP_EXIT_OK;
 		case ':':
-			return cli_error("snapshot: option '%s' needs a "
-					 "value; see 'memprof snapshot "
-					 "--help'",
-					 argv[optind - 1]);
-		default:
-			if (optopt)
-				return cli_error("snapshot: unknown option "
-						 "'-%c'; see 'memprof snapshot "
-						 "--help'",
-						 optopt);
-			return cli_error("snapshot: unknown option '%s'; see "
-					 "'memprof snapshot --help'",
-					 argv[optind - 1]);
+		default: return cli_bad_option("snapshot", c, argv);
 		}
 	}
 	if (optind >= argc)

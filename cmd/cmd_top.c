@@ -236,16 +236,7 @@ int cmd_top(int argc, char **argv)
 		case 'J': json = true; break;
 		case 'h': top_usage(stdout); return MP_EXIT_OK;
 		case ':':
-			return cli_error("top: option '%s' needs a value",
-					 argv[optind - 1]);
-		default:
-			if (optopt)
-				return cli_error("top: unknown option '-%c'; "
-						 "see 'memprof top --help'",
-						 optopt);
-			return cli_error("top: unknown option '%s'; see "
-					 "'memprof top --help'",
-					 argv[optind - 1]);
+		default: return cli_bad_option("top", c, argv);
 		}
 	}
 	if (optind >= argc)

@@ -352,9 +352,10 @@ bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *tr)
 
 	if (unlikely(!t))
 		return shim_table_insert(addr, size, tr);
+	/* Queued frees were settled by the caller (shim_record_alloc_trace)
+	 * before the figures changed; realloc puts back a block it never
+	 * freed, which no queued free can name. */
 	ylock(t);
-	if (t->npend)
-		settle_locked(t);
 	if (t->ny == SHIM_YOUNG)
 		ok = young_flush_locked(t);
 	t->yaddr[t->ny] = addr;
