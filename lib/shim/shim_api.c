@@ -84,13 +84,8 @@ EXPORT int memprof_api_snapshot(const char *name)
 EXPORT void memprof_api_traced_memory(size_t *current, size_t *peak)
 {
 	bool on = atomic_load(&shim_active);
-	struct shim_tls *me = shim_tls_peek();
-	if (on && me) {
-		shim_live_settle();
-		shim_live_flush(me); /* our own batched share, at least */
-	}
 	if (current)
-		*current = on ? atomic_load(&shim_totals.live_bytes) : 0;
+		*current = on ? shim_live_bytes() : 0;
 	if (peak)
 		*peak = on ? atomic_load(&shim_totals.peak_bytes) : 0;
 }
@@ -99,11 +94,9 @@ EXPORT void memprof_api_reset_peak(void)
 {
 	if (!atomic_load(&shim_active))
 		return;
-	shim_live_settle();
 	/* A new generation makes every trace's bytes at the peak its bytes
 	 * now (shim_stacks.c), as tracemalloc's reset_peak does. */
-	atomic_store(&shim_totals.peak_bytes,
-		     atomic_load(&shim_totals.live_bytes));
+	atomic_store(&shim_totals.peak_bytes, shim_live_bytes());
 	atomic_fetch_add(&shim_totals.peak_gen, 1);
 	atomic_store(&shim_totals.peak_ns, shim_now_ns());
 }

@@ -117,25 +117,8 @@ static __attribute__((noinline)) void free_slow(void *p)
 		int e = errno;
 		struct shim_block b;
 		shim_busy_add(1);
-		switch (shim_live_free((uintptr_t)p, &b)) {
-		case SHIM_FREE_LATE: {
-			/* The removal is queued: nothing is held meanwhile. */
-			struct shim_tls *rt = shim_tls_peek();
-			if (rt)
-				rt->inreal++;
-			shim_real.free(p);
-			if (rt)
-				rt->inreal--;
-			shim_busy_add(-1);
-			errno = e;
-			return;
-		}
-		case SHIM_FREE_NOW: shim_account_free(&b); break;
-		case SHIM_FREE_SEARCH:
-			if (shim_live_remove_elsewhere((uintptr_t)p, &b))
-				shim_account_free(&b);
-			break;
-		}
+		if (shim_live_remove((uintptr_t)p, &b))
+			shim_account_free(&b);
 		shim_busy_add(-1);
 		errno = e;
 	}
@@ -205,10 +188,7 @@ EXPORT void *realloc(void *p, size_t size)
 	shim_busy_add(1);
 	struct shim_block old;
 	bool traced = !shim_opt.sample_rate || shim_sample_maybe((uintptr_t)p);
-	/* With one thread, p leaves the table after the real realloc, its
-	 * slot prefetched meanwhile (see shim_live_free). */
-	bool late = traced && shim_live_remove_late_ok((uintptr_t)p);
-	bool had = traced && !late && shim_live_remove((uintptr_t)p, &old);
+	bool had = traced && shim_live_remove((uintptr_t)p, &old);
 	void *q = shim_real.realloc(p, size);
 	int e = errno;
 	if (!q && size != 0) {
@@ -218,8 +198,6 @@ EXPORT void *realloc(void *p, size_t size)
 	} else {
 		/* Moved, resized in place, or freed by realloc(p, 0): like
 		 * Valgrind, one free of the old block and one allocation. */
-		if (late)
-			had = shim_live_remove((uintptr_t)p, &old);
 		if (had)
 			shim_account_free(&old);
 		if (q && !sample_skip(size))

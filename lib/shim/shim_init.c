@@ -347,6 +347,7 @@ void shim_init(void)
 		  shim_real.realloc && shim_real.memalign &&
 		  shim_thread_init(descriptor_size());
 	shim_sample_init();
+	shim_live_init();
 	atomic_store_explicit(&init_state, 2, memory_order_release);
 	if (!ok)
 		shim_say("cannot find the real malloc; not tracing", "", "",

@@ -58,17 +58,6 @@ extern _Atomic int shim_active;
 /* shim_thread.c: per-thread state (see there for why not __thread). */
 #define SHIM_MEMO_WAYS 4
 
-/* Blocks a thread allocated last, kept by the thread before they go to
- * the shared table: most die young and never get there. */
-#define SHIM_YOUNG 32
-/* Frees whose table removal waits, its cache line on the way. */
-#define SHIM_PEND 8
-
-struct shim_young_meta {
-	uint64_t size;
-	struct shim_trace *trace;
-};
-
 /* A stack captured from a caller's context, reusable while the words the
  * unwinder read are unchanged (shim_unwind.h). */
 struct shim_memo {
@@ -92,18 +81,12 @@ struct shim_tls {
 	int64_t live_delta;  /* live bytes not yet added to the totals */
 	uint64_t rng;
 	struct shim_memo memo[SHIM_MEMO_WAYS];
-	/* Young blocks: this state's part of the live table (shim_table.c),
-	 * under ylock, which the owner takes for each change and others only
-	 * to look for a block freed by another thread or to flush. */
-	_Atomic int ylock;
-	unsigned ny;
-	uintptr_t yaddr[SHIM_YOUNG];
-	struct shim_young_meta ymeta[SHIM_YOUNG];
-	/* Blocks already given back to the allocator whose table entries
-	 * are still to be removed (one thread only; shim_table.c), a ring
-	 * under ylock. */
-	unsigned pend_head, npend;
-	uintptr_t pend[SHIM_PEND];
+	/* Raised by the owner while it changes the live blocks; a freeze
+	 * waits for it to fall (shim_table.c). */
+	_Atomic int in_op;
+	/* Blocks this thread recorded minus those it removed (owner's
+	 * relaxed stores): their sum over threads is the live blocks. */
+	int64_t nlive;
 };
 
 extern pthread_key_t shim_key;
@@ -118,8 +101,10 @@ struct shim_tls *shim_tls_create(void);
 /* Threads with a state now; while there is one, live bytes are kept
  * exactly, with more they are batched (shim_record.c). */
 extern _Atomic int shim_threads_live;
-/* Adds a thread's batched live bytes to the totals (thread exit). */
+/* Adds a thread's live_delta to the totals (thread exit). */
 void shim_live_flush(struct shim_tls *t);
+/* The process's live bytes: the totals' plus every thread's delta. */
+uint64_t shim_live_bytes(void);
 /* Every state ever made, newest first (states are never unmapped). */
 struct shim_tls *shim_tls_all(void);
 /* Sums of every thread's counters. */
@@ -305,15 +290,8 @@ struct shim_block {
 	uint64_t size;
 	struct shim_trace *trace;
 };
-/* Records a block; a stale entry for the same address is accounted as
- * freed first. false when out of shim memory. */
-bool shim_table_insert(uintptr_t addr, uint64_t size, struct shim_trace *t);
-/* Removes addr; fills *out and returns true when it was tracked. */
+/* The hash table behind the direct map (shim_table.c). */
 bool shim_table_remove(uintptr_t addr, struct shim_block *out);
-/* Calls fn for every live block, one shard at a time under its lock. */
-void shim_table_foreach(void (*fn)(const struct shim_block *b, void *ctx),
-			void *ctx);
-/* The same for a caller that holds every shard lock already. */
 void shim_table_foreach_locked(void (*fn)(const struct shim_block *b,
 					  void *ctx),
 			       void *ctx);
@@ -322,44 +300,26 @@ void shim_table_unlock_all(void);
 void shim_table_reset_locks(void);
 uint64_t shim_table_count(void);
 /*
- * The live blocks as the hooks see them: the shared table plus every
- * thread's young blocks. Insert goes to the calling thread's young blocks;
- * remove looks there, then in the table, then in other threads' young
- * blocks. Before the table is read whole, shim_young_flush_all (or, to
- * freeze everything, shim_live_lock_all) moves young blocks to the table.
+ * The live blocks as the hooks see them. Insert records a block (a stale
+ * entry for the same address is accounted as freed first; false when out
+ * of shim memory); remove takes addr out, filling *out, and says whether
+ * it was there. Both under the calling thread's own lock: call remove
+ * before the block goes back to the allocator, insert after it came.
  */
 bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *t);
 bool shim_live_remove(uintptr_t addr, struct shim_block *out);
-/*
- * What a free of addr takes: NOW, it was young and *out is filled (one
- * look under the thread's own lock); LATE, the program has one thread and
- * the removal is queued, its table slot prefetched (shim_live_settle does
- * it, and so does every allocation before it is recorded): the hook frees
- * first, so the cache miss overlaps with the allocator's work; SEARCH,
- * the caller looks with shim_live_remove_elsewhere.
- */
-enum shim_free_how { SHIM_FREE_NOW, SHIM_FREE_LATE, SHIM_FREE_SEARCH };
-enum shim_free_how shim_live_free(uintptr_t addr, struct shim_block *out);
-/* shim_live_remove without the look at the caller's young blocks. */
-bool shim_live_remove_elsewhere(uintptr_t addr, struct shim_block *out);
-/* Whether the removal of addr, when realloc succeeds, can wait until after
- * the real realloc (same condition; its slot is prefetched). */
-bool shim_live_remove_late_ok(uintptr_t addr);
-/* Does the calling thread's queued removals (before any allocation is
- * recorded, and before figures are read). */
-void shim_live_settle(void);
-/* The same for every thread's (a second thread starts, a snapshot). */
-void shim_live_settle_all(void);
-/* Moves t's young blocks to the table (thread exit). */
-void shim_young_flush(struct shim_tls *t);
-void shim_young_flush_all(void);
-/* Locks every thread's young blocks, moves them to the table and locks
- * the table: nothing changes until shim_live_unlock_all. */
+/* Freezes the live blocks: nothing changes until shim_live_unlock_all. */
 void shim_live_lock_all(void);
 void shim_live_unlock_all(void);
+/* Every live block; between shim_live_lock_all and _unlock_all only. */
+void shim_live_foreach_locked(void (*fn)(const struct shim_block *b,
+					 void *ctx),
+			      void *ctx);
 /* After fork, in the child: every lock free. */
 void shim_live_reset_locks(void);
-/* Live blocks, young ones included (unlocked: a moment's figure). */
+/* Once, before the hooks trace: whether freezes can use membarrier(2). */
+void shim_live_init(void);
+/* Live blocks (unlocked: a moment's figure). */
 uint64_t shim_live_count(void);
 
 /* shim_record.c: accounting called by the hooks. */

@@ -17,7 +17,8 @@ struct arena_chunk {
 	struct arena_chunk *prev;
 	size_t cap;
 	_Atomic size_t used;
-	char data[];
+	/* 16-byte pieces: a trace's address fits the live map's word. */
+	char data[] __attribute__((aligned(16)));
 };
 
 static _Atomic(struct arena_chunk *) arena_cur;

@@ -22,15 +22,9 @@ static inline uint64_t coarse_ns(void)
 #define BUMP(field, v) \
 	__atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
 
-/* Adds to the process's live bytes and notes a new peak. */
-static void live_add(int64_t delta)
+/* Notes live as the peak if it is one. */
+static void note_peak(uint64_t live)
 {
-	uint64_t live = atomic_fetch_add_explicit(&shim_totals.live_bytes,
-						  (uint64_t)delta,
-						  memory_order_relaxed) +
-			(uint64_t)delta;
-	if (delta <= 0)
-		return;
 	uint64_t peak = atomic_load_explicit(&shim_totals.peak_bytes,
 					     memory_order_relaxed);
 	while (live > peak && live < (UINT64_C(1) << 62)) {
@@ -47,43 +41,68 @@ static void live_add(int64_t delta)
 }
 
 /*
- * Live bytes change at every allocation and free. With one thread they go
- * straight to the totals, so the peak is exact. With several, one shared
- * counter would be fought over on every call (the 4-thread churn spent
- * most of its time on it), so each thread gathers its changes and adds
- * them once they pass 64 KiB: the peak is then exact to within that much
- * per thread. Snapshots take live figures from the live table, exactly.
+ * Live bytes change at every allocation and free. A shared counter would
+ * cost an atomic add each time, and with several threads be fought over
+ * (the 4-thread churn spent most of its time on it). So the process's
+ * live bytes are shim_totals.live_bytes plus every thread's live_delta,
+ * which only its owner writes (plain stores). With one thread the delta
+ * is never folded into the shared part, and the peak, its sum with the
+ * shared part, is exact. With several, a thread folds its delta in once
+ * it passes 64 KiB either way: the peak is then exact to within that much
+ * per thread. Snapshots take live figures from the live blocks, exactly.
  */
 #define LIVE_BATCH (64 * 1024)
 
 static inline void live_change(int64_t delta)
 {
 	struct shim_tls *me = shim_tls_peek();
-	if (likely(atomic_load_explicit(&shim_threads_live,
-					memory_order_relaxed) <= 1) ||
-	    unlikely(!me)) {
-		if (me && me->live_delta) {
-			delta += me->live_delta;
-			me->live_delta = 0;
-		}
-		live_add(delta);
+	if (unlikely(!me)) {
+		uint64_t live = atomic_fetch_add_explicit(
+					&shim_totals.live_bytes,
+					(uint64_t)delta, memory_order_relaxed) +
+				(uint64_t)delta;
+		if (delta > 0)
+			note_peak(live);
 		return;
 	}
-	me->live_delta += delta;
-	if (me->live_delta >= LIVE_BATCH || me->live_delta <= -LIVE_BATCH) {
-		int64_t d = me->live_delta;
-		me->live_delta = 0;
-		live_add(d);
+	int64_t d = me->live_delta + delta;
+	if (unlikely(d >= LIVE_BATCH || d <= -LIVE_BATCH) &&
+	    atomic_load_explicit(&shim_threads_live, memory_order_relaxed) >
+		    1) {
+		uint64_t live = atomic_fetch_add_explicit(
+					&shim_totals.live_bytes, (uint64_t)d,
+					memory_order_relaxed) +
+				(uint64_t)d;
+		__atomic_store_n(&me->live_delta, 0, __ATOMIC_RELAXED);
+		if (delta > 0)
+			note_peak(live);
+		return;
 	}
+	__atomic_store_n(&me->live_delta, d, __ATOMIC_RELAXED);
+	if (delta > 0)
+		note_peak(atomic_load_explicit(&shim_totals.live_bytes,
+					       memory_order_relaxed) +
+			  (uint64_t)d);
 }
 
 void shim_live_flush(struct shim_tls *t)
 {
 	if (t->live_delta) {
 		int64_t d = t->live_delta;
-		t->live_delta = 0;
-		live_add(d);
+		atomic_fetch_add_explicit(&shim_totals.live_bytes, (uint64_t)d,
+					  memory_order_relaxed);
+		__atomic_store_n(&t->live_delta, 0, __ATOMIC_RELAXED);
 	}
+}
+
+uint64_t shim_live_bytes(void)
+{
+	uint64_t n = atomic_load_explicit(&shim_totals.live_bytes,
+					  memory_order_relaxed);
+	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next)
+		n += (uint64_t)__atomic_load_n(&t->live_delta,
+					       __ATOMIC_RELAXED);
+	return n;
 }
 
 static inline void global_add(uint64_t size)
@@ -119,10 +138,6 @@ static inline uint64_t weighted(uint64_t size, double w)
 void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t)
 {
 	struct shim_tls *me = shim_tls_peek();
-	/* Frees still queued first: p may be one of them, and the peak
-	 * must not count them as live. */
-	if (unlikely(me && me->npend))
-		shim_live_settle();
 	if (unlikely(shim_opt.sample_rate)) {
 		double w = shim_sample_weight(size);
 		uint64_t wb = weighted(size, w);

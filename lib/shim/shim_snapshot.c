@@ -572,10 +572,10 @@ static void write_graph(struct mpw *w, const struct shim_graph *g)
 /*
  * The live heap as the snapshot shows it: the blocks (sorted), live bytes
  * and blocks per trace and in all, and for the exit snapshot with leak
- * checking on, the pointer graph. For the graph the live table is frozen
- * (every shard lock held, so no thread can change it) and the other
- * threads are stopped while memory is scanned; both are released before
- * anything is compressed.
+ * checking on, the pointer graph. The live blocks are frozen while they
+ * are copied (shim_live_lock_all: no thread can change them); for the
+ * graph they stay frozen and the other threads are stopped while memory
+ * is scanned; both are released before anything is compressed.
  */
 struct heap {
 	struct shim_blk *v;
@@ -610,33 +610,18 @@ static int collect_heap(struct heap *h, uint32_t gen, size_t ntraces,
 		heap_release(h);
 		return ENOMEM;
 	}
-	if (graph) {
+	if (graph)
 		shim_scan_prepare();
-		shim_live_lock_all();
+	shim_live_lock_all();
+	if (graph)
 		unanswered = shim_scan_stop_world();
-		c.cap = shim_table_count() + 1;
-		h->len = c.cap * sizeof(struct shim_blk);
-		c.v = shim_mmap(h->len);
-		if (c.v)
-			shim_table_foreach_locked(block_cb, &c);
-	} else {
-		shim_young_flush_all();
-		for (int attempt = 0; attempt < 4; attempt++) {
-			c.cap = shim_table_count() + shim_table_count() / 8 +
-				1024;
-			h->len = c.cap * sizeof(struct shim_blk);
-			c.v = shim_mmap(h->len);
-			if (!c.v)
-				break;
-			c.n = 0;
-			c.full = false;
-			shim_table_foreach(block_cb, &c);
-			if (!c.full)
-				break;
-			shim_munmap(c.v, h->len);
-			c.v = NULL;
-		}
-	}
+	c.cap = shim_live_count() + 1;
+	h->len = c.cap * sizeof(struct shim_blk);
+	c.v = shim_mmap(h->len);
+	if (c.v)
+		shim_live_foreach_locked(block_cb, &c);
+	if (!graph)
+		shim_live_unlock_all();
 	h->v = c.v;
 	h->n = c.n;
 	bool sorted = c.v && radix_sort(c.v, c.n);
@@ -716,7 +701,6 @@ int shim_snapshot_write(const char *path, const char *trigger, const char *name,
 	 * thread writes, an API call meanwhile) waits for the first. */
 	while (atomic_exchange(&snap_busy, 1))
 		sched_yield();
-	shim_live_settle_all();
 	shim_timeline_mark(seq);
 	char tmp[4200];
 	int err = 0;

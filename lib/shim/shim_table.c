@@ -1,16 +1,29 @@
 /*
- * shim_table.c - the live-block table: address -> (size, trace).
+ * shim_table.c - the live blocks: address -> (size, trace).
  *
- * 256 shards, each an open-addressing table with linear probing and
- * backward-shift deletion (no tombstones), behind its own spinlock, so
- * threads rarely meet. The lock is never taken by a thread that is already
- * inside the shim (shim_busy), so a signal handler that allocates cannot
- * deadlock on it: its allocation passes through untraced. Tables grow by
- * rehashing into a fresh mmap'd array. Hook-safe: no malloc, no stdio.
+ * Two stores. Most blocks are in a direct map from address to a word (see
+ * "the direct map" below): no hashing, no probing, and the words of blocks
+ * that lie side by side in the heap lie side by side too. The others
+ * (2 MiB or more, odd addresses) are in a hash table: 256 shards, each an
+ * open-addressing table with linear probing and backward-shift deletion
+ * (no tombstones), behind its own spinlock; tables grow by rehashing into
+ * a fresh mmap'd array.
+ *
+ * A block freed behind the shim's back (its address handed out again
+ * without a free the hooks saw) is found stale when the address is
+ * recorded again, and accounted as freed then.
+ *
+ * No lock is ever taken by a thread that is already inside the shim
+ * (shim_busy), so a signal handler that allocates cannot deadlock on one:
+ * its allocation passes through untraced. Hook-safe: no malloc, no stdio.
  */
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <linux/membarrier.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "shim/shim_internal.h"
 
@@ -26,6 +39,9 @@ struct shard {
 } __attribute__((aligned(64)));
 
 static struct shard shards[NSHARDS];
+/* Blocks in all shards: most programs have none, and a free of a block
+ * not in the map need not look. */
+static _Atomic uint64_t table_blocks;
 
 static inline uint64_t mix(uintptr_t a)
 {
@@ -39,7 +55,7 @@ static inline struct shard *shard_of(uint64_t h)
 	return &shards[h >> 56];
 }
 
-/* The table's spinlocks (shards and young blocks): held for a few
+/* The spinlocks (shards, anon_lock, the freeze): held for a few
  * hundred cycles at most, so spin a little, then yield. */
 static inline void spin_lock(_Atomic int *l)
 {
@@ -88,10 +104,8 @@ static bool grow(struct shard *s)
 		if (s->slots[i].addr)
 			place(n, ncap, &s->slots[i]);
 	shim_munmap(s->slots, s->cap * sizeof(*s->slots));
-	/* Read without the lock, only to prefetch (young_flush_locked); a
-	 * prefetch of the old, unmapped array is harmless. */
-	__atomic_store_n(&s->slots, n, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->cap, ncap, __ATOMIC_RELAXED);
+	s->slots = n;
+	s->cap = ncap;
 	return true;
 }
 
@@ -114,11 +128,21 @@ static void delete_at(struct shard *s, size_t i)
 	}
 	s->slots[i].addr = 0;
 	s->count--;
+	atomic_fetch_sub_explicit(&table_blocks, 1, memory_order_relaxed);
 }
 
-static bool insert_h(uint64_t h, uintptr_t addr, uint64_t size,
-		     struct shim_trace *t)
+/* A block freed behind our back: gone from its site's and the process's
+ * live bytes (see the header). */
+static void forget_stale(const struct shim_block *b)
 {
+	shim_trace_sub(b->trace, b->size);
+	atomic_fetch_sub_explicit(&shim_totals.live_bytes, b->size,
+				  memory_order_relaxed);
+}
+
+static bool table_insert(uintptr_t addr, uint64_t size, struct shim_trace *t)
+{
+	uint64_t h = mix(addr);
 	struct shard *s = shard_of(h);
 	struct shim_block stale = {0};
 	bool ok = true;
@@ -132,24 +156,19 @@ static bool insert_h(uint64_t h, uintptr_t addr, uint64_t size,
 		i = (i + 1) & mask;
 	if (s->slots[i].addr == addr)
 		stale = s->slots[i]; /* freed behind our back (see header) */
-	else
+	else {
 		s->count++;
+		atomic_fetch_add_explicit(&table_blocks, 1,
+					  memory_order_relaxed);
+	}
 	s->slots[i].addr = addr;
 	s->slots[i].size = size;
 	s->slots[i].trace = t;
 out:
 	shard_unlock(s);
-	if (stale.addr) {
-		shim_trace_sub(stale.trace, stale.size);
-		atomic_fetch_sub_explicit(&shim_totals.live_bytes, stale.size,
-					  memory_order_relaxed);
-	}
+	if (stale.addr)
+		forget_stale(&stale);
 	return ok;
-}
-
-bool shim_table_insert(uintptr_t addr, uint64_t size, struct shim_trace *t)
-{
-	return insert_h(mix(addr), addr, size, t);
 }
 
 bool shim_table_remove(uintptr_t addr, struct shim_block *out)
@@ -157,6 +176,8 @@ bool shim_table_remove(uintptr_t addr, struct shim_block *out)
 	uint64_t h = mix(addr);
 	struct shard *s = shard_of(h);
 	bool found = false;
+	if (!atomic_load_explicit(&table_blocks, memory_order_relaxed))
+		return false;
 	shard_lock(s);
 	if (s->cap) {
 		size_t mask = s->cap - 1, i = h & mask;
@@ -172,19 +193,6 @@ bool shim_table_remove(uintptr_t addr, struct shim_block *out)
 	}
 	shard_unlock(s);
 	return found;
-}
-
-void shim_table_foreach(void (*fn)(const struct shim_block *b, void *ctx),
-			void *ctx)
-{
-	for (int k = 0; k < NSHARDS; k++) {
-		struct shard *s = &shards[k];
-		shard_lock(s);
-		for (size_t i = 0; i < s->cap; i++)
-			if (s->slots[i].addr)
-				fn(&s->slots[i], ctx);
-		shard_unlock(s);
-	}
 }
 
 void shim_table_foreach_locked(void (*fn)(const struct shim_block *b,
@@ -225,300 +233,347 @@ void shim_table_reset_locks(void)
 		atomic_store(&shards[k].lock, 0);
 }
 
-/* ---- young blocks ---------------------------------------------------- */
+/* ---- the direct map ---------------------------------------------------- */
 
 /*
- * Each thread keeps its last SHIM_YOUNG blocks itself. A block freed by the
- * thread that made it while still young (most are: the churn helpers free
- * nearly everything at once) costs a look through 32 addresses in its own
- * cache lines, not a probe of the shared table, whose shard headers every
- * thread writes. When the young blocks are full they go to the table
- * together, their slots prefetched first, so that their cache misses
- * overlap instead of following each other (a large heap's table is far
- * bigger than the cache: one miss per block was most of the cost of
- * building a 700k-node tree).
+ * Most blocks are kept in a direct map: one 64-bit word per 16 bytes of
+ * address space, found from the block's address by two table lookups,
+ * like a sanitizer's shadow memory but allocated one 1 MiB region at a
+ * time. A block's word lies next to the words of the blocks the allocator
+ * put beside it, so a heap built or freed in address order walks its
+ * words in order too: where the hash table above cost a cache miss per
+ * block on a large heap (one random slot in hundreds of MB), the map
+ * costs a miss per 64 blocks, and no probing, no growth, no rehash.
+ * Addresses are never shared by two live blocks, so no shard lock is
+ * needed: each change is made under its thread's own lock, which others
+ * take only to freeze the map (shim_live_lock_all).
  *
- * Lock order: a state's ylock, then shard locks. A thread that does not
- * find a block in its young blocks nor in the table looks in the other
- * threads', then in the table again: the block may have moved there
- * meanwhile (a flush inserts before it empties the young blocks, all
- * under ylock).
+ * A word is (trace >> 4) << 21 | size: traces are 16-byte aligned arena
+ * pieces below 2^47, so 43 bits hold them. Blocks the word cannot describe
+ * (2 MiB or more, not 16-byte aligned, above 2^47) and blocks whose map
+ * region could not be mapped go to the hash table; so do those of a thread
+ * without a state yet (under anon_lock).
+ *
+ * Memory: a region's words are mapped when a block first starts in it,
+ * and only the pages written become resident: at most half of the
+ * address range the heap ever spanned (16-byte blocks side by side), a
+ * page per region for large blocks far apart.
  */
+#define MAP_GRAN 4		/* 16-byte granules */
+#define LEAF_SHIFT 20		/* a leaf maps 1 MiB */
+#define MID_SHIFT 30		/* a mid maps 1 GiB */
+#define ADDR_BITS 47
+#define LEAF_WORDS (1u << (LEAF_SHIFT - MAP_GRAN))
+#define MID_LEAVES (1u << (MID_SHIFT - LEAF_SHIFT))
+#define TOP_MIDS (1u << (ADDR_BITS - MID_SHIFT))
+#define PAGE_WORDS 512u		/* 4 KiB of words */
+#define LEAF_PAGES (LEAF_WORDS / PAGE_WORDS)
+#define SIZE_BITS 21
+#define SIZE_MASK ((UINT64_C(1) << SIZE_BITS) - 1)
 
-static inline void ylock(struct shim_tls *t)
+struct leaf {
+	struct leaf *next; /* every leaf, for the walks */
+	uintptr_t base;
+	/* Pages of words ever written: the walks skip the others. */
+	_Atomic uint64_t used[LEAF_PAGES / 64];
+	uint64_t w[LEAF_WORDS] __attribute__((aligned(64)));
+};
+
+struct mid {
+	_Atomic(struct leaf *) leaf[MID_LEAVES];
+};
+
+static _Atomic(struct mid *) top[TOP_MIDS];
+static _Atomic(struct leaf *) leaves;
+
+static void *map_noreserve(size_t len)
 {
-	spin_lock(&t->ylock);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
 }
 
-static inline void yunlock(struct shim_tls *t)
+/* addr's leaf, or NULL; made when create is set (NULL if out of memory). */
+static struct leaf *leaf_of(uintptr_t addr, bool create)
 {
-	spin_unlock(&t->ylock);
+	_Atomic(struct mid *) *mp = &top[addr >> MID_SHIFT];
+	struct mid *m = atomic_load_explicit(mp, memory_order_acquire);
+	if (unlikely(!m)) {
+		if (!create)
+			return NULL;
+		struct mid *n = map_noreserve(sizeof(*n));
+		if (!n)
+			return NULL;
+		if (atomic_compare_exchange_strong(mp, &m, n))
+			m = n;
+		else
+			munmap(n, sizeof(*n));
+	}
+	_Atomic(struct leaf *) *lp =
+		&m->leaf[(addr >> LEAF_SHIFT) & (MID_LEAVES - 1)];
+	struct leaf *l = atomic_load_explicit(lp, memory_order_acquire);
+	if (unlikely(!l)) {
+		if (!create)
+			return NULL;
+		struct leaf *n = map_noreserve(sizeof(*n));
+		if (!n)
+			return NULL;
+		n->base = addr & ~(((uintptr_t)1 << LEAF_SHIFT) - 1);
+		if (atomic_compare_exchange_strong(lp, &l, n)) {
+			l = n;
+			struct leaf *head = atomic_load(&leaves);
+			do
+				n->next = head;
+			while (!atomic_compare_exchange_weak(&leaves, &head, n));
+		} else {
+			munmap(n, sizeof(*n));
+		}
+	}
+	return l;
 }
+
+static inline bool mappable(uintptr_t addr)
+{
+	return !(addr & ((1u << MAP_GRAN) - 1)) && addr >> ADDR_BITS == 0;
+}
+
+static inline uint64_t *word_of(struct leaf *l, uintptr_t addr)
+{
+	return &l->w[(addr >> MAP_GRAN) & (LEAF_WORDS - 1)];
+}
+
+static inline void block_of(uint64_t w, uintptr_t addr, struct shim_block *b)
+{
+	b->addr = addr;
+	b->size = w & SIZE_MASK;
+	b->trace = (struct shim_trace *)(uintptr_t)((w >> SIZE_BITS) << 4);
+}
+
+/* Whether (size, t) fits a word; the word or 0. */
+static inline uint64_t word_for(uint64_t size, const struct shim_trace *t)
+{
+	uintptr_t tp = (uintptr_t)t;
+	if (size > SIZE_MASK || (tp & 15) || tp >> ADDR_BITS)
+		return 0;
+	return ((uint64_t)(tp >> 4) << SIZE_BITS) | size;
+}
+
+static void mark_used(struct leaf *l, uintptr_t addr)
+{
+	unsigned page = ((addr >> MAP_GRAN) & (LEAF_WORDS - 1)) / PAGE_WORDS;
+	_Atomic uint64_t *u = &l->used[page / 64];
+	uint64_t bit = UINT64_C(1) << (page % 64);
+	if (!(atomic_load_explicit(u, memory_order_relaxed) & bit))
+		atomic_fetch_or_explicit(u, bit, memory_order_relaxed);
+}
+
+/* ---- who may change the live blocks ------------------------------------ */
 
 /*
- * ---- frees accounted late ----
+ * Each change is made by its thread inside an "op": the thread raises its
+ * in_op, then looks at `frozen`; to freeze everything, shim_live_lock_all
+ * raises `frozen`, then waits for every in_op to fall. A thread that sees
+ * `frozen` lowers its in_op and waits for the freeze to end.
  *
- * Blocks that die old are not young: their free must find them in the
- * table, a cache miss in a large heap, which used to stall the free hook
- * (most of the time spent freeing a 700k-node tree). With one thread in
- * the program nobody else can be handed the address, so the hook gives
- * the block back first and the removal waits in a small ring, its slot
- * prefetched, until SHIM_PEND frees later, the next allocation (which may
- * reuse the address, and must see exact live bytes for the peak), or
- * anything that reads the figures. A second thread's first hook settles
- * every ring under its ylock (shim_live_settle_all), and a thread only
- * queues under its ylock after seeing one thread: so once two run, no
- * removal waits.
+ * That store-then-load on each side needs a full fence on both, which
+ * would cost each hook as much as a lock. With membarrier(2) the owner's
+ * side gets away with a compiler barrier: the freezer's membarrier makes
+ * every running thread of the process pass a full fence, so after it,
+ * either the freezer sees an op's in_op or the op sees `frozen` (the
+ * scheme of liburcu's membarrier flavour). Without membarrier (old
+ * kernels, seccomp) owners use a real fence.
+ *
+ * A thread without a state (early, or in its last destructors) changes
+ * the blocks under anon_lock, which the freezer takes too.
  */
+static _Atomic int frozen;
+static _Atomic int freeze_lock;
+static _Atomic int anon_lock;
+static _Atomic int64_t anon_count;
+static bool light_fence;
 
-static void pend_one(struct shim_tls *t)
+static long membarrier(int cmd)
 {
-	struct shim_block b;
-	uintptr_t addr = t->pend[t->pend_head];
-
-	t->pend_head = (t->pend_head + 1) % SHIM_PEND;
-	t->npend--;
-	if (shim_table_remove(addr, &b))
-		shim_account_free(&b);
+	return syscall(__NR_membarrier, cmd, 0, 0);
 }
 
-static void settle_locked(struct shim_tls *t)
+void shim_live_init(void)
 {
-	while (t->npend)
-		pend_one(t);
+	light_fence = membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) ==
+		      0;
 }
 
-static inline void prefetch_slot(uint64_t h)
+static inline void op_begin(struct shim_tls *t)
 {
-	struct shard *s = shard_of(h);
-	struct shim_block *slots = __atomic_load_n(&s->slots, __ATOMIC_RELAXED);
-	size_t cap = __atomic_load_n(&s->cap, __ATOMIC_RELAXED);
-
-	__builtin_prefetch(s, 1);
-	if (slots)
-		__builtin_prefetch(&slots[h & (cap - 1)], 1);
-}
-
-static bool young_has(const struct shim_tls *t, uintptr_t addr)
-{
-	for (unsigned i = t->ny; i-- > 0;)
-		if (t->yaddr[i] == addr)
-			return true;
-	return false;
-}
-
-/* Moves t's young blocks to the table; t->ylock held. */
-static bool young_flush_locked(struct shim_tls *t)
-{
-	uint64_t h[SHIM_YOUNG];
-	unsigned n = t->ny;
-	bool ok = true;
-
-	settle_locked(t);
-
-	for (unsigned i = 0; i < n; i++) {
-		h[i] = mix(t->yaddr[i]);
-		prefetch_slot(h[i]);
+	if (unlikely(!t)) {
+		spin_lock(&anon_lock);
+		return;
 	}
-	for (unsigned i = 0; i < n; i++)
-		ok &= insert_h(h[i], t->yaddr[i], t->ymeta[i].size,
-			       t->ymeta[i].trace);
-	t->ny = 0;
-	return ok;
+	for (;;) {
+		atomic_store_explicit(&t->in_op, 1, memory_order_relaxed);
+		if (likely(light_fence))
+			atomic_signal_fence(memory_order_seq_cst);
+		else
+			atomic_thread_fence(memory_order_seq_cst);
+		if (likely(!atomic_load_explicit(&frozen,
+						 memory_order_acquire)))
+			return;
+		atomic_store_explicit(&t->in_op, 0, memory_order_release);
+		while (atomic_load_explicit(&frozen, memory_order_acquire))
+			sched_yield();
+	}
 }
 
-/* Takes addr out of t's young blocks; t->ylock held. */
-static bool young_take(struct shim_tls *t, uintptr_t addr,
-		       struct shim_block *out)
+static inline void op_end(struct shim_tls *t)
 {
-	for (unsigned i = t->ny; i-- > 0;) {
-		if (t->yaddr[i] != addr)
-			continue;
-		out->addr = addr;
-		out->size = t->ymeta[i].size;
-		out->trace = t->ymeta[i].trace;
-		unsigned last = --t->ny;
-		t->yaddr[i] = t->yaddr[last];
-		t->ymeta[i] = t->ymeta[last];
-		return true;
-	}
-	return false;
+	if (unlikely(!t))
+		spin_unlock(&anon_lock);
+	else
+		atomic_store_explicit(&t->in_op, 0, memory_order_release);
+}
+
+static inline void count_add(struct shim_tls *t, int64_t d)
+{
+	if (t)
+		__atomic_store_n(&t->nlive, t->nlive + d, __ATOMIC_RELAXED);
+	else
+		atomic_fetch_add_explicit(&anon_count, d, memory_order_relaxed);
 }
 
 bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *tr)
 {
 	struct shim_tls *t = shim_tls_peek();
+	uint64_t w = word_for(size, tr);
+	struct leaf *l = w && mappable(addr) ? leaf_of(addr, true) : NULL;
 	bool ok = true;
-
-	if (unlikely(!t))
-		return shim_table_insert(addr, size, tr);
-	/* Queued frees were settled by the caller (shim_record_alloc_trace)
-	 * before the figures changed; realloc puts back a block it never
-	 * freed, which no queued free can name. */
-	ylock(t);
-	if (t->ny == SHIM_YOUNG)
-		ok = young_flush_locked(t);
-	t->yaddr[t->ny] = addr;
-	t->ymeta[t->ny].size = size;
-	t->ymeta[t->ny].trace = tr;
-	t->ny++;
-	yunlock(t);
+	op_begin(t);
+	if (likely(l != NULL)) {
+		uint64_t *p = word_of(l, addr);
+		uint64_t old = *p;
+		*p = w;
+		if (unlikely(old)) {
+			struct shim_block stale;
+			block_of(old, addr, &stale);
+			forget_stale(&stale);
+		} else {
+			count_add(t, 1);
+			mark_used(l, addr);
+		}
+	} else {
+		/* A stale word for addr would be found first by a remove:
+		 * drop it (the block is in the table from now on). */
+		struct leaf *old_l = mappable(addr) ? leaf_of(addr, false) : 0;
+		if (old_l && *word_of(old_l, addr)) {
+			struct shim_block stale;
+			block_of(*word_of(old_l, addr), addr, &stale);
+			*word_of(old_l, addr) = 0;
+			count_add(t, -1);
+			forget_stale(&stale);
+		}
+		ok = table_insert(addr, size, tr);
+	}
+	op_end(t);
 	return ok;
-}
-
-static inline bool one_thread(void)
-{
-	return atomic_load_explicit(&shim_threads_live, memory_order_relaxed) <=
-	       1;
-}
-
-enum shim_free_how shim_live_free(uintptr_t addr, struct shim_block *out)
-{
-	struct shim_tls *t = shim_tls_peek();
-	enum shim_free_how how = SHIM_FREE_SEARCH;
-
-	if (unlikely(!t))
-		return how;
-	ylock(t);
-	if (young_take(t, addr, out)) {
-		how = SHIM_FREE_NOW;
-	} else if (one_thread()) {
-		prefetch_slot(mix(addr));
-		if (t->npend == SHIM_PEND)
-			pend_one(t);
-		t->pend[(t->pend_head + t->npend) % SHIM_PEND] = addr;
-		t->npend++;
-		how = SHIM_FREE_LATE;
-	}
-	yunlock(t);
-	return how;
-}
-
-bool shim_live_remove_late_ok(uintptr_t addr)
-{
-	struct shim_tls *t = shim_tls_peek();
-	bool ok = false;
-
-	if (unlikely(!t))
-		return false;
-	ylock(t);
-	if (one_thread() && !young_has(t, addr)) {
-		settle_locked(t);
-		prefetch_slot(mix(addr));
-		ok = true;
-	}
-	yunlock(t);
-	return ok;
-}
-
-void shim_live_settle(void)
-{
-	struct shim_tls *t = shim_tls_peek();
-
-	if (t && t->npend) {
-		ylock(t);
-		settle_locked(t);
-		yunlock(t);
-	}
-}
-
-void shim_live_settle_all(void)
-{
-	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next) {
-		ylock(t);
-		settle_locked(t);
-		yunlock(t);
-	}
 }
 
 bool shim_live_remove(uintptr_t addr, struct shim_block *out)
 {
-	struct shim_tls *me = shim_tls_peek();
-	bool found;
-
-	if (likely(me != NULL)) {
-		ylock(me);
-		found = young_take(me, addr, out);
-		yunlock(me);
-		if (found)
-			return true;
+	struct shim_tls *t = shim_tls_peek();
+	struct leaf *l = mappable(addr) ? leaf_of(addr, false) : NULL;
+	bool found = false;
+	op_begin(t);
+	if (likely(l != NULL)) {
+		uint64_t *p = word_of(l, addr);
+		uint64_t w = *p;
+		if (w) {
+			*p = 0;
+			block_of(w, addr, out);
+			count_add(t, -1);
+			found = true;
+		}
 	}
-	return shim_live_remove_elsewhere(addr, out);
+	if (!found)
+		found = shim_table_remove(addr, out);
+	op_end(t);
+	return found;
 }
-
-bool shim_live_remove_elsewhere(uintptr_t addr, struct shim_block *out)
-{
-	struct shim_tls *me = shim_tls_peek();
-	bool found;
-
-	if (shim_table_remove(addr, out))
-		return true;
-	/* Freed by another thread than the one that made it, while young;
-	 * or never traced. */
-	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next) {
-		if (t == me || !__atomic_load_n(&t->ny, __ATOMIC_RELAXED))
-			continue;
-		ylock(t);
-		found = young_take(t, addr, out);
-		yunlock(t);
-		if (found)
-			return true;
-	}
-	return shim_table_remove(addr, out);
-}
-
-void shim_young_flush(struct shim_tls *t)
-{
-	ylock(t);
-	young_flush_locked(t);
-	yunlock(t);
-}
-
-void shim_young_flush_all(void)
-{
-	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next)
-		if (__atomic_load_n(&t->ny, __ATOMIC_RELAXED) ||
-		    __atomic_load_n(&t->npend, __ATOMIC_RELAXED))
-			shim_young_flush(t);
-}
-
-/* The states shim_live_lock_all locked: a thread that starts meanwhile
- * puts its new state in front of them, and unlocking that one would
- * break the lock its own thread may hold. */
-static struct shim_tls *locked_from;
 
 void shim_live_lock_all(void)
 {
-	struct shim_tls *head = shim_tls_all();
-	for (struct shim_tls *t = head; t; t = t->all_next) {
-		ylock(t);
-		young_flush_locked(t);
+	struct shim_tls *me = shim_tls_peek();
+	spin_lock(&freeze_lock);
+	atomic_store(&frozen, 1);
+	if (light_fence && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
+		light_fence = false; /* not expected; the fences from now */
+	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next) {
+		/* Our own op, if a signal handler that froze interrupted it,
+		 * cannot end before we return. */
+		if (t == me)
+			continue;
+		for (int spins = 0;
+		     atomic_load_explicit(&t->in_op, memory_order_acquire);
+		     spins++) {
+			if (spins > 64)
+				sched_yield();
+			else
+				__builtin_ia32_pause();
+		}
 	}
+	spin_lock(&anon_lock);
 	shim_table_lock_all();
-	locked_from = head;
 }
 
 void shim_live_unlock_all(void)
 {
-	struct shim_tls *head = locked_from;
-	locked_from = NULL;
 	shim_table_unlock_all();
-	for (struct shim_tls *t = head; t; t = t->all_next)
-		yunlock(t);
+	spin_unlock(&anon_lock);
+	atomic_store(&frozen, 0);
+	spin_unlock(&freeze_lock);
 }
 
 void shim_live_reset_locks(void)
 {
-	locked_from = NULL;
 	shim_table_reset_locks();
+	atomic_store(&anon_lock, 0);
 	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next)
-		atomic_store(&t->ylock, 0);
+		atomic_store(&t->in_op, 0);
+	atomic_store(&frozen, 0);
+	atomic_store(&freeze_lock, 0);
+	shim_live_init(); /* a new process: register again */
+}
+
+void shim_live_foreach_locked(void (*fn)(const struct shim_block *b,
+					 void *ctx),
+			      void *ctx)
+{
+	shim_table_foreach_locked(fn, ctx);
+	for (struct leaf *l = atomic_load(&leaves); l; l = l->next) {
+		for (unsigned pg = 0; pg < LEAF_PAGES; pg++) {
+			if (!(atomic_load_explicit(&l->used[pg / 64],
+						   memory_order_relaxed) &
+			      (UINT64_C(1) << (pg % 64))))
+				continue;
+			const uint64_t *w = &l->w[pg * PAGE_WORDS];
+			for (unsigned i = 0; i < PAGE_WORDS; i++) {
+				if (!w[i])
+					continue;
+				struct shim_block b;
+				block_of(w[i],
+					 l->base + ((uintptr_t)(pg * PAGE_WORDS +
+								i)
+						    << MAP_GRAN),
+					 &b);
+				fn(&b, ctx);
+			}
+		}
+	}
 }
 
 uint64_t shim_live_count(void)
 {
-	uint64_t n = shim_table_count();
+	int64_t n = (int64_t)shim_table_count() +
+		    atomic_load_explicit(&anon_count, memory_order_relaxed);
 	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next)
-		n += __atomic_load_n(&t->ny, __ATOMIC_RELAXED);
-	return n;
+		n += __atomic_load_n(&t->nlive, __ATOMIC_RELAXED);
+	return n > 0 ? (uint64_t)n : 0;
 }

@@ -68,7 +68,6 @@ static void tls_release(void *v)
 	sigset_t old;
 	signals_hold(&old);
 	shim_live_flush(t);
-	shim_young_flush(t);
 	atomic_fetch_sub(&shim_threads_live, 1);
 	lock();
 	t->free_next = free_list;
@@ -121,12 +120,8 @@ static struct shim_tls *tls_create(void)
 		unsigned seq = atomic_fetch_add(&next_stripe, 1);
 		t->stripe = seq < SHIM_SHARED_STRIPE ? seq : SHIM_SHARED_STRIPE;
 	}
-	int live = atomic_fetch_add(&shim_threads_live, 1) + 1;
+	atomic_fetch_add(&shim_threads_live, 1);
 	pthread_setspecific(shim_key, t);
-	/* From now on frees are accounted at once; those the first thread
-	 * queued are done before this one can allocate (shim_table.c). */
-	if (live > 1)
-		shim_live_settle_all();
 	return t;
 }
 

@@ -57,8 +57,7 @@ static void append(uint64_t now)
 	if (nsamples && now < samples[nsamples - 1].ns)
 		now = samples[nsamples - 1].ns;
 	samples[nsamples].ns = now;
-	samples[nsamples].bytes = atomic_load_explicit(&shim_totals.live_bytes,
-						       memory_order_relaxed);
+	samples[nsamples].bytes = shim_live_bytes();
 	samples[nsamples].blocks = shim_live_count();
 	nsamples++;
 	atomic_store_explicit(&next_ns, now + interval_ns,

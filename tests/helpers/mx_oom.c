@@ -9,10 +9,9 @@
  *   mx_oom limit    RLIMIT_AS a little above what the process uses, then
  *                   1 MiB blocks until malloc says no
  *   mx_oom shim     address space used up by the program's own mmaps
- *                   after its heap was grown: its small mallocs still
- *                   succeed, but nobody else can map memory, and the
- *                   shim's table, sized for half as many blocks, must
- *                   grow
+ *                   after its heap was grown by a big block: its small
+ *                   mallocs still succeed, but nobody else can map
+ *                   memory, and the shim needs some to note them
  *
  * Only figures that do not depend on the process's layout are printed.
  */
@@ -134,16 +133,19 @@ static void limit_as(size_t extra)
 	setrlimit(RLIMIT_AS, &rl);
 }
 
-/* N blocks of 128 bytes, all freed: the heap has room for what follows,
- * but the shim's table only for N blocks at once. */
+/* One block of 16 MiB from the heap (not mmap'd), freed: the heap has
+ * room for what follows, but the shim has never recorded a small block
+ * in that memory, so it has nothing to note them with yet. */
 #define SMALL 100000
 static void *v[2 * SMALL];
 __attribute__((noinline)) void site_grow_heap(void)
 {
-	for (int i = 0; i < SMALL; i++)
-		v[i] = malloc(128);
-	for (int i = 0; i < SMALL; i++)
-		free(v[i]);
+	mallopt(M_MMAP_THRESHOLD, 32 << 20); /* its maximum */
+	void *big = malloc(16 << 20);
+	memset(big, 1, 16 << 20);
+	/* Or GCC drops the pair of calls. */
+	__asm__ volatile("" : : "r"(big) : "memory");
+	free(big);
 }
 
 /* Then 2N blocks of 48 bytes, in the same memory; all freed. */

@@ -528,7 +528,7 @@ Test(matrix, malloc_runs_out_under_an_address_space_limit)
 	mp_snapshot_free(s);
 }
 
-/* The shim cannot grow its table: it stops tracing with one line, and
+/* The shim cannot map memory to note blocks: it stops tracing with one line, and
  * the program goes on as bare. */
 Test(matrix, shim_out_of_memory_stops_tracing_with_one_line)
 {
