@@ -352,8 +352,29 @@ static void est_cb(struct shim_trace *t, void *vctx)
 	e->bytes += shim_trace_alloc_bytes(t);
 }
 
+/*
+ * The live heap as the snapshot shows it: the blocks (sorted), live bytes
+ * and blocks per trace and in all, and for the exit snapshot with leak
+ * checking on, the pointer graph. The live blocks are frozen while they
+ * are copied (shim_live_lock_all: no thread can change them); for the
+ * graph they stay frozen and the other threads are stopped while memory
+ * is scanned; both are released before anything is compressed.
+ */
+struct heap {
+	struct shim_blk *v;
+	size_t n, len;
+	uint64_t *tr_bytes, *tr_blocks; /* indexed by snap_index */
+	size_t ntr, tr_len;
+	uint64_t live_bytes, live_blocks;
+	/* The threads' counters, read with the blocks: every listed block
+	 * was counted as allocated, and not as freed. */
+	uint64_t allocs, frees, alloc_bytes;
+	struct shim_graph g;
+	bool have_graph;
+};
+
 static void write_meta(struct mpw *w, const char *trigger, const char *name,
-		       uint64_t seq, uint64_t live_bytes, uint64_t live_blocks)
+		       uint64_t seq, const struct heap *h)
 {
 	char exe[4096];
 	ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -401,8 +422,9 @@ static void write_meta(struct mpw *w, const char *trigger, const char *name,
 	mpw_meta_uint(w, "sample_rate", shim_opt.sample_rate);
 	mpw_meta_uint(w, "depth", (uint64_t)shim_opt.depth);
 	mpw_meta_uint(w, "seq", seq);
-	uint64_t allocs, frees, alloc_bytes;
-	shim_tls_sum(&allocs, &frees, &alloc_bytes);
+	uint64_t live_bytes = h->live_bytes, live_blocks = h->live_blocks;
+	uint64_t allocs = h->allocs, frees = h->frees,
+		 alloc_bytes = h->alloc_bytes;
 	if (shim_opt.sample_rate) {
 		/* Sampled: the totals are the sums of the per-site
 		 * estimates; frees are what was allocated and is not live. */
@@ -569,24 +591,6 @@ static void write_graph(struct mpw *w, const struct shim_graph *g)
 	mpw_end(w);
 }
 
-/*
- * The live heap as the snapshot shows it: the blocks (sorted), live bytes
- * and blocks per trace and in all, and for the exit snapshot with leak
- * checking on, the pointer graph. The live blocks are frozen while they
- * are copied (shim_live_lock_all: no thread can change them); for the
- * graph they stay frozen and the other threads are stopped while memory
- * is scanned; both are released before anything is compressed.
- */
-struct heap {
-	struct shim_blk *v;
-	size_t n, len;
-	uint64_t *tr_bytes, *tr_blocks; /* indexed by snap_index */
-	size_t ntr, tr_len;
-	uint64_t live_bytes, live_blocks;
-	struct shim_graph g;
-	bool have_graph;
-};
-
 static void heap_release(struct heap *h)
 {
 	shim_munmap(h->v, h->len);
@@ -620,6 +624,7 @@ static int collect_heap(struct heap *h, uint32_t gen, size_t ntraces,
 	c.v = shim_mmap(h->len);
 	if (c.v)
 		shim_live_foreach_locked(block_cb, &c);
+	shim_tls_sum(&h->allocs, &h->frees, &h->alloc_bytes);
 	if (!graph)
 		shim_live_unlock_all();
 	h->v = c.v;
@@ -747,7 +752,7 @@ int shim_snapshot_write(const char *path, const char *trigger, const char *name,
 		mpw_abort(&w);
 		err = herr;
 	} else {
-		write_meta(&w, trigger, name, seq, h.live_bytes, h.live_blocks);
+		write_meta(&w, trigger, name, seq, &h);
 		write_modules(&w);
 		struct write_ctx wc = {.w = &w,
 				       .gen = gen,

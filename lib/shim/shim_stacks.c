@@ -142,14 +142,17 @@ struct shim_trace *shim_trace_capture_from(uintptr_t pc, uintptr_t sp,
 		return shim_trace_capture();
 	for (int w = 0; w < SHIM_MEMO_WAYS; w++) {
 		struct shim_memo *m = &t->memo[w];
-		if (m->trace && m->pc == pc && m->sp == sp && m->bp == bp &&
-		    memo_valid(m))
+		/* The walk depends on the starting %rbp only if it used it
+		 * (code built without frame pointers keeps data there). */
+		if (m->trace && m->pc == pc && m->sp == sp &&
+		    (m->bp == bp || !m->log.used_bp) && memo_valid(m))
 			return m->trace;
 	}
 	struct shim_memo *m = &t->memo[t->victim++ % SHIM_MEMO_WAYS];
 	m->trace = NULL;
 	m->log.n = 0;
 	m->log.overflow = 0;
+	m->log.used_bp = 0;
 	uintptr_t pcs[SHIM_MAX_DEPTH];
 	int n = shim_unwind_from(pc, sp, bp, pcs, shim_opt.depth, &m->log);
 	struct shim_trace *tr = intern(pcs, n);

@@ -913,7 +913,7 @@ __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 	uintptr_t bp, struct shim_unw_log *log, bool exact0)
 {
 	struct unw_slot *tab = unw_table_get();
-	bool exact = exact0, bp_ok = true;
+	bool exact = exact0, bp_ok = true, bp_first = true;
 	int n = 0;
 
 	while (n < max) {
@@ -956,6 +956,7 @@ __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 			sp = nsp;
 			bp = nbp;
 			bp_ok = true;
+			bp_first = false;
 			exact = true; /* interrupted, not called: no pc - 1 */
 			continue;
 		}
@@ -964,6 +965,8 @@ __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 		if (flags & UNW_CFA_RBP) {
 			if (!bp_ok)
 				break;
+			if (bp_first && log)
+				log->used_bp = 1;
 			base = bp;
 		}
 		uintptr_t cfa = base + (uintptr_t)(intptr_t)(int32_t)v;
@@ -986,8 +989,10 @@ __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 			bp = *(const uintptr_t *)bp_at;
 			UNW_LOG(log, bp_at, bp);
 			bp_ok = true;
+			bp_first = false;
 		} else if (flags & UNW_RBP_LOST) {
 			bp_ok = false;
+			bp_first = false;
 		}
 		if (ra == 0)
 			break;

@@ -47,6 +47,7 @@ int shim_unwind_sp(uintptr_t *pcs, uintptr_t *sps, int max);
 struct shim_unw_log {
 	int n;
 	int overflow; /* more reads than fit: not reusable */
+	int used_bp;  /* the walk used the starting %rbp (else any will do) */
 	uintptr_t addr[SHIM_UNW_LOG_MAX];
 	uintptr_t val[SHIM_UNW_LOG_MAX];
 };
