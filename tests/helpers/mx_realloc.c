@@ -97,6 +97,27 @@ __attribute__((noinline)) void site_steps(void *p)
 	kept[6] = p;
 }
 
+/* Across the 2 MiB past which the shim keeps blocks in its hash table
+ * rather than its direct map: 1000 -> 3 MiB -> 500 bytes, kept; 4 MiB
+ * kept; 3 MiB freed. */
+__attribute__((noinline)) void site_big(void)
+{
+	char *p = malloc(1000);
+	check(p != NULL);
+	memset(p, 'b', 1000);
+	p = realloc(p, 3 << 20);
+	check(p && p[999] == 'b');
+	p[(3 << 20) - 1] = 'e';
+	p = realloc(p, 500);
+	check(p && p[499] == 'b');
+	kept[8] = p;
+	kept[9] = malloc(4 << 20);
+	char *q = malloc(3 << 20);
+	check(kept[9] && q);
+	__asm__ volatile("" : : "r"(q) : "memory");
+	free(q);
+}
+
 static int hold_fd[2];
 
 static void *idle(void *arg)
@@ -126,6 +147,7 @@ int main(int argc, char **argv)
 	site_fail(make(64));
 	site_array(make(32));
 	site_steps(make(10));
+	site_big();
 	kept[7] = wall;
 	if (mt) {
 		if (write(hold_fd[1], "x", 1) != 1)

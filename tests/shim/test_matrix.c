@@ -566,6 +566,8 @@ static void check_realloc(const char *mode)
 	cr_expect(!has_site(s, "site_fail"), "%s: a failed realloc", mode);
 	expect_site(s, "site_array", 64, 1, 1, 64);
 	expect_site(s, "site_steps", 100, 1, 9, 540);
+	expect_site(s, "site_big", 500 + (4 << 20), 2, 5,
+		    1000 + 500 + (10 << 20));
 	/* make: 50 + 1000 + 100 + 100 + 16 + 64 + 32 + 10; live, the
 	 * block whose realloc failed and the wall. */
 	expect_site(s, "make", 64 + 16, 2, 8, 1372);
