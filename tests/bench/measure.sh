@@ -86,7 +86,8 @@ if command -v "${CC:-cc}" >/dev/null; then
 	if "${CC:-cc}" -std=gnu11 -D_GNU_SOURCE -Ilib -o "$tmp/sz" "$tmp/sz.c" 2>/dev/null; then
 		read -r s_blk s_tr s_tls s_snap < <("$tmp/sz")
 		echo
-		echo "shim structures (lib/shim/shim_internal.h): table slot $s_blk B," \
+		echo "shim structures (lib/shim/shim_internal.h): live map word 8 B per 16 B" \
+			"of heap (shim_table.c), hash table slot $s_blk B (blocks >= 2 MiB)," \
 			"trace $s_tr B + 8 B/frame (arena, 16-byte rounded)," \
 			"per-thread state $s_tls B (one mmap, $(((s_tls + 4095) / 4096 * 4)) KiB)," \
 			"snapshot block $s_snap B"
@@ -97,8 +98,8 @@ fi
 K_FIX=1000
 echo
 echo "(4a) shim memory per live block: bench_stacks N $K_FIX (16-byte blocks), leak check off"
-printf '%9s %10s %10s %10s %12s %12s %14s\n' N bare_MiB shim_MiB extra_MiB \
-	B/block load_% exit_peak_B/bl
+printf '%9s %10s %10s %10s %12s %14s\n' N bare_MiB shim_MiB extra_MiB \
+	B/block exit_peak_B/bl
 base=
 for n in 0 250000 500000 1000000 1500000 2000000; do
 	timed "$STACKS" $n $K_FIX || continue
@@ -106,16 +107,10 @@ for n in 0 250000 500000 1000000 1500000 2000000; do
 	shim "$STACKS" $n $K_FIX || continue
 	extra=$((STEADY - bare))
 	[ -n "$base" ] || base=$extra
-	# 256 shards, each a power of two >= 256 slots, grown past 50% load.
-	per=$(((n + 255) / 256))
-	cap=256
-	while ((per * 2 > cap)); do cap=$((cap * 2)); done
-	awk -v n=$n -v b=$bare -v s=$STEADY -v e=$extra -v base=$base -v pk=$PEAK \
-		-v per=$per -v cap=$cap 'BEGIN {
-		printf "%9d %10.1f %10.1f %10.1f %12s %12.0f %14s\n", n, b / 1024,
+	awk -v n=$n -v b=$bare -v s=$STEADY -v e=$extra -v base=$base -v pk=$PEAK 'BEGIN {
+		printf "%9d %10.1f %10.1f %10.1f %12s %14s\n", n, b / 1024,
 			s / 1024, e / 1024,
 			n ? sprintf("%.1f", (e - base) * 1024 / n) : "-",
-			100 * per / cap,
 			n ? sprintf("%.1f", (pk - s) * 1024 / n) : "-" }'
 	echo "$n $extra" >>"$tmp/fit_n"
 done
