@@ -203,7 +203,15 @@ struct warmer {
 	bool busy;	     /* guarded by lock: inside mp_symcache_warm() */
 	char **seen;	     /* files already warmed; the thread's own */
 	size_t nseen, capseen;
+	char exe[PATH_MAX];  /* the program's file, warmed first */
+	struct timespec start;
 };
+
+/* Libraries other than the program and its C and C++ runtimes wait this
+ * long: a short program's stacks rarely reach them (ld.so, libm), and on
+ * a small machine loading their debug information while the program runs
+ * slows it down; symbolizing loads them at the end if a stack needs them. */
+#define WARM_LATER_MS 300
 
 /* A warmer left running at exit (warmer_finish), kept reachable so that
  * leak checkers do not count what it holds; "used", or the compiler drops
@@ -296,10 +304,23 @@ static const char *warmer_code_file(char *line)
 	return path;
 }
 
+/* Whether path is warmed from the start (see WARM_LATER_MS). */
+static bool warmer_first(const struct warmer *w, const char *path)
+{
+	const char *base = cli_base_name(path);
+	return !strcmp(path, w->exe) || !strncmp(base, "libc.so", 7) ||
+	       !strncmp(base, "libstdc++.so", 12);
+}
+
 /* Warms the files the program maps now that w has not seen yet; false
  * when stopped. */
 static bool warmer_scan(struct warmer *w)
 {
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	bool early = (now.tv_sec - w->start.tv_sec) * 1000 +
+			     (now.tv_nsec - w->start.tv_nsec) / 1000000 <
+		     WARM_LATER_MS;
 	char maps[64];
 	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)w->pid);
 	/* Read whole before loading anything: loading takes milliseconds
@@ -311,7 +332,8 @@ static bool warmer_scan(struct warmer *w)
 	size_t cap = 0, ntodo = 0, captodo = 0;
 	while (getline(&line, &cap, f) > 0) {
 		const char *path = warmer_code_file(line);
-		if (!path || !warmer_first_sight(w, path))
+		if (!path || (early && !warmer_first(w, path)) ||
+		    !warmer_first_sight(w, path))
 			continue;
 		if (ntodo == captodo) {
 			size_t ncap = captodo ? captodo * 2 : 16;
@@ -352,6 +374,11 @@ static struct warmer *warmer_start(struct mp_symcache *cache, pid_t pid)
 		return NULL;
 	w->cache = cache;
 	w->pid = pid;
+	clock_gettime(CLOCK_MONOTONIC, &w->start);
+	char link[64];
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(link, w->exe, sizeof(w->exe) - 1);
+	w->exe[n > 0 ? n : 0] = '\0';
 	pthread_condattr_t attr;
 	bool ok = pthread_condattr_init(&attr) == 0;
 	if (ok) {
