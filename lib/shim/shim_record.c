@@ -53,45 +53,44 @@ static void note_peak(uint64_t live)
  */
 #define LIVE_BATCH (64 * 1024)
 
+/* Adds d to the shared part of the live bytes; the new sum. */
+static inline uint64_t fold(int64_t d)
+{
+	return atomic_fetch_add_explicit(&shim_totals.live_bytes, (uint64_t)d,
+					 memory_order_relaxed) +
+	       (uint64_t)d;
+}
+
 static inline void live_change(int64_t delta)
 {
 	struct shim_tls *me = shim_tls_peek();
+	uint64_t live;
 	if (unlikely(!me)) {
-		uint64_t live = atomic_fetch_add_explicit(
-					&shim_totals.live_bytes,
-					(uint64_t)delta, memory_order_relaxed) +
-				(uint64_t)delta;
-		if (delta > 0)
-			note_peak(live);
-		return;
+		live = fold(delta);
+	} else {
+		int64_t d = me->live_delta + delta;
+		if (unlikely(d >= LIVE_BATCH || d <= -LIVE_BATCH) &&
+		    atomic_load_explicit(&shim_threads_live,
+					 memory_order_relaxed) > 1) {
+			__atomic_store_n(&me->live_delta, 0, __ATOMIC_RELAXED);
+			live = fold(d);
+		} else {
+			__atomic_store_n(&me->live_delta, d, __ATOMIC_RELAXED);
+			live = atomic_load_explicit(&shim_totals.live_bytes,
+						    memory_order_relaxed) +
+			       (uint64_t)d;
+		}
 	}
-	int64_t d = me->live_delta + delta;
-	if (unlikely(d >= LIVE_BATCH || d <= -LIVE_BATCH) &&
-	    atomic_load_explicit(&shim_threads_live, memory_order_relaxed) >
-		    1) {
-		uint64_t live = atomic_fetch_add_explicit(
-					&shim_totals.live_bytes, (uint64_t)d,
-					memory_order_relaxed) +
-				(uint64_t)d;
-		__atomic_store_n(&me->live_delta, 0, __ATOMIC_RELAXED);
-		if (delta > 0)
-			note_peak(live);
-		return;
-	}
-	__atomic_store_n(&me->live_delta, d, __ATOMIC_RELAXED);
 	if (delta > 0)
-		note_peak(atomic_load_explicit(&shim_totals.live_bytes,
-					       memory_order_relaxed) +
-			  (uint64_t)d);
+		note_peak(live);
 }
 
 void shim_live_flush(struct shim_tls *t)
 {
 	if (t->live_delta) {
 		int64_t d = t->live_delta;
-		atomic_fetch_add_explicit(&shim_totals.live_bytes, (uint64_t)d,
-					  memory_order_relaxed);
 		__atomic_store_n(&t->live_delta, 0, __ATOMIC_RELAXED);
+		fold(d);
 	}
 }
 

@@ -238,21 +238,19 @@ void shim_table_reset_locks(void)
 /*
  * Most blocks are kept in a direct map: one 64-bit word per 16 bytes of
  * address space, found from the block's address by two table lookups,
- * like a sanitizer's shadow memory but allocated one 1 MiB region at a
+ * like a sanitizer's shadow memory but allocated one 256 KiB region at a
  * time. A block's word lies next to the words of the blocks the allocator
  * put beside it, so a heap built or freed in address order walks its
  * words in order too: where the hash table above cost a cache miss per
  * block on a large heap (one random slot in hundreds of MB), the map
- * costs a miss per 64 blocks, and no probing, no growth, no rehash.
- * Addresses are never shared by two live blocks, so no shard lock is
- * needed: each change is made under its thread's own lock, which others
- * take only to freeze the map (shim_live_lock_all).
+ * costs a miss per cache line of words (128 bytes of heap), and no
+ * probing, no growth, no rehash. Addresses are never shared by two live
+ * blocks, so no lock is needed: see "who may change the live blocks".
  *
  * A word is (trace >> 4) << 21 | size: traces are 16-byte aligned arena
  * pieces below 2^47, so 43 bits hold them. Blocks the word cannot describe
  * (2 MiB or more, not 16-byte aligned, above 2^47) and blocks whose map
- * region could not be mapped go to the hash table; so do those of a thread
- * without a state yet (under anon_lock).
+ * region could not be mapped go to the hash table.
  *
  * Memory: a region's words are mapped when a block first starts in it,
  * and only the pages written become resident: at most half of the
@@ -260,7 +258,7 @@ void shim_table_reset_locks(void)
  * page per region for large blocks far apart.
  */
 #define MAP_GRAN 4		/* 16-byte granules */
-#define LEAF_SHIFT 20		/* a leaf maps 1 MiB */
+#define LEAF_SHIFT 18		/* a leaf maps 256 KiB (its words: 128 KiB) */
 #define MID_SHIFT 30		/* a mid maps 1 GiB */
 #define ADDR_BITS 47
 #define LEAF_WORDS (1u << (LEAF_SHIFT - MAP_GRAN))
@@ -275,7 +273,7 @@ struct leaf {
 	struct leaf *next; /* every leaf, for the walks */
 	uintptr_t base;
 	/* Pages of words ever written: the walks skip the others. */
-	_Atomic uint64_t used[LEAF_PAGES / 64];
+	_Atomic uint64_t used[(LEAF_PAGES + 63) / 64];
 	uint64_t w[LEAF_WORDS] __attribute__((aligned(64)));
 };
 
@@ -440,6 +438,20 @@ static inline void count_add(struct shim_tls *t, int64_t d)
 		atomic_fetch_add_explicit(&anon_count, d, memory_order_relaxed);
 }
 
+/* Clears addr's word in l if it holds a block, filling *out. */
+static bool take_word(struct shim_tls *t, struct leaf *l, uintptr_t addr,
+		      struct shim_block *out)
+{
+	uint64_t *p = word_of(l, addr);
+	uint64_t w = *p;
+	if (!w)
+		return false;
+	*p = 0;
+	block_of(w, addr, out);
+	count_add(t, -1);
+	return true;
+}
+
 bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *tr)
 {
 	struct shim_tls *t = shim_tls_peek();
@@ -463,13 +475,9 @@ bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *tr)
 		/* A stale word for addr would be found first by a remove:
 		 * drop it (the block is in the table from now on). */
 		struct leaf *old_l = mappable(addr) ? leaf_of(addr, false) : 0;
-		if (old_l && *word_of(old_l, addr)) {
-			struct shim_block stale;
-			block_of(*word_of(old_l, addr), addr, &stale);
-			*word_of(old_l, addr) = 0;
-			count_add(t, -1);
+		struct shim_block stale;
+		if (old_l && take_word(t, old_l, addr, &stale))
 			forget_stale(&stale);
-		}
 		ok = table_insert(addr, size, tr);
 	}
 	op_end(t);
@@ -482,16 +490,8 @@ bool shim_live_remove(uintptr_t addr, struct shim_block *out)
 	struct leaf *l = mappable(addr) ? leaf_of(addr, false) : NULL;
 	bool found = false;
 	op_begin(t);
-	if (likely(l != NULL)) {
-		uint64_t *p = word_of(l, addr);
-		uint64_t w = *p;
-		if (w) {
-			*p = 0;
-			block_of(w, addr, out);
-			count_add(t, -1);
-			found = true;
-		}
-	}
+	if (likely(l != NULL))
+		found = take_word(t, l, addr, out);
 	if (!found)
 		found = shim_table_remove(addr, out);
 	op_end(t);
