@@ -120,7 +120,9 @@ $(B)/helpers/libmx.so: tests/helpers/mx_lib.c
 
 helpers: $(HELPERS)
 
-$(B)/tests/unit: $(UNIT_SRC) $(LIB_OBJ) $(wildcard tests/*.h)
+# Some unit tests compile the shim's sources in (test_intern.c).
+$(B)/tests/unit: $(UNIT_SRC) $(LIB_OBJ) $(wildcard tests/*.h) \
+		 $(wildcard lib/shim/*.c lib/shim/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  LD       $@"
 	$(Q)$(CC) $(TEST_CFLAGS) -o $@ $(UNIT_SRC) $(LIB_OBJ) $(TEST_LIBS)

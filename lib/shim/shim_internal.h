@@ -207,6 +207,7 @@ struct shim_trace {
 	uint32_t depth;
 	uint32_t snap_gen; /* snapshot pass that numbered it */
 	uint32_t snap_index;
+	uint32_t id; /* the live map's name for it; 0 = none (shim_stacks.c) */
 	/* Stripes 1 .. SHIM_STRIPES-1, made when a second thread first
 	 * uses the site: single-threaded programs never pay for them. */
 	_Atomic(struct shim_stripe *) more;
@@ -280,6 +281,20 @@ void shim_trace_add_weighted(struct shim_trace *t, uint64_t bytes,
 /* Iterates every trace (no order); fn returns nothing. */
 void shim_trace_foreach(void (*fn)(struct shim_trace *t, void *ctx), void *ctx);
 uint64_t shim_trace_count(void);
+/* Trace ids: 1 .. 2^23 - 1, in pages of 4096 pointers mapped as ids are
+ * given out. The live map's words hold ids, not pointers. */
+#define SHIM_TRACE_ID_BITS 23
+#define SHIM_ID_PAGE_BITS 12
+#define SHIM_ID_PAGES (1u << (SHIM_TRACE_ID_BITS - SHIM_ID_PAGE_BITS))
+extern _Atomic(struct shim_trace **) shim_trace_ids[SHIM_ID_PAGES];
+/* The trace with that id, or NULL (a word that is not one). */
+static inline struct shim_trace *shim_trace_by_id(uint32_t id)
+{
+	struct shim_trace **pg = atomic_load_explicit(
+		&shim_trace_ids[(id >> SHIM_ID_PAGE_BITS) & (SHIM_ID_PAGES - 1)],
+		memory_order_acquire);
+	return pg ? pg[id & ((1u << SHIM_ID_PAGE_BITS) - 1)] : NULL;
+}
 uint64_t shim_trace_peak_bytes(const struct shim_trace *t);
 uint64_t shim_trace_allocs(const struct shim_trace *t);
 uint64_t shim_trace_alloc_bytes(const struct shim_trace *t);

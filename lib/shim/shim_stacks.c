@@ -64,6 +64,42 @@ static inline uint64_t hash_pcs(const uintptr_t *pcs, int n)
 	return h;
 }
 
+_Atomic(struct shim_trace **) shim_trace_ids[SHIM_ID_PAGES];
+static _Atomic uint32_t last_id;
+
+/*
+ * Gives t an id (0 when they have run out, or no page could be mapped: its
+ * blocks then go to the live table's hash part). Ids are never reused; one
+ * given to a trace that loses the race to be interned is simply wasted.
+ */
+static uint32_t give_id(struct shim_trace *t)
+{
+	if (atomic_load_explicit(&last_id, memory_order_relaxed) >=
+	    (1u << SHIM_TRACE_ID_BITS) - 1)
+		return 0;
+	uint32_t id = atomic_fetch_add_explicit(&last_id, 1,
+						memory_order_relaxed) +
+		      1;
+	if (id >= 1u << SHIM_TRACE_ID_BITS)
+		return 0;
+	_Atomic(struct shim_trace **) *slot =
+		&shim_trace_ids[id >> SHIM_ID_PAGE_BITS];
+	struct shim_trace **pg =
+		atomic_load_explicit(slot, memory_order_acquire);
+	if (!pg) {
+		size_t len = sizeof(*pg) << SHIM_ID_PAGE_BITS;
+		struct shim_trace **n = shim_mmap(len);
+		if (!n)
+			return 0;
+		if (atomic_compare_exchange_strong(slot, &pg, n))
+			pg = n;
+		else
+			shim_munmap(n, len);
+	}
+	pg[id & ((1u << SHIM_ID_PAGE_BITS) - 1)] = t;
+	return id;
+}
+
 static struct shim_trace *intern(const uintptr_t *pcs, int n)
 {
 	uint64_t h = hash_pcs(pcs, n);
@@ -81,6 +117,7 @@ static struct shim_trace *intern(const uintptr_t *pcs, int n)
 	nt->hash = h;
 	nt->depth = (uint32_t)n;
 	memcpy(nt->pcs, pcs, (size_t)n * sizeof(*pcs));
+	nt->id = give_id(nt);
 	atomic_init(&nt->s0.seen_gen, atomic_load(&shim_totals.peak_gen));
 	for (;;) {
 		nt->next = first;

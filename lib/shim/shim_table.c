@@ -236,45 +236,64 @@ void shim_table_reset_locks(void)
 /* ---- the direct map ---------------------------------------------------- */
 
 /*
- * Most blocks are kept in a direct map: one 64-bit word per 16 bytes of
+ * Most blocks are kept in a direct map: one 32-bit word per 32 bytes of
  * address space, found from the block's address by two table lookups,
  * like a sanitizer's shadow memory but allocated one 256 KiB region at a
  * time. A block's word lies next to the words of the blocks the allocator
  * put beside it, so a heap built or freed in address order walks its
- * words in order too: where the hash table above cost a cache miss per
- * block on a large heap (one random slot in hundreds of MB), the map
- * costs a miss per cache line of words (128 bytes of heap), and no
- * probing, no growth, no rehash. Addresses are never shared by two live
+ * words in order too: a cache line of words covers 512 bytes of heap, and
+ * the words of a 200 MB heap (25 MB) stay in the last-level cache. No
+ * hashing, no probing, no growth. Addresses are never shared by two live
  * blocks, so no lock is needed: see "who may change the live blocks".
  *
- * A word is (trace >> 4) << 21 | size: traces are 16-byte aligned arena
- * pieces below 2^47, so 43 bits hold them. Blocks the word cannot describe
- * (2 MiB or more, not 16-byte aligned, above 2^47) and blocks whose map
- * region could not be mapped go to the hash table.
+ * 32 bytes is glibc's smallest chunk, so two of its blocks never start in
+ * one granule. A word says which half of its granule its block starts in
+ * (blocks are 16-byte aligned); an allocator that does put two blocks in
+ * one granule sends the second to the hash table. A block's word is
+ *
+ *   bit 0       1
+ *   bit 1       the half: address bit 4
+ *   bit 2       long: the size is in the next word
+ *   bits 3-8    the size of a short block (0 .. 63)
+ *   bits 9-31   the trace's id (shim_stacks.c), never 0
+ *
+ * Blocks of 64 bytes or more are long: their next granule lies inside
+ * them, so no other block's word can be there, and that word holds
+ * size << 1 (bit 0 clear: a size is never taken for a block).
+ *
+ * Blocks the words cannot describe (2 GiB or more, not 16-byte aligned,
+ * above 2^47, traces without an id), blocks that share a granule and
+ * blocks whose region could not be mapped go to the hash table.
  *
  * Memory: a region's words are mapped when a block first starts in it,
- * and only the pages written become resident: at most half of the
- * address range the heap ever spanned (16-byte blocks side by side), a
- * page per region for large blocks far apart.
+ * and only the pages written become resident: at most an eighth of the
+ * address range the heap ever spanned, a page per region for large blocks
+ * far apart.
  */
-#define MAP_GRAN 4		/* 16-byte granules */
-#define LEAF_SHIFT 18		/* a leaf maps 256 KiB (its words: 128 KiB) */
+#define MAP_GRAN 5		/* 32-byte granules */
+#define LEAF_SHIFT 18		/* a leaf maps 256 KiB (its words: 32 KiB) */
 #define MID_SHIFT 30		/* a mid maps 1 GiB */
 #define ADDR_BITS 47
 #define LEAF_WORDS (1u << (LEAF_SHIFT - MAP_GRAN))
 #define MID_LEAVES (1u << (MID_SHIFT - LEAF_SHIFT))
 #define TOP_MIDS (1u << (ADDR_BITS - MID_SHIFT))
-#define PAGE_WORDS 512u		/* 4 KiB of words */
+#define PAGE_WORDS 1024u	/* 4 KiB of words */
 #define LEAF_PAGES (LEAF_WORDS / PAGE_WORDS)
-#define SIZE_BITS 21
-#define SIZE_MASK ((UINT64_C(1) << SIZE_BITS) - 1)
+#define W_BLOCK 1u
+#define W_HALF 2u
+#define W_LONG 4u
+#define W_SIZE_SHIFT 3
+#define W_SHORT_MAX 63u
+#define W_ID_SHIFT 9
+#define W_LONG_MAX (UINT32_MAX >> 1)
 
 struct leaf {
 	struct leaf *next; /* every leaf, for the walks */
 	uintptr_t base;
 	/* Pages of words ever written: the walks skip the others. */
 	_Atomic uint64_t used[(LEAF_PAGES + 63) / 64];
-	uint64_t w[LEAF_WORDS] __attribute__((aligned(64)));
+	/* One more: the size of a long block in the last granule. */
+	uint32_t w[LEAF_WORDS + 1] __attribute__((aligned(64)));
 };
 
 struct mid {
@@ -332,33 +351,58 @@ static struct leaf *leaf_of(uintptr_t addr, bool create)
 
 static inline bool mappable(uintptr_t addr)
 {
-	return !(addr & ((1u << MAP_GRAN) - 1)) && addr >> ADDR_BITS == 0;
+	return !(addr & 15) && addr >> ADDR_BITS == 0;
 }
 
-static inline uint64_t *word_of(struct leaf *l, uintptr_t addr)
+static inline unsigned index_of(uintptr_t addr)
 {
-	return &l->w[(addr >> MAP_GRAN) & (LEAF_WORDS - 1)];
+	return (addr >> MAP_GRAN) & (LEAF_WORDS - 1);
 }
 
-static inline void block_of(uint64_t w, uintptr_t addr, struct shim_block *b)
+static inline uint32_t half_of(uintptr_t addr)
 {
+	return (addr >> 3) & W_HALF;
+}
+
+/* Whether w is the word of a block starting at addr's half. */
+static inline bool starts_at(uint32_t w, uintptr_t addr)
+{
+	return (w & (W_BLOCK | W_HALF)) == (W_BLOCK | half_of(addr));
+}
+
+/* The address of the block whose word is l->w[i]. */
+static inline uintptr_t addr_of(const struct leaf *l, unsigned i)
+{
+	return l->base + ((uintptr_t)i << MAP_GRAN) + ((l->w[i] & W_HALF) << 3);
+}
+
+/* The block whose word is l->w[i], at addr; false if the word names no
+ * trace (the pieces of a block freed behind our back may be anything). */
+static inline bool block_of(const struct leaf *l, unsigned i, uintptr_t addr,
+			    struct shim_block *b)
+{
+	uint32_t w = l->w[i];
 	b->addr = addr;
-	b->size = w & SIZE_MASK;
-	b->trace = (struct shim_trace *)(uintptr_t)((w >> SIZE_BITS) << 4);
+	b->size = w & W_LONG ? l->w[i + 1] >> 1
+			     : (w >> W_SIZE_SHIFT) & W_SHORT_MAX;
+	b->trace = shim_trace_by_id(w >> W_ID_SHIFT);
+	return b->trace != NULL;
 }
 
-/* Whether (size, t) fits a word; the word or 0. */
-static inline uint64_t word_for(uint64_t size, const struct shim_trace *t)
+/* (size, t)'s word at addr, or 0 when the words cannot hold it. */
+static inline uint32_t word_for(uintptr_t addr, uint64_t size,
+				const struct shim_trace *t)
 {
-	uintptr_t tp = (uintptr_t)t;
-	if (size > SIZE_MASK || (tp & 15) || tp >> ADDR_BITS)
+	if (!t->id || t->id >= 1u << (32 - W_ID_SHIFT) || size > W_LONG_MAX)
 		return 0;
-	return ((uint64_t)(tp >> 4) << SIZE_BITS) | size;
+	uint32_t w = t->id << W_ID_SHIFT | half_of(addr) | W_BLOCK;
+	return size <= W_SHORT_MAX ? w | (uint32_t)size << W_SIZE_SHIFT
+				   : w | W_LONG;
 }
 
-static void mark_used(struct leaf *l, uintptr_t addr)
+static void mark_used(struct leaf *l, unsigned i)
 {
-	unsigned page = ((addr >> MAP_GRAN) & (LEAF_WORDS - 1)) / PAGE_WORDS;
+	unsigned page = i / PAGE_WORDS;
 	_Atomic uint64_t *u = &l->used[page / 64];
 	uint64_t bit = UINT64_C(1) << (page % 64);
 	if (!(atomic_load_explicit(u, memory_order_relaxed) & bit))
@@ -438,48 +482,79 @@ static inline void count_add(struct shim_tls *t, int64_t d)
 		atomic_fetch_add_explicit(&anon_count, d, memory_order_relaxed);
 }
 
-/* Clears addr's word in l if it holds a block, filling *out. */
+/*
+ * Clears the word of the block at addr in l, filling *out; false if the
+ * word holds no block starting there. A word whose trace is gone (pieces
+ * of a block freed behind our back, overwritten since) is cleared too.
+ */
 static bool take_word(struct shim_tls *t, struct leaf *l, uintptr_t addr,
 		      struct shim_block *out)
 {
-	uint64_t *p = word_of(l, addr);
-	uint64_t w = *p;
-	if (!w)
+	unsigned i = index_of(addr);
+	uint32_t w = l->w[i];
+	if (!starts_at(w, addr))
 		return false;
-	*p = 0;
-	block_of(w, addr, out);
+	bool ok = block_of(l, i, addr, out);
+	l->w[i] = 0;
+	if (w & W_LONG)
+		l->w[i + 1] = 0;
 	count_add(t, -1);
-	return true;
+	return ok;
+}
+
+/* A block freed behind our back whose word l->w[i] is in the way:
+ * accounted as freed (see the header). */
+static void drop_stale(struct shim_tls *t, struct leaf *l, unsigned i)
+{
+	struct shim_block stale;
+	if (take_word(t, l, addr_of(l, i), &stale))
+		forget_stale(&stale);
 }
 
 bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *tr)
 {
 	struct shim_tls *t = shim_tls_peek();
-	uint64_t w = word_for(size, tr);
-	struct leaf *l = w && mappable(addr) ? leaf_of(addr, true) : NULL;
+	uint32_t w = mappable(addr) ? word_for(addr, size, tr) : 0;
+	struct leaf *l = w ? leaf_of(addr, true) : NULL;
 	bool ok = true;
 	op_begin(t);
 	if (likely(l != NULL)) {
-		uint64_t *p = word_of(l, addr);
-		uint64_t old = *p;
-		*p = w;
+		unsigned i = index_of(addr);
+		uint32_t old = l->w[i];
 		if (unlikely(old)) {
-			struct shim_block stale;
-			block_of(old, addr, &stale);
-			forget_stale(&stale);
-		} else {
-			count_add(t, 1);
-			mark_used(l, addr);
+			/* Left by a block freed behind our back: a long block
+			 * before this one (its size is in the way), or one at
+			 * this address. */
+			if (!(old & W_BLOCK))
+				drop_stale(t, l, i - 1);
+			else if (starts_at(old, addr))
+				drop_stale(t, l, i);
+			old = l->w[i];
 		}
-	} else {
+		if (likely(!old)) {
+			/* A long block covers the next granule: a word there
+			 * is a block freed behind our back. */
+			if (w & W_LONG && i + 1 < LEAF_WORDS &&
+			    unlikely(l->w[i + 1] & W_BLOCK))
+				drop_stale(t, l, i + 1);
+			l->w[i] = w;
+			if (w & W_LONG)
+				l->w[i + 1] = (uint32_t)size << 1;
+			count_add(t, 1);
+			mark_used(l, i);
+			goto out;
+		}
+		/* The other half of the granule holds a block: this one
+		 * goes to the hash table. */
+	} else if (mappable(addr) && (l = leaf_of(addr, false))) {
 		/* A stale word for addr would be found first by a remove:
 		 * drop it (the block is in the table from now on). */
-		struct leaf *old_l = mappable(addr) ? leaf_of(addr, false) : 0;
-		struct shim_block stale;
-		if (old_l && take_word(t, old_l, addr, &stale))
-			forget_stale(&stale);
-		ok = table_insert(addr, size, tr);
+		unsigned i = index_of(addr);
+		if (starts_at(l->w[i], addr))
+			drop_stale(t, l, i);
 	}
+	ok = table_insert(addr, size, tr);
+out:
 	op_end(t);
 	return ok;
 }
@@ -553,17 +628,12 @@ void shim_live_foreach_locked(void (*fn)(const struct shim_block *b,
 						   memory_order_relaxed) &
 			      (UINT64_C(1) << (pg % 64))))
 				continue;
-			const uint64_t *w = &l->w[pg * PAGE_WORDS];
-			for (unsigned i = 0; i < PAGE_WORDS; i++) {
-				if (!w[i])
-					continue;
+			for (unsigned i = pg * PAGE_WORDS;
+			     i < (pg + 1) * PAGE_WORDS; i++) {
 				struct shim_block b;
-				block_of(w[i],
-					 l->base + ((uintptr_t)(pg * PAGE_WORDS +
-								i)
-						    << MAP_GRAN),
-					 &b);
-				fn(&b, ctx);
+				if ((l->w[i] & W_BLOCK) &&
+				    block_of(l, i, addr_of(l, i), &b))
+					fn(&b, ctx);
 			}
 		}
 	}

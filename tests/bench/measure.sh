@@ -86,9 +86,10 @@ if command -v "${CC:-cc}" >/dev/null; then
 	if "${CC:-cc}" -std=gnu11 -D_GNU_SOURCE -Ilib -o "$tmp/sz" "$tmp/sz.c" 2>/dev/null; then
 		read -r s_blk s_tr s_tls s_snap < <("$tmp/sz")
 		echo
-		echo "shim structures (lib/shim/shim_internal.h): live map word 8 B per 16 B" \
-			"of heap (shim_table.c), hash table slot $s_blk B (blocks >= 2 MiB)," \
-			"trace $s_tr B + 8 B/frame (arena, 16-byte rounded)," \
+		echo "shim structures (lib/shim/shim_internal.h): live map word 4 B per 32 B" \
+			"of heap, and 4 more for blocks of 64 B or more (shim_table.c)," \
+			"hash table slot $s_blk B (blocks >= 2 GiB, odd addresses)," \
+			"trace $s_tr B + 8 B/frame (arena, 16-byte rounded) + 8 B (its id)," \
 			"per-thread state $s_tls B (one mmap, $(((s_tls + 4095) / 4096 * 4)) KiB)," \
 			"snapshot block $s_snap B"
 	fi

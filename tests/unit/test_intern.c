@@ -162,3 +162,148 @@ Test(intern, a_stale_table_entry_is_accounted_as_freed)
 	record_free(&blk[0]);
 	cr_expect_eq(atomic_load(&shim_totals.live_bytes), live0);
 }
+
+/* The live blocks as a foreach sees them: address -> size, and the trace. */
+struct seen {
+	int n;
+	struct shim_block b[16];
+};
+
+static void see(const struct shim_block *b, void *ctx)
+{
+	struct seen *s = ctx;
+	if (s->n < 16)
+		s->b[s->n] = *b;
+	s->n++;
+}
+
+static const struct shim_block *seen_at(const struct seen *s, uintptr_t a)
+{
+	for (int i = 0; i < s->n && i < 16; i++)
+		if (s->b[i].addr == a)
+			return &s->b[i];
+	return NULL;
+}
+
+/* The map is never dereferenced: blocks can be made up anywhere, here in
+ * a range no real heap uses, 256 KiB (one leaf) apart per test. */
+#define FAKE(leaf, off) ((uintptr_t)0x500000000000 + (leaf) * 0x40000u + (off))
+
+static uint64_t take_size(uintptr_t a, struct shim_trace **tr)
+{
+	struct shim_block b;
+	if (!shim_live_remove(a, &b))
+		return UINT64_MAX;
+	cr_expect_eq(b.addr, a);
+	*tr = b.trace;
+	return b.size;
+}
+
+Test(intern, the_live_map_keeps_short_long_and_huge_sizes_exactly)
+{
+	cr_assert(setup());
+	uintptr_t st[] = {0xd1};
+	struct shim_trace *t = intern(st, 1), *got = NULL;
+	cr_assert_neq(t->id, 0);
+	/* Short words hold 0 .. 63; from 64 the size is in the next word;
+	 * past 4 GiB the block goes to the hash table. */
+	const uint64_t sizes[] = {0,  1,	   63,	      64,
+				  65, 4096, 3u << 20, UINT64_C(5) << 30};
+	const int n = sizeof(sizes) / sizeof(sizes[0]);
+	uint64_t count0 = shim_live_count();
+	for (int i = 0; i < n; i++)
+		cr_assert(shim_live_insert(FAKE(0, i * 64 + 16 * (i & 1)),
+					   sizes[i], t));
+	cr_expect_eq(shim_live_count(), count0 + n);
+	struct seen s = {0};
+	shim_live_lock_all();
+	shim_live_foreach_locked(see, &s);
+	shim_live_unlock_all();
+	for (int i = 0; i < n; i++) {
+		const struct shim_block *b =
+			seen_at(&s, FAKE(0, i * 64 + 16 * (i & 1)));
+		cr_assert_not_null(b, "block %d not walked", i);
+		cr_expect_eq(b->size, sizes[i], "block %d", i);
+		cr_expect_eq(b->trace, t);
+	}
+	for (int i = n - 1; i >= 0; i--) {
+		cr_expect_eq(take_size(FAKE(0, i * 64 + 16 * (i & 1)), &got),
+			     sizes[i], "block %d", i);
+		cr_expect_eq(got, t);
+	}
+	cr_expect_eq(shim_live_count(), count0);
+	cr_expect_eq(take_size(FAKE(0, 0), &got), UINT64_MAX, "freed twice");
+}
+
+Test(intern, two_blocks_in_one_granule_are_both_kept)
+{
+	cr_assert(setup());
+	uintptr_t sa[] = {0xe1}, sb[] = {0xe2};
+	struct shim_trace *a = intern(sa, 1), *b = intern(sb, 1), *got;
+	/* An allocator with 16-byte blocks puts two in one 32-byte granule:
+	 * the second goes to the hash table, and each keeps its own. */
+	cr_assert(shim_live_insert(FAKE(1, 0), 16, a));
+	cr_assert(shim_live_insert(FAKE(1, 16), 12, b));
+	struct seen s = {0};
+	shim_live_lock_all();
+	shim_live_foreach_locked(see, &s);
+	shim_live_unlock_all();
+	cr_assert_not_null(seen_at(&s, FAKE(1, 0)));
+	cr_assert_not_null(seen_at(&s, FAKE(1, 16)));
+	cr_expect_eq(seen_at(&s, FAKE(1, 16))->size, 12);
+	cr_expect_eq(take_size(FAKE(1, 0), &got), 16);
+	cr_expect_eq(got, a);
+	cr_expect_eq(take_size(FAKE(1, 16), &got), 12);
+	cr_expect_eq(got, b);
+}
+
+Test(intern, long_blocks_at_page_and_leaf_ends_are_walked_once)
+{
+	cr_assert(setup());
+	uintptr_t st[] = {0xf1};
+	struct shim_trace *t = intern(st, 1), *got;
+	/* A block in the last granule of a page of words (its size word
+	 * begins the next page) and one in the last granule of a leaf (its
+	 * size in the leaf's spare word); sizes that look like words. */
+	uintptr_t page_end = FAKE(2, 1024 * 32 - 16);
+	uintptr_t leaf_end = FAKE(3, 0x40000 - 32);
+	uintptr_t next_leaf = FAKE(4, 0);
+	uint64_t count0 = shim_live_count();
+	cr_assert(shim_live_insert(page_end, 0x101, t));
+	cr_assert(shim_live_insert(leaf_end, 0x1ff, t));
+	cr_assert(shim_live_insert(next_leaf, 40, t));
+	cr_assert(shim_live_insert(FAKE(2, 1024 * 32 + 64), 48, t));
+	struct seen s = {0};
+	shim_live_lock_all();
+	shim_live_foreach_locked(see, &s);
+	shim_live_unlock_all();
+	int mine = 0;
+	for (int i = 0; i < s.n && i < 16; i++)
+		mine += s.b[i].trace == t;
+	cr_expect_eq(mine, 4, "walked %d blocks of t, not 4", mine);
+	cr_expect_eq(shim_live_count(), count0 + 4);
+	cr_expect_eq(take_size(page_end, &got), 0x101);
+	cr_expect_eq(take_size(leaf_end, &got), 0x1ff);
+	cr_expect_eq(take_size(next_leaf, &got), 40);
+	cr_expect_eq(take_size(FAKE(2, 1024 * 32 + 64), &got), 48);
+}
+
+Test(intern, a_block_made_inside_a_stale_long_block_frees_it)
+{
+	cr_assert(setup());
+	uintptr_t st[] = {0xf2};
+	struct shim_trace *t = intern(st, 1), *got;
+	uint64_t live0 = atomic_load(&shim_totals.live_bytes);
+	uint64_t count0 = shim_live_count();
+	/* A 4 KiB block freed behind the shim's back, and a block handed
+	 * out in its second granule, then one in its first. */
+	shim_record_alloc_trace((void *)FAKE(5, 0), 4096, t);
+	shim_record_alloc_trace((void *)FAKE(5, 48), 24, t);
+	cr_expect_eq(atomic_load(&t->s0.live_bytes), 24);
+	cr_expect_eq(shim_live_count(), count0 + 1);
+	shim_record_alloc_trace((void *)FAKE(5, 0), 8, t);
+	cr_expect_eq(take_size(FAKE(5, 0), &got), 8);
+	cr_expect_eq(take_size(FAKE(5, 48), &got), 24);
+	cr_expect_eq(shim_live_count(), count0);
+	cr_expect_eq(atomic_load(&shim_totals.live_bytes), live0 + 32);
+}
