@@ -68,9 +68,18 @@ static inline void after_alloc(void *p, size_t size, const struct shim_ctx *c)
 		return;
 	int e = errno;
 	shim_busy_add(1);
-	shim_record_alloc_ctx(p, size, c);
+	shim_record_alloc_ctx(shim_tls_peek(), p, size, c);
 	shim_busy_add(-1);
 	errno = e;
+}
+
+/* Whether t may trace at once: a thread state, not inside the shim, set
+ * up and tracing. */
+static inline bool fast_ok(struct shim_tls *t)
+{
+	return likely(t != NULL) && likely(!t->busy) &&
+	       likely(atomic_load_explicit(&shim_active,
+					   memory_order_relaxed));
 }
 
 /* Everything but the sampling fast path, out of line so that malloc()
@@ -78,6 +87,22 @@ static inline void after_alloc(void *p, size_t size, const struct shim_ctx *c)
 static __attribute__((noinline)) void *malloc_slow(size_t size,
 						   const struct shim_ctx *ctx)
 {
+	struct shim_tls *t = shim_tls_peek();
+	if (fast_ok(t)) {
+		/* shim_active implies the real functions are known. */
+		t->busy++;
+		t->inreal++;
+		void *p = shim_real.malloc(size);
+		t->inreal--;
+		if (likely(p != NULL) && (likely(!shim_opt.sample_rate) ||
+					  shim_sample_take(t, size))) {
+			int e = errno;
+			shim_record_alloc_ctx(t, p, size, ctx);
+			errno = e;
+		}
+		t->busy--;
+		return p;
+	}
 	if (unlikely(!shim_real.malloc)) {
 		shim_init();
 		if (!shim_real.malloc)
@@ -107,6 +132,18 @@ static __attribute__((noinline)) void free_slow(void *p)
 {
 	if (!p || unlikely(shim_bootstrap_owns(p)))
 		return;
+	struct shim_tls *t = shim_tls_peek();
+	if (fast_ok(t) && likely(!shim_opt.sample_rate)) {
+		int e = errno;
+		struct shim_block b;
+		t->busy++;
+		if (shim_live_take(t, (uintptr_t)p, &b))
+			shim_account_free_by(t, &b);
+		t->busy--;
+		errno = e;
+		shim_real.free(p);
+		return;
+	}
 	if (unlikely(!shim_real.free)) {
 		shim_init();
 		if (!shim_real.free)
@@ -186,22 +223,23 @@ EXPORT void *realloc(void *p, size_t size)
 	if (!tracing())
 		return shim_real.realloc(p, size);
 	shim_busy_add(1);
+	struct shim_tls *t = shim_tls_peek();
 	struct shim_block old;
 	bool traced = !shim_opt.sample_rate || shim_sample_maybe((uintptr_t)p);
-	bool had = traced && shim_live_remove((uintptr_t)p, &old);
+	bool had = traced && shim_live_take(t, (uintptr_t)p, &old);
 	void *q = shim_real.realloc(p, size);
 	int e = errno;
 	if (!q && size != 0) {
 		/* Failed: p is untouched, so its entry goes back as it was. */
 		if (had)
-			shim_live_insert(old.addr, old.size, old.trace);
+			shim_live_add(t, old.addr, old.size, old.trace);
 	} else {
 		/* Moved, resized in place, or freed by realloc(p, 0): like
 		 * Valgrind, one free of the old block and one allocation. */
 		if (had)
-			shim_account_free(&old);
+			shim_account_free_by(t, &old);
 		if (q && !sample_skip(size))
-			shim_record_alloc_ctx(q, size, &ctx);
+			shim_record_alloc_ctx(t, q, size, &ctx);
 	}
 	shim_busy_add(-1);
 	errno = e;

@@ -257,8 +257,8 @@ struct shim_trace *shim_trace_capture(void);
 /* The stack of the code that called a hook: pc is the hook's return
  * address, sp the caller's stack pointer after the return, bp its %rbp.
  * Reuses a memoized walk when it is still valid. */
-struct shim_trace *shim_trace_capture_from(uintptr_t pc, uintptr_t sp,
-					   uintptr_t bp);
+struct shim_trace *shim_trace_capture_from(struct shim_tls *t, uintptr_t pc,
+					   uintptr_t sp, uintptr_t bp);
 
 /* The caller's context, taken in a hook (which gets a frame pointer from
  * __builtin_frame_address): [fp] = caller's %rbp, [fp + 8] = return
@@ -273,6 +273,76 @@ struct shim_ctx {
 		(c).pc = (uintptr_t)fa_[1];                       \
 		(c).sp = (uintptr_t)(fa_ + 2);                    \
 	} while (0)
+/* Counts an allocation of (bytes, count) at t, or bytes freed, in the
+ * stripe of thread state me (the caller's, or NULL). */
+struct shim_stripe *shim_stripe_more(struct shim_trace *t, unsigned k,
+				     bool *own);
+static inline struct shim_stripe *shim_stripe_of(struct shim_tls *me,
+						 struct shim_trace *t,
+						 bool *own)
+{
+	unsigned k = me ? me->stripe : 0;
+	/* Only an owned stripe's thread may skip the atomics; a thread
+	 * without a state (cannot happen in a hook) uses them. */
+	*own = me && k != SHIM_SHARED_STRIPE;
+	if (likely(k == 0))
+		return &t->s0;
+	return shim_stripe_more(t, k, own);
+}
+
+/* Saves this stripe's bytes at the last global peak if a peak happened
+ * since it last changed (see the comment of struct shim_stripe). */
+static inline void shim_stripe_catch_up(struct shim_stripe *s)
+{
+	uint64_t g = atomic_load_explicit(&shim_totals.peak_gen,
+					  memory_order_relaxed);
+	if (atomic_load_explicit(&s->seen_gen, memory_order_relaxed) != g) {
+		atomic_store_explicit(
+			&s->peak_bytes,
+			atomic_load_explicit(&s->live_bytes,
+					     memory_order_relaxed),
+			memory_order_relaxed);
+		atomic_store_explicit(&s->seen_gen, g, memory_order_relaxed);
+	}
+}
+
+/* Stripe 0 has one writer (shim_thread.c): plain adds, published with
+ * relaxed stores for the snapshot's readers. Other stripes are shared. */
+#define SHIM_STRIPE_ADD(s, field, v, own)                                    \
+	do {                                                                 \
+		if (own)                                                     \
+			atomic_store_explicit(                               \
+				&(s)->field,                                 \
+				atomic_load_explicit(&(s)->field,            \
+						     memory_order_relaxed) + \
+					(v),                                 \
+				memory_order_relaxed);                       \
+		else                                                         \
+			atomic_fetch_add_explicit(&(s)->field, (v),          \
+						  memory_order_relaxed);     \
+	} while (0)
+
+static inline void shim_trace_count_alloc(struct shim_tls *me,
+					  struct shim_trace *t,
+					  uint64_t bytes, uint64_t count)
+{
+	bool own;
+	struct shim_stripe *s = shim_stripe_of(me, t, &own);
+	shim_stripe_catch_up(s);
+	SHIM_STRIPE_ADD(s, live_bytes, bytes, own);
+	SHIM_STRIPE_ADD(s, allocs, count, own);
+	SHIM_STRIPE_ADD(s, alloc_bytes, bytes, own);
+}
+
+static inline void shim_trace_count_free(struct shim_tls *me,
+					 struct shim_trace *t, uint64_t bytes)
+{
+	bool own;
+	struct shim_stripe *s = shim_stripe_of(me, t, &own);
+	shim_stripe_catch_up(s);
+	SHIM_STRIPE_ADD(s, live_bytes, -bytes, own);
+}
+
 void shim_trace_add(struct shim_trace *t, uint64_t size);
 void shim_trace_sub(struct shim_trace *t, uint64_t size);
 /* Sampling: estimated bytes and allocations of one traced block. */
@@ -323,6 +393,11 @@ uint64_t shim_table_count(void);
  */
 bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *t);
 bool shim_live_remove(uintptr_t addr, struct shim_block *out);
+/* The same for thread state t (the caller's, or NULL). */
+bool shim_live_add(struct shim_tls *t, uintptr_t addr, uint64_t size,
+		   struct shim_trace *tr);
+bool shim_live_take(struct shim_tls *t, uintptr_t addr,
+		    struct shim_block *out);
 /* Freezes the live blocks: nothing changes until shim_live_unlock_all. */
 void shim_live_lock_all(void);
 void shim_live_unlock_all(void);
@@ -338,12 +413,15 @@ void shim_live_init(void);
 uint64_t shim_live_count(void);
 
 /* shim_record.c: accounting called by the hooks. */
-/* Records a new block, its stack taken from the hook's caller context. */
-void shim_record_alloc_ctx(void *p, size_t size, const struct shim_ctx *c);
+/* Records a new block, its stack taken from the hook's caller context;
+ * me is the caller's thread state (or NULL). */
+void shim_record_alloc_ctx(struct shim_tls *me, void *p, size_t size,
+			   const struct shim_ctx *c);
 /* The same with the trace already known. */
 void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t);
 /* Counts a block already taken out of the table as freed. */
 void shim_account_free(const struct shim_block *b);
+void shim_account_free_by(struct shim_tls *me, const struct shim_block *b);
 
 /* A live block as the snapshot writes it (sorted by address). */
 struct shim_blk {

@@ -22,8 +22,8 @@ static inline uint64_t coarse_ns(void)
 #define BUMP(field, v) \
 	__atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
 
-/* Notes live as the peak if it is one. */
-static void note_peak(uint64_t live)
+/* Notes live as the new peak (the caller saw it above the old one). */
+static __attribute__((noinline)) void new_peak(uint64_t live)
 {
 	uint64_t peak = atomic_load_explicit(&shim_totals.peak_bytes,
 					     memory_order_relaxed);
@@ -38,6 +38,14 @@ static void note_peak(uint64_t live)
 			break;
 		}
 	}
+}
+
+/* Notes live as the peak if it is one. */
+static inline void note_peak(uint64_t live)
+{
+	if (unlikely(live > atomic_load_explicit(&shim_totals.peak_bytes,
+						 memory_order_relaxed)))
+		new_peak(live);
 }
 
 /*
@@ -61,9 +69,8 @@ static inline uint64_t fold(int64_t d)
 	       (uint64_t)d;
 }
 
-static inline void live_change(int64_t delta)
+static inline void live_change(struct shim_tls *me, int64_t delta)
 {
-	struct shim_tls *me = shim_tls_peek();
 	uint64_t live;
 	if (unlikely(!me)) {
 		live = fold(delta);
@@ -104,26 +111,11 @@ uint64_t shim_live_bytes(void)
 	return n;
 }
 
-static inline void global_add(uint64_t size)
-{
-	live_change((int64_t)size);
-}
-
 /* Every 256th event of a thread looks at the clock for the timeline. */
 static inline void count_event(struct shim_tls *t)
 {
 	if ((BUMP(t->events, 1), t->events & 255) == 0)
 		shim_timeline_tick();
-}
-
-void shim_record_alloc_ctx(void *p, size_t size, const struct shim_ctx *c)
-{
-	struct shim_trace *t = shim_trace_capture_from(c->pc, c->sp, c->bp);
-	if (unlikely(!t)) {
-		shim_fail("out of memory for stack traces", ENOMEM);
-		return;
-	}
-	shim_record_alloc_trace(p, size, t);
 }
 
 /* With sampling, a traced block stands for 1/pi of its kind: its bytes and
@@ -134,42 +126,60 @@ static inline uint64_t weighted(uint64_t size, double w)
 	return (uint64_t)(size * w + 0.5);
 }
 
-void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t)
+static inline void record_alloc(struct shim_tls *me, void *p, size_t size,
+				struct shim_trace *t)
 {
-	struct shim_tls *me = shim_tls_peek();
 	if (unlikely(shim_opt.sample_rate)) {
 		double w = shim_sample_weight(size);
 		uint64_t wb = weighted(size, w);
-		shim_trace_add_weighted(t, wb, weighted(1, w));
-		global_add(wb);
+		shim_trace_count_alloc(me, t, wb, weighted(1, w));
+		live_change(me, (int64_t)wb);
 		shim_sample_note((uintptr_t)p, +1);
 	} else {
-		shim_trace_add(t, size);
-		global_add(size);
+		shim_trace_count_alloc(me, t, size, 1);
+		live_change(me, (int64_t)size);
 	}
 	if (likely(me != NULL)) {
 		BUMP(me->allocs, 1);
 		BUMP(me->alloc_bytes, size);
 		count_event(me);
 	}
-	if (unlikely(!shim_live_insert((uintptr_t)p, size, t))) {
+	if (unlikely(!shim_live_add(me, (uintptr_t)p, size, t)))
 		shim_fail("out of memory for the live-block table", ENOMEM);
-		return;
-	}
 }
 
-void shim_account_free(const struct shim_block *b)
+void shim_record_alloc_trace(void *p, size_t size, struct shim_trace *t)
+{
+	record_alloc(shim_tls_peek(), p, size, t);
+}
+
+void shim_record_alloc_ctx(struct shim_tls *me, void *p, size_t size,
+			   const struct shim_ctx *c)
+{
+	struct shim_trace *t = shim_trace_capture_from(me, c->pc, c->sp, c->bp);
+	if (unlikely(!t)) {
+		shim_fail("out of memory for stack traces", ENOMEM);
+		return;
+	}
+	record_alloc(me, p, size, t);
+}
+
+void shim_account_free_by(struct shim_tls *me, const struct shim_block *b)
 {
 	uint64_t bytes = b->size;
 	if (unlikely(shim_opt.sample_rate)) {
 		bytes = weighted(b->size, shim_sample_weight(b->size));
 		shim_sample_note(b->addr, -1);
 	}
-	shim_trace_sub(b->trace, bytes);
-	live_change(-(int64_t)bytes);
-	struct shim_tls *me = shim_tls_peek();
+	shim_trace_count_free(me, b->trace, bytes);
+	live_change(me, -(int64_t)bytes);
 	if (likely(me != NULL)) {
 		BUMP(me->frees, 1);
 		count_event(me);
 	}
+}
+
+void shim_account_free(const struct shim_block *b)
+{
+	shim_account_free_by(shim_tls_peek(), b);
 }

@@ -165,8 +165,10 @@ static inline bool memo_valid(const struct shim_memo *m)
 	return true;
 }
 
-struct shim_trace *shim_trace_capture_from(uintptr_t pc, uintptr_t sp,
-					   uintptr_t bp)
+/* The memo missed: walk the stack, and remember the walk in a way of t's
+ * memo. */
+static __attribute__((noinline)) struct shim_trace *
+capture_slow(struct shim_tls *t, uintptr_t pc, uintptr_t sp, uintptr_t bp)
 {
 	if (unlikely(!setup()))
 		return NULL;
@@ -174,17 +176,8 @@ struct shim_trace *shim_trace_capture_from(uintptr_t pc, uintptr_t sp,
 	 * like), or asked to walk frame pointers: the general path. */
 	if (unlikely((pc >= self_start && pc < self_end) || shim_opt.unwind_fp))
 		return shim_trace_capture();
-	struct shim_tls *t = shim_tls_peek();
 	if (unlikely(!t))
 		return shim_trace_capture();
-	for (int w = 0; w < SHIM_MEMO_WAYS; w++) {
-		struct shim_memo *m = &t->memo[w];
-		/* The walk depends on the starting %rbp only if it used it
-		 * (code built without frame pointers keeps data there). */
-		if (m->trace && m->pc == pc && m->sp == sp &&
-		    (m->bp == bp || !m->log.used_bp) && memo_valid(m))
-			return m->trace;
-	}
 	struct shim_memo *m = &t->memo[t->victim++ % SHIM_MEMO_WAYS];
 	m->trace = NULL;
 	m->log.n = 0;
@@ -202,16 +195,30 @@ struct shim_trace *shim_trace_capture_from(uintptr_t pc, uintptr_t sp,
 	return tr;
 }
 
-/* This thread's stripe of t's counters (see shim_internal.h). */
-static inline struct shim_stripe *stripe_of(struct shim_trace *t, bool *own)
+struct shim_trace *shim_trace_capture_from(struct shim_tls *t, uintptr_t pc,
+					   uintptr_t sp, uintptr_t bp)
 {
-	struct shim_tls *me = shim_tls_peek();
-	unsigned k = me ? me->stripe : 0;
-	/* Only an owned stripe's thread may skip the atomics; a thread
-	 * without a state (cannot happen in a hook) uses them. */
-	*own = me && k != SHIM_SHARED_STRIPE;
-	if (likely(k == 0))
-		return &t->s0;
+	/* Memos are only made once set up, for callers outside the shim,
+	 * when walking CFI: a hit needs no more checks. */
+	if (likely(t != NULL)) {
+		for (int w = 0; w < SHIM_MEMO_WAYS; w++) {
+			struct shim_memo *m = &t->memo[w];
+			/* The walk depends on the starting %rbp only if it
+			 * used it (code built without frame pointers keeps
+			 * data there). */
+			if (m->trace && m->pc == pc && m->sp == sp &&
+			    (m->bp == bp || !m->log.used_bp) && memo_valid(m))
+				return m->trace;
+		}
+	}
+	return capture_slow(t, pc, sp, bp);
+}
+
+/* Stripe k (1 ..) of t's counters, made at its first use (see
+ * shim_internal.h). */
+struct shim_stripe *shim_stripe_more(struct shim_trace *t, unsigned k,
+				     bool *own)
+{
 	struct shim_stripe *m =
 		atomic_load_explicit(&t->more, memory_order_acquire);
 	if (unlikely(!m)) {
@@ -234,60 +241,20 @@ static inline struct shim_stripe *stripe_of(struct shim_trace *t, bool *own)
 	return &m[k - 1];
 }
 
-/* Saves this stripe's bytes at the last global peak if a peak happened
- * since it last changed (see the header comment). */
-static inline void catch_up(struct shim_stripe *s)
-{
-	uint64_t g = atomic_load_explicit(&shim_totals.peak_gen,
-					  memory_order_relaxed);
-	if (atomic_load_explicit(&s->seen_gen, memory_order_relaxed) != g) {
-		atomic_store_explicit(
-			&s->peak_bytes,
-			atomic_load_explicit(&s->live_bytes,
-					     memory_order_relaxed),
-			memory_order_relaxed);
-		atomic_store_explicit(&s->seen_gen, g, memory_order_relaxed);
-	}
-}
-
 void shim_trace_add(struct shim_trace *t, uint64_t size)
 {
-	shim_trace_add_weighted(t, size, 1);
+	shim_trace_count_alloc(shim_tls_peek(), t, size, 1);
 }
-
-/* Stripe 0 has one writer (shim_thread.c): plain adds, published with
- * relaxed stores for the snapshot's readers. Other stripes are shared. */
-#define STRIPE_ADD(s, field, v, own)                                         \
-	do {                                                                 \
-		if (own)                                                     \
-			atomic_store_explicit(                               \
-				&(s)->field,                                 \
-				atomic_load_explicit(&(s)->field,            \
-						     memory_order_relaxed) + \
-					(v),                                 \
-				memory_order_relaxed);                       \
-		else                                                         \
-			atomic_fetch_add_explicit(&(s)->field, (v),          \
-						  memory_order_relaxed);     \
-	} while (0)
 
 void shim_trace_add_weighted(struct shim_trace *t, uint64_t bytes,
 			     uint64_t count)
 {
-	bool own;
-	struct shim_stripe *s = stripe_of(t, &own);
-	catch_up(s);
-	STRIPE_ADD(s, live_bytes, bytes, own);
-	STRIPE_ADD(s, allocs, count, own);
-	STRIPE_ADD(s, alloc_bytes, bytes, own);
+	shim_trace_count_alloc(shim_tls_peek(), t, bytes, count);
 }
 
 void shim_trace_sub(struct shim_trace *t, uint64_t size)
 {
-	bool own;
-	struct shim_stripe *s = stripe_of(t, &own);
-	catch_up(s);
-	STRIPE_ADD(s, live_bytes, -size, own);
+	shim_trace_count_free(shim_tls_peek(), t, size);
 }
 
 /* Calls fn on each stripe t has. */

@@ -4,7 +4,7 @@
  * Two stores. Most blocks are in a direct map from address to a word (see
  * "the direct map" below): no hashing, no probing, and the words of blocks
  * that lie side by side in the heap lie side by side too. The others
- * (2 MiB or more, odd addresses) are in a hash table: 256 shards, each an
+ * (2 GiB or more, odd addresses, two in a granule) are in a hash table: 256 shards, each an
  * open-addressing table with linear probing and backward-shift deletion
  * (no tombstones), behind its own spinlock; tables grow by rehashing into
  * a fresh mmap'd array.
@@ -310,6 +310,18 @@ static void *map_noreserve(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* addr's leaf if it has one (addr mappable). */
+static inline struct leaf *leaf_peek(uintptr_t addr)
+{
+	struct mid *m =
+		atomic_load_explicit(&top[addr >> MID_SHIFT], memory_order_acquire);
+	if (unlikely(!m))
+		return NULL;
+	return atomic_load_explicit(
+		&m->leaf[(addr >> LEAF_SHIFT) & (MID_LEAVES - 1)],
+		memory_order_acquire);
+}
+
 /* addr's leaf, or NULL; made when create is set (NULL if out of memory). */
 static struct leaf *leaf_of(uintptr_t addr, bool create)
 {
@@ -445,25 +457,29 @@ void shim_live_init(void)
 		      0;
 }
 
-static inline void op_begin(struct shim_tls *t)
+/* Raises t's in_op; whether no freeze is on (else t's in_op is down). */
+static inline bool op_try(struct shim_tls *t)
+{
+	atomic_store_explicit(&t->in_op, 1, memory_order_relaxed);
+	if (likely(light_fence))
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+	if (likely(!atomic_load_explicit(&frozen, memory_order_acquire)))
+		return true;
+	atomic_store_explicit(&t->in_op, 0, memory_order_release);
+	return false;
+}
+
+static void op_begin(struct shim_tls *t)
 {
 	if (unlikely(!t)) {
 		spin_lock(&anon_lock);
 		return;
 	}
-	for (;;) {
-		atomic_store_explicit(&t->in_op, 1, memory_order_relaxed);
-		if (likely(light_fence))
-			atomic_signal_fence(memory_order_seq_cst);
-		else
-			atomic_thread_fence(memory_order_seq_cst);
-		if (likely(!atomic_load_explicit(&frozen,
-						 memory_order_acquire)))
-			return;
-		atomic_store_explicit(&t->in_op, 0, memory_order_release);
+	while (!op_try(t))
 		while (atomic_load_explicit(&frozen, memory_order_acquire))
 			sched_yield();
-	}
 }
 
 static inline void op_end(struct shim_tls *t)
@@ -511,9 +527,12 @@ static void drop_stale(struct shim_tls *t, struct leaf *l, unsigned i)
 		forget_stale(&stale);
 }
 
-bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *tr)
+/* Everything shim_live_add's fast path leaves: no state, a freeze, a new
+ * leaf, stale words, the hash table. */
+static __attribute__((noinline)) bool add_slow(struct shim_tls *t,
+					       uintptr_t addr, uint64_t size,
+					       struct shim_trace *tr)
 {
-	struct shim_tls *t = shim_tls_peek();
 	uint32_t w = mappable(addr) ? word_for(addr, size, tr) : 0;
 	struct leaf *l = w ? leaf_of(addr, true) : NULL;
 	bool ok = true;
@@ -559,9 +578,33 @@ out:
 	return ok;
 }
 
-bool shim_live_remove(uintptr_t addr, struct shim_block *out)
+bool shim_live_add(struct shim_tls *t, uintptr_t addr, uint64_t size,
+		   struct shim_trace *tr)
 {
-	struct shim_tls *t = shim_tls_peek();
+	uint32_t w = mappable(addr) ? word_for(addr, size, tr) : 0;
+	struct leaf *l = w ? leaf_peek(addr) : NULL;
+	if (likely(l && t) && likely(op_try(t))) {
+		unsigned i = index_of(addr);
+		if (likely(!l->w[i]) &&
+		    (!(w & W_LONG) || i + 1 == LEAF_WORDS ||
+		     likely(!(l->w[i + 1] & W_BLOCK)))) {
+			l->w[i] = w;
+			if (w & W_LONG)
+				l->w[i + 1] = (uint32_t)size << 1;
+			count_add(t, 1);
+			mark_used(l, i);
+			op_end(t);
+			return true;
+		}
+		op_end(t);
+	}
+	return add_slow(t, addr, size, tr);
+}
+
+static __attribute__((noinline)) bool take_slow(struct shim_tls *t,
+						uintptr_t addr,
+						struct shim_block *out)
+{
 	struct leaf *l = mappable(addr) ? leaf_of(addr, false) : NULL;
 	bool found = false;
 	op_begin(t);
@@ -571,6 +614,42 @@ bool shim_live_remove(uintptr_t addr, struct shim_block *out)
 		found = shim_table_remove(addr, out);
 	op_end(t);
 	return found;
+}
+
+bool shim_live_take(struct shim_tls *t, uintptr_t addr, struct shim_block *out)
+{
+	struct leaf *l = mappable(addr) ? leaf_peek(addr) : NULL;
+	if (likely(l && t) && likely(op_try(t))) {
+		unsigned i = index_of(addr);
+		uint32_t w = l->w[i];
+		struct shim_trace *tr = shim_trace_by_id(w >> W_ID_SHIFT);
+		if (likely(starts_at(w, addr) && tr)) {
+			out->addr = addr;
+			out->trace = tr;
+			if (w & W_LONG) {
+				out->size = l->w[i + 1] >> 1;
+				l->w[i + 1] = 0;
+			} else {
+				out->size = (w >> W_SIZE_SHIFT) & W_SHORT_MAX;
+			}
+			l->w[i] = 0;
+			count_add(t, -1);
+			op_end(t);
+			return true;
+		}
+		op_end(t);
+	}
+	return take_slow(t, addr, out);
+}
+
+bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *tr)
+{
+	return shim_live_add(shim_tls_peek(), addr, size, tr);
+}
+
+bool shim_live_remove(uintptr_t addr, struct shim_block *out)
+{
+	return shim_live_take(shim_tls_peek(), addr, out);
 }
 
 void shim_live_lock_all(void)

@@ -97,9 +97,10 @@ __attribute__((noinline)) void site_steps(void *p)
 	kept[6] = p;
 }
 
-/* Across the 2 MiB past which the shim keeps blocks in its hash table
- * rather than its direct map: 1000 -> 3 MiB -> 500 bytes, kept; 4 MiB
- * kept; 3 MiB freed. */
+/* Sizes whose word in the shim's direct map keeps them in a word of
+ * their own (64 bytes or more), and once kept them in its hash table
+ * (2 MiB or more): 1000 -> 3 MiB -> 500 bytes, kept; 4 MiB kept; 3 MiB
+ * freed. */
 __attribute__((noinline)) void site_big(void)
 {
 	char *p = malloc(1000);
