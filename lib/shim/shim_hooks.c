@@ -45,11 +45,11 @@ static inline bool sample_skip(size_t size)
 }
 
 /*
- * The sampling fast path for malloc: an allocation the countdown does not
- * reach costs one load of the thread's state and a subtraction. Returns
- * true when it handled the call (*out set).
+ * The sampling fast path for malloc: whether the countdown does not reach
+ * this allocation, which then costs one load of the thread's state and a
+ * subtraction.
  */
-static inline bool sampled_out(size_t size, void **out)
+static inline bool sampled_out(size_t size)
 {
 	struct shim_tls *t = shim_tls_peek();
 	if (unlikely(!t || t->busy ||
@@ -58,7 +58,6 @@ static inline bool sampled_out(size_t size, void **out)
 	if (unlikely(!t->rng) || (int64_t)size >= t->sample_left)
 		return false; /* the slow path counts down and may trace */
 	t->sample_left -= (int64_t)size;
-	*out = shim_real.malloc(size);
 	return true;
 }
 
@@ -82,11 +81,19 @@ static inline bool fast_ok(struct shim_tls *t)
 					   memory_order_relaxed));
 }
 
-/* Everything but the sampling fast path, out of line so that malloc()
- * itself stays small (no register saves for an untraced call). */
-static __attribute__((noinline)) void *malloc_slow(size_t size,
-						   const struct shim_ctx *ctx)
+/*
+ * Everything but the sampling fast path, out of line so that malloc()
+ * itself stays small: no frame, no register saves for an untraced call.
+ * malloc jumps here (a tail call), so this function's return address is
+ * malloc's caller's; were it called instead (no tail calls, as at -O0),
+ * the context would point into the shim and the stack would be taken the
+ * general way, which skips the shim's frames.
+ */
+static __attribute__((noinline)) void *malloc_slow(size_t size)
 {
+	struct shim_ctx c;
+	SHIM_CALLER_CTX(c);
+	const struct shim_ctx *ctx = &c;
 	struct shim_tls *t = shim_tls_peek();
 	if (fast_ok(t)) {
 		/* shim_active implies the real functions are known. */
@@ -120,12 +127,9 @@ static __attribute__((noinline)) void *malloc_slow(size_t size,
 
 EXPORT void *malloc(size_t size)
 {
-	void *fast;
-	if (unlikely(shim_opt.sample_rate) && sampled_out(size, &fast))
-		return fast;
-	struct shim_ctx ctx;
-	SHIM_CALLER_CTX(ctx);
-	return malloc_slow(size, &ctx);
+	if (unlikely(shim_opt.sample_rate) && sampled_out(size))
+		return shim_real.malloc(size);
+	return malloc_slow(size);
 }
 
 static __attribute__((noinline)) void free_slow(void *p)

@@ -519,10 +519,12 @@ void shim_sample_note(uintptr_t p, int delta);
 /* The counting filter of traced blocks' addresses (NULL: not sampling). */
 #define SHIM_FILTER_BITS 20
 extern _Atomic unsigned char *shim_sample_filter;
+/* A slot per 16 bytes of 16 MiB: blocks side by side share cache lines
+ * of the filter (a hash would spread a small heap over all of it), and
+ * addresses 16 MiB apart share a slot, which only costs a lookup. */
 static inline size_t shim_sample_slot(uintptr_t p)
 {
-	uint64_t x = (uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ull;
-	return (size_t)(x >> (64 - SHIM_FILTER_BITS));
+	return (size_t)(p >> 4) & ((1u << SHIM_FILTER_BITS) - 1);
 }
 /* false when p is certainly not a traced block. */
 static inline bool shim_sample_maybe(uintptr_t p)
