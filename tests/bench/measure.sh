@@ -140,9 +140,11 @@ for k in 1 1000 10000 100000 200000 400000; do
 	extra=$((STEADY - bare))
 	[ -n "$base" ] || base=$extra
 	[ $k = 10000 ] && base10=$extra
+	# expect: the trace (its header, as sizeof says, 8 bytes a frame,
+	# 16-byte rounded) and its id's slot.
 	awk -v k=$k -v f=$frames -v s=$STEADY -v e=$extra -v base=$base \
-		-v b10="$base10" 'BEGIN {
-		x = 72 + 8 * f; x = int((x + 15) / 16) * 16
+		-v b10="$base10" -v hdr="${s_tr:-104}" 'BEGIN {
+		x = hdr + 8 * f; x = int((x + 15) / 16) * 16 + 8
 		printf "%9d %7d %10.1f %10.1f %12s %12s %14d\n", k, f, s / 1024, e / 1024,
 			(k > 1 ? sprintf("%.1f", (e - base) * 1024 / (k - 1)) : "-"),
 			(k > 10000 && b10 != "" ? sprintf("%.1f", (e - b10) * 1024 / (k - 10000)) : "-"), x }'
