@@ -476,21 +476,8 @@ static void json_site(struct mp_json *j, const struct mp_check_result *r)
 		mp_json_null(j);
 		return;
 	}
-	const struct mp_resolved_frame *f = &r->site;
 	mp_json_begin_object(j);
-	mp_json_kv_string(j, "function", f->function);
-	mp_json_kv_string(j, "file", f->file);
-	mp_json_key(j, "line");
-	if (f->line)
-		mp_json_uint(j, f->line);
-	else
-		mp_json_null(j);
-	mp_json_kv_string(j, "module", f->module);
-	mp_json_key(j, "address");
-	if (f->address)
-		mp_json_hex(j, f->address);
-	else
-		mp_json_null(j);
+	mp_json_frame_fields(j, &r->site);
 	mp_json_end_object(j);
 }
 

@@ -203,7 +203,7 @@ struct warmer {
 	bool busy;	     /* guarded by lock: inside mp_symcache_warm() */
 	char **seen;	     /* files already warmed; the thread's own */
 	size_t nseen, capseen;
-	char exe[PATH_MAX];  /* the program's file, warmed first */
+	char exe[PATH_MAX]; /* the program's file, warmed first */
 	struct timespec start;
 };
 

@@ -162,6 +162,25 @@ static __attribute__((unused)) bool tu_function_entry(
 	return found;
 }
 
+/* Expects function fn's group in s to hold exactly these live bytes and
+ * blocks, and to have made these allocations of alloc_bytes in all. */
+static __attribute__((unused)) void tu_expect_site(
+	const struct mp_snapshot *s, const char *fn, uint64_t bytes,
+	uint64_t blocks, uint64_t allocs, uint64_t alloc_bytes)
+{
+	struct mp_profile_entry e;
+	cr_assert(tu_function_entry(s, fn, &e), "no call site in %s", fn);
+	cr_expect_eq(e.bytes, bytes, "%s: %lu live bytes, expected %lu", fn,
+		     (unsigned long)e.bytes, (unsigned long)bytes);
+	cr_expect_eq(e.blocks, blocks, "%s: %lu blocks, expected %lu", fn,
+		     (unsigned long)e.blocks, (unsigned long)blocks);
+	cr_expect_eq(e.allocs, allocs, "%s: %lu allocs, expected %lu", fn,
+		     (unsigned long)e.allocs, (unsigned long)allocs);
+	cr_expect_eq(e.alloc_bytes, alloc_bytes,
+		     "%s: %lu bytes allocated, expected %lu", fn,
+		     (unsigned long)e.alloc_bytes, (unsigned long)alloc_bytes);
+}
+
 /* Whether some stack of snap has a frame in function fn below a frame in
  * function caller (anywhere further out). */
 static __attribute__((unused)) bool tu_stack_has(const struct mp_snapshot *snap,

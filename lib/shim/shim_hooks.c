@@ -77,8 +77,7 @@ static inline void after_alloc(void *p, size_t size, const struct shim_ctx *c)
 static inline bool fast_ok(struct shim_tls *t)
 {
 	return likely(t != NULL) && likely(!t->busy) &&
-	       likely(atomic_load_explicit(&shim_active,
-					   memory_order_relaxed));
+	       likely(atomic_load_explicit(&shim_active, memory_order_relaxed));
 }
 
 /*

@@ -273,8 +273,8 @@ struct shim_ctx {
 		(c).pc = (uintptr_t)fa_[1];                       \
 		(c).sp = (uintptr_t)(fa_ + 2);                    \
 	} while (0)
-/* Counts an allocation of (bytes, count) at t, or bytes freed, in the
- * stripe of thread state me (the caller's, or NULL). */
+/* Thread state me's stripe of t's counters (me: the caller's, or NULL);
+ * stripes past the first are made at their first use. */
 struct shim_stripe *shim_stripe_more(struct shim_trace *t, unsigned k,
 				     bool *own);
 static inline struct shim_stripe *shim_stripe_of(struct shim_tls *me,
@@ -322,9 +322,11 @@ static inline void shim_stripe_catch_up(struct shim_stripe *s)
 						  memory_order_relaxed);     \
 	} while (0)
 
+/* Counts an allocation of (bytes, count) at t, or bytes freed, in me's
+ * stripe. With sampling, bytes and count are the block's estimates. */
 static inline void shim_trace_count_alloc(struct shim_tls *me,
-					  struct shim_trace *t,
-					  uint64_t bytes, uint64_t count)
+					  struct shim_trace *t, uint64_t bytes,
+					  uint64_t count)
 {
 	bool own;
 	struct shim_stripe *s = shim_stripe_of(me, t, &own);
@@ -343,11 +345,6 @@ static inline void shim_trace_count_free(struct shim_tls *me,
 	SHIM_STRIPE_ADD(s, live_bytes, -bytes, own);
 }
 
-void shim_trace_add(struct shim_trace *t, uint64_t size);
-void shim_trace_sub(struct shim_trace *t, uint64_t size);
-/* Sampling: estimated bytes and allocations of one traced block. */
-void shim_trace_add_weighted(struct shim_trace *t, uint64_t bytes,
-			     uint64_t count);
 /* Iterates every trace (no order); fn returns nothing. */
 void shim_trace_foreach(void (*fn)(struct shim_trace *t, void *ctx), void *ctx);
 uint64_t shim_trace_count(void);
@@ -360,9 +357,10 @@ extern _Atomic(struct shim_trace **) shim_trace_ids[SHIM_ID_PAGES];
 /* The trace with that id, or NULL (a word that is not one). */
 static inline struct shim_trace *shim_trace_by_id(uint32_t id)
 {
-	struct shim_trace **pg = atomic_load_explicit(
-		&shim_trace_ids[(id >> SHIM_ID_PAGE_BITS) & (SHIM_ID_PAGES - 1)],
-		memory_order_acquire);
+	struct shim_trace **pg =
+		atomic_load_explicit(&shim_trace_ids[(id >> SHIM_ID_PAGE_BITS) &
+						     (SHIM_ID_PAGES - 1)],
+				     memory_order_acquire);
 	return pg ? pg[id & ((1u << SHIM_ID_PAGE_BITS) - 1)] : NULL;
 }
 uint64_t shim_trace_peak_bytes(const struct shim_trace *t);
@@ -396,14 +394,12 @@ bool shim_live_remove(uintptr_t addr, struct shim_block *out);
 /* The same for thread state t (the caller's, or NULL). */
 bool shim_live_add(struct shim_tls *t, uintptr_t addr, uint64_t size,
 		   struct shim_trace *tr);
-bool shim_live_take(struct shim_tls *t, uintptr_t addr,
-		    struct shim_block *out);
+bool shim_live_take(struct shim_tls *t, uintptr_t addr, struct shim_block *out);
 /* Freezes the live blocks: nothing changes until shim_live_unlock_all. */
 void shim_live_lock_all(void);
 void shim_live_unlock_all(void);
 /* Every live block; between shim_live_lock_all and _unlock_all only. */
-void shim_live_foreach_locked(void (*fn)(const struct shim_block *b,
-					 void *ctx),
+void shim_live_foreach_locked(void (*fn)(const struct shim_block *b, void *ctx),
 			      void *ctx);
 /* After fork, in the child: every lock free. */
 void shim_live_reset_locks(void);

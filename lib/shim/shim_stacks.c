@@ -77,9 +77,9 @@ static uint32_t give_id(struct shim_trace *t)
 	if (atomic_load_explicit(&last_id, memory_order_relaxed) >=
 	    (1u << SHIM_TRACE_ID_BITS) - 1)
 		return 0;
-	uint32_t id = atomic_fetch_add_explicit(&last_id, 1,
-						memory_order_relaxed) +
-		      1;
+	uint32_t id =
+		atomic_fetch_add_explicit(&last_id, 1, memory_order_relaxed) +
+		1;
 	if (id >= 1u << SHIM_TRACE_ID_BITS)
 		return 0;
 	_Atomic(struct shim_trace **) *slot =
@@ -167,8 +167,8 @@ static inline bool memo_valid(const struct shim_memo *m)
 
 /* The memo missed: walk the stack, and remember the walk in a way of t's
  * memo. */
-static __attribute__((noinline)) struct shim_trace *
-capture_slow(struct shim_tls *t, uintptr_t pc, uintptr_t sp, uintptr_t bp)
+static __attribute__((noinline)) struct shim_trace *capture_slow(
+	struct shim_tls *t, uintptr_t pc, uintptr_t sp, uintptr_t bp)
 {
 	if (unlikely(!setup()))
 		return NULL;
@@ -239,22 +239,6 @@ struct shim_stripe *shim_stripe_more(struct shim_trace *t, unsigned k,
 			m = n; /* else m is the winner's; ours is wasted */
 	}
 	return &m[k - 1];
-}
-
-void shim_trace_add(struct shim_trace *t, uint64_t size)
-{
-	shim_trace_count_alloc(shim_tls_peek(), t, size, 1);
-}
-
-void shim_trace_add_weighted(struct shim_trace *t, uint64_t bytes,
-			     uint64_t count)
-{
-	shim_trace_count_alloc(shim_tls_peek(), t, bytes, count);
-}
-
-void shim_trace_sub(struct shim_trace *t, uint64_t size)
-{
-	shim_trace_count_free(shim_tls_peek(), t, size);
 }
 
 /* Calls fn on each stripe t has. */

@@ -4,10 +4,10 @@
  * Two stores. Most blocks are in a direct map from address to a word (see
  * "the direct map" below): no hashing, no probing, and the words of blocks
  * that lie side by side in the heap lie side by side too. The others
- * (2 GiB or more, odd addresses, two in a granule) are in a hash table: 256 shards, each an
- * open-addressing table with linear probing and backward-shift deletion
- * (no tombstones), behind its own spinlock; tables grow by rehashing into
- * a fresh mmap'd array.
+ * (2 GiB or more, odd addresses, two in a granule) are in a hash table: 256
+ * shards, each an open-addressing table with linear probing and backward-shift
+ * deletion (no tombstones), behind its own spinlock; tables grow by rehashing
+ * into a fresh mmap'd array.
  *
  * A block freed behind the shim's back (its address handed out again
  * without a free the hooks saw) is found stale when the address is
@@ -135,7 +135,7 @@ static void delete_at(struct shard *s, size_t i)
  * live bytes (see the header). */
 static void forget_stale(const struct shim_block *b)
 {
-	shim_trace_sub(b->trace, b->size);
+	shim_trace_count_free(shim_tls_peek(), b->trace, b->size);
 	atomic_fetch_sub_explicit(&shim_totals.live_bytes, b->size,
 				  memory_order_relaxed);
 }
@@ -270,14 +270,14 @@ void shim_table_reset_locks(void)
  * address range the heap ever spanned, a page per region for large blocks
  * far apart.
  */
-#define MAP_GRAN 5		/* 32-byte granules */
-#define LEAF_SHIFT 18		/* a leaf maps 256 KiB (its words: 32 KiB) */
-#define MID_SHIFT 30		/* a mid maps 1 GiB */
+#define MAP_GRAN 5    /* 32-byte granules */
+#define LEAF_SHIFT 18 /* a leaf maps 256 KiB (its words: 32 KiB) */
+#define MID_SHIFT 30  /* a mid maps 1 GiB */
 #define ADDR_BITS 47
 #define LEAF_WORDS (1u << (LEAF_SHIFT - MAP_GRAN))
 #define MID_LEAVES (1u << (MID_SHIFT - LEAF_SHIFT))
 #define TOP_MIDS (1u << (ADDR_BITS - MID_SHIFT))
-#define PAGE_WORDS 1024u	/* 4 KiB of words */
+#define PAGE_WORDS 1024u /* 4 KiB of words */
 #define LEAF_PAGES (LEAF_WORDS / PAGE_WORDS)
 #define W_BLOCK 1u
 #define W_HALF 2u
@@ -313,8 +313,8 @@ static void *map_noreserve(size_t len)
 /* addr's leaf if it has one (addr mappable). */
 static inline struct leaf *leaf_peek(uintptr_t addr)
 {
-	struct mid *m =
-		atomic_load_explicit(&top[addr >> MID_SHIFT], memory_order_acquire);
+	struct mid *m = atomic_load_explicit(&top[addr >> MID_SHIFT],
+					     memory_order_acquire);
 	if (unlikely(!m))
 		return NULL;
 	return atomic_load_explicit(
@@ -353,7 +353,8 @@ static struct leaf *leaf_of(uintptr_t addr, bool create)
 			struct leaf *head = atomic_load(&leaves);
 			do
 				n->next = head;
-			while (!atomic_compare_exchange_weak(&leaves, &head, n));
+			while (!atomic_compare_exchange_weak(&leaves, &head,
+							     n));
 		} else {
 			munmap(n, sizeof(*n));
 		}
@@ -453,8 +454,8 @@ static long membarrier(int cmd)
 
 void shim_live_init(void)
 {
-	light_fence = membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) ==
-		      0;
+	light_fence =
+		membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
 }
 
 /* Raises t's in_op; whether no freeze is on (else t's in_op is down). */
@@ -585,9 +586,8 @@ bool shim_live_add(struct shim_tls *t, uintptr_t addr, uint64_t size,
 	struct leaf *l = w ? leaf_peek(addr) : NULL;
 	if (likely(l && t) && likely(op_try(t))) {
 		unsigned i = index_of(addr);
-		if (likely(!l->w[i]) &&
-		    (!(w & W_LONG) || i + 1 == LEAF_WORDS ||
-		     likely(!(l->w[i + 1] & W_BLOCK)))) {
+		if (likely(!l->w[i]) && (!(w & W_LONG) || i + 1 == LEAF_WORDS ||
+					 likely(!(l->w[i + 1] & W_BLOCK)))) {
 			l->w[i] = w;
 			if (w & W_LONG)
 				l->w[i + 1] = (uint32_t)size << 1;
@@ -622,8 +622,10 @@ bool shim_live_take(struct shim_tls *t, uintptr_t addr, struct shim_block *out)
 	if (likely(l && t) && likely(op_try(t))) {
 		unsigned i = index_of(addr);
 		uint32_t w = l->w[i];
-		struct shim_trace *tr = shim_trace_by_id(w >> W_ID_SHIFT);
-		if (likely(starts_at(w, addr) && tr)) {
+		struct shim_trace *tr =
+			starts_at(w, addr) ? shim_trace_by_id(w >> W_ID_SHIFT)
+					   : NULL;
+		if (likely(tr != NULL)) {
 			out->addr = addr;
 			out->trace = tr;
 			if (w & W_LONG) {
@@ -696,8 +698,7 @@ void shim_live_reset_locks(void)
 	shim_live_init(); /* a new process: register again */
 }
 
-void shim_live_foreach_locked(void (*fn)(const struct shim_block *b,
-					 void *ctx),
+void shim_live_foreach_locked(void (*fn)(const struct shim_block *b, void *ctx),
 			      void *ctx)
 {
 	shim_table_foreach_locked(fn, ctx);

@@ -1048,15 +1048,6 @@ static bool json_pc(void *ctx, uint64_t pc, size_t skip, size_t count,
 	return true;
 }
 
-static void json_hex_or_null(struct mp_json *j, const char *key, uint64_t v)
-{
-	mp_json_key(j, key);
-	if (v)
-		mp_json_hex(j, v);
-	else
-		mp_json_null(j);
-}
-
 static void json_meta(struct mp_json *j, const struct mp_meta *m)
 {
 	mp_json_begin_object(j);
@@ -1104,17 +1095,8 @@ static void json_modules(struct mp_json *j, const struct mp_snapshot *snap)
 
 static void json_frame(struct mp_json *j, const struct jframe *jf)
 {
-	const struct mp_resolved_frame *f = &jf->f;
 	mp_json_begin_object(j);
-	mp_json_kv_string(j, "function", f->function);
-	mp_json_kv_string(j, "file", f->file);
-	mp_json_key(j, "line");
-	if (f->line)
-		mp_json_uint(j, f->line);
-	else
-		mp_json_null(j);
-	mp_json_kv_string(j, "module", f->module);
-	json_hex_or_null(j, "address", f->address);
+	mp_json_frame_fields(j, &jf->f);
 	mp_json_kv_bool(j, "inlined", jf->inlined);
 	mp_json_end_object(j);
 }

@@ -295,26 +295,30 @@ void mp_json_totals(struct mp_json *j, const struct mp_totals *t)
 	mp_json_end_object(j);
 }
 
+void mp_json_frame_fields(struct mp_json *j, const struct mp_resolved_frame *f)
+{
+	mp_json_kv_string(j, "function", f->function);
+	mp_json_kv_string(j, "file", f->file);
+	mp_json_key(j, "line");
+	if (f->line)
+		mp_json_uint(j, f->line);
+	else
+		mp_json_null(j);
+	mp_json_kv_string(j, "module", f->module);
+	mp_json_key(j, "address");
+	if (f->address)
+		mp_json_hex(j, f->address);
+	else
+		mp_json_null(j);
+}
+
 void mp_json_frames(struct mp_json *j, const struct mp_resolved_frame *frames,
 		    size_t nframes)
 {
 	mp_json_begin_array(j);
 	for (size_t i = 0; i < nframes; i++) {
-		const struct mp_resolved_frame *f = &frames[i];
 		mp_json_begin_object(j);
-		mp_json_kv_string(j, "function", f->function);
-		mp_json_kv_string(j, "file", f->file);
-		mp_json_key(j, "line");
-		if (f->line)
-			mp_json_uint(j, f->line);
-		else
-			mp_json_null(j);
-		mp_json_kv_string(j, "module", f->module);
-		mp_json_key(j, "address");
-		if (f->address)
-			mp_json_hex(j, f->address);
-		else
-			mp_json_null(j);
+		mp_json_frame_fields(j, &frames[i]);
 		mp_json_end_object(j);
 	}
 	mp_json_end_array(j);

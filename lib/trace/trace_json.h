@@ -80,10 +80,13 @@ void mp_json_kv_bool(struct mp_json *j, const char *key, bool v);
  * "alloc_bytes"}; mp_json_frames the array of frames {"function", "file",
  * "line", "module", "address"}, unknown values (NULL, line 0, address 0)
  * as null. Both write a value: put a key before them inside an object.
+ * mp_json_frame_fields writes one frame's five members into an open
+ * object (for objects that add their own).
  */
 struct mp_resolved_frame;
 void mp_json_totals(struct mp_json *j, const struct mp_totals *t);
 void mp_json_frames(struct mp_json *j, const struct mp_resolved_frame *frames,
 		    size_t nframes);
+void mp_json_frame_fields(struct mp_json *j, const struct mp_resolved_frame *f);
 
 #endif

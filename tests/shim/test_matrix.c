@@ -194,23 +194,6 @@ static struct mp_snapshot *shim_snap(const struct run *shim)
 	return s;
 }
 
-static void expect_site(const struct mp_snapshot *s, const char *fn,
-			uint64_t bytes, uint64_t blocks, uint64_t allocs,
-			uint64_t alloc_bytes)
-{
-	struct mp_profile_entry e;
-	cr_assert(tu_function_entry(s, fn, &e), "no call site in %s", fn);
-	cr_expect_eq(e.bytes, bytes, "%s: %lu live bytes, expected %lu", fn,
-		     (unsigned long)e.bytes, (unsigned long)bytes);
-	cr_expect_eq(e.blocks, blocks, "%s: %lu blocks, expected %lu", fn,
-		     (unsigned long)e.blocks, (unsigned long)blocks);
-	cr_expect_eq(e.allocs, allocs, "%s: %lu allocs, expected %lu", fn,
-		     (unsigned long)e.allocs, (unsigned long)allocs);
-	cr_expect_eq(e.alloc_bytes, alloc_bytes,
-		     "%s: %lu bytes allocated, expected %lu", fn,
-		     (unsigned long)e.alloc_bytes, (unsigned long)alloc_bytes);
-}
-
 static bool has_site(const struct mp_snapshot *s, const char *fn)
 {
 	struct mp_profile_entry e;
@@ -249,8 +232,8 @@ Test(matrix, fork_without_exec_gives_the_child_a_file_of_its_own)
 				   "parent done\n");
 	cr_expect_eq(shim.status, 15 << 8);
 	struct mp_snapshot *p = shim_snap(&shim);
-	expect_site(p, "site_parent", 300, 3, 3, 300);
-	expect_site(p, "site_after", 1500, 5, 5, 1500);
+	tu_expect_site(p, "site_parent", 300, 3, 3, 300);
+	tu_expect_site(p, "site_after", 1500, 5, 5, 1500);
 	cr_expect(!has_site(p, "site_forked"));
 	expect_consistent(p);
 	size_t n;
@@ -258,8 +241,8 @@ Test(matrix, fork_without_exec_gives_the_child_a_file_of_its_own)
 	cr_assert_eq(n, 1, "%zu child files", n);
 	struct mp_snapshot *c = snap_open(child[0]);
 	/* The parent's blocks at the fork are the child's too. */
-	expect_site(c, "site_parent", 300, 3, 3, 300);
-	expect_site(c, "site_forked", 800, 4, 4, 800);
+	tu_expect_site(c, "site_parent", 300, 3, 3, 300);
+	tu_expect_site(c, "site_forked", 800, 4, 4, 800);
 	cr_expect(!has_site(c, "site_after"));
 	cr_expect_neq(c->meta.pid, p->meta.pid);
 	cr_expect_str_eq(c->meta.trigger, "exit");
@@ -283,8 +266,8 @@ static void check_started_program(const char *mode, bool follow)
 			 "%s", mode);
 	cr_expect_eq(shim.status, 19 << 8);
 	struct mp_snapshot *p = shim_snap(&shim);
-	expect_site(p, "site_parent", 300, 3, 3, 300);
-	expect_site(p, "site_after", 1500, 5, 5, 1500);
+	tu_expect_site(p, "site_parent", 300, 3, 3, 300);
+	tu_expect_site(p, "site_after", 1500, 5, 5, 1500);
 	cr_expect(!has_site(p, "site_execd"), "%s", mode);
 	expect_consistent(p);
 	size_t n;
@@ -292,7 +275,7 @@ static void check_started_program(const char *mode, bool follow)
 	cr_assert_eq(n, follow ? 1 : 0, "%s: %zu child files", mode, n);
 	if (follow) {
 		struct mp_snapshot *c = snap_open(child[0]);
-		expect_site(c, "site_execd", 490, 7, 9, 490 + 40);
+		tu_expect_site(c, "site_execd", 490, 7, 9, 490 + 40);
 		cr_expect(!has_site(c, "site_parent"));
 		expect_consistent(c);
 		mp_snapshot_free(c);
@@ -329,8 +312,8 @@ Test(matrix, vfork_child_whose_exec_fails_writes_nothing)
 		 "vfork-fail", &bare, &shim);
 	cr_expect_str_eq(shim.out, "child exited 127\nparent done\n");
 	struct mp_snapshot *p = shim_snap(&shim);
-	expect_site(p, "site_parent", 300, 3, 3, 300);
-	expect_site(p, "site_after", 1500, 5, 5, 1500);
+	tu_expect_site(p, "site_parent", 300, 3, 3, 300);
+	tu_expect_site(p, "site_after", 1500, 5, 5, 1500);
 	expect_consistent(p);
 	size_t n;
 	files(fmt("%s/shim.pid*.memprof", shim.dir), &n);
@@ -349,10 +332,10 @@ Test(matrix, short_threads_come_and_go_while_main_allocates)
 	cr_expect_str_eq(shim.out, "short threads done\n");
 	struct mp_snapshot *s = shim_snap(&shim);
 	/* 200 threads x (10 x 32 bytes, 2 kept). */
-	expect_site(s, "short_work", 200 * 2 * 32, 400, 2000, 2000 * 32);
+	tu_expect_site(s, "short_work", 200 * 2 * 32, 400, 2000, 2000 * 32);
 	/* 25 rounds x (40 made and freed, and 1 kept for the first 16). */
-	expect_site(s, "main_churn", 16 * 48, 16, 25 * 40 + 16,
-		    (25 * 40 + 16) * 48);
+	tu_expect_site(s, "main_churn", 16 * 48, 16, 25 * 40 + 16,
+		       (25 * 40 + 16) * 48);
 	expect_consistent(s);
 	mp_snapshot_free(s);
 }
@@ -367,8 +350,8 @@ Test(matrix, exit_from_a_thread_while_others_allocate)
 	cr_expect_eq(shim.status, 7 << 8);
 	struct mp_snapshot *s = shim_snap(&shim);
 	cr_expect_str_eq(s->meta.trigger, "exit");
-	expect_site(s, "site_before", 1000, 10, 10, 1000);
-	expect_site(s, "site_exiter", 5 * 333, 5, 5, 5 * 333);
+	tu_expect_site(s, "site_before", 1000, 10, 10, 1000);
+	tu_expect_site(s, "site_exiter", 5 * 333, 5, 5, 5 * 333);
 	/* Each churner holds at most one block at any time. */
 	struct mp_profile_entry e;
 	cr_assert(tu_function_entry(s, "churn_forever", &e));
@@ -391,8 +374,8 @@ static void check_handlers(const char *mode, int workers)
 		 &bare, &shim);
 	cr_expect_str_eq(shim.out, "done\n");
 	struct mp_snapshot *s = shim_snap(&shim);
-	expect_site(s, "main_work", workers * 20 * 1000, workers * 20,
-		    workers * 400000, workers * 400000ull * 1000);
+	tu_expect_site(s, "main_work", workers * 20 * 1000, workers * 20,
+		       workers * 400000, workers * 400000ull * 1000);
 	/* The handlers' allocations that came while their thread was
 	 * outside the shim are traced, the others pass through; either
 	 * way each is freed where it was made: nothing stays live. */
@@ -437,7 +420,7 @@ Test(matrix, program_that_closes_every_descriptor)
 	char *own = file_in(shim.dir, "own.txt");
 	cr_expect_str_eq(own, "program data\n");
 	struct mp_snapshot *s = shim_snap(&shim);
-	expect_site(s, "site_fds", 3600, 6, 6, 3600);
+	tu_expect_site(s, "site_fds", 3600, 6, 6, 3600);
 	mp_snapshot_free(s);
 }
 
@@ -459,7 +442,7 @@ Test(matrix, closed_descriptors_and_the_snapshot_signal)
 	files(fmt("%s/shim.*.memprof", shim.dir), &n);
 	cr_expect_eq(n, 1, "%zu numbered snapshots, expected 1", n);
 	struct mp_snapshot *s = shim_snap(&shim);
-	expect_site(s, "site_fds", 3600, 6, 6, 3600);
+	tu_expect_site(s, "site_fds", 3600, 6, 6, 3600);
 	mp_snapshot_free(s);
 }
 
@@ -473,7 +456,7 @@ Test(matrix, stderr_replaced_with_dup2_gets_no_message_of_ours)
 		 &shim);
 	cr_expect_str_eq(file_in(shim.dir, "log.txt"), "program log\n");
 	struct mp_snapshot *s = shim_snap(&shim);
-	expect_site(s, "site_fds", 3600, 6, 6, 3600);
+	tu_expect_site(s, "site_fds", 3600, 6, 6, 3600);
 	mp_snapshot_free(s);
 
 	/* An output that cannot be written gives a message: not in the
@@ -505,7 +488,7 @@ Test(matrix, huge_requests_fail_as_they_do_bare)
 	cr_expect(strstr(shim.out, "changed") == NULL, "%s", shim.out);
 	struct mp_snapshot *s = shim_snap(&shim);
 	/* The block whose reallocs failed is still there, as it was. */
-	expect_site(s, "site_survivor", 64 + 100, 2, 3, 228);
+	tu_expect_site(s, "site_survivor", 64 + 100, 2, 3, 228);
 	cr_expect(!has_site(s, "site_huge"));
 	expect_consistent(s);
 	mp_snapshot_free(s);
@@ -519,7 +502,7 @@ Test(matrix, malloc_runs_out_under_an_address_space_limit)
 		 &shim);
 	cr_expect_str_eq(shim.out, "malloc ran out with ENOMEM\noom done\n");
 	struct mp_snapshot *s = shim_snap(&shim);
-	expect_site(s, "site_survivor", 64 + 100, 2, 3, 228);
+	tu_expect_site(s, "site_survivor", 64 + 100, 2, 3, 228);
 	struct mp_profile_entry e;
 	cr_assert(tu_function_entry(s, "site_limit", &e));
 	cr_expect_eq(e.bytes, 0);
@@ -528,8 +511,8 @@ Test(matrix, malloc_runs_out_under_an_address_space_limit)
 	mp_snapshot_free(s);
 }
 
-/* The shim cannot map memory to note blocks: it stops tracing with one line, and
- * the program goes on as bare. */
+/* The shim cannot map memory to note blocks: it stops tracing with one line,
+ * and the program goes on as bare. */
 Test(matrix, shim_out_of_memory_stops_tracing_with_one_line)
 {
 	char *d = tu_tmpdir();
@@ -558,19 +541,19 @@ static void check_realloc(const char *mode)
 		 &bare, &shim);
 	cr_expect_str_eq(shim.out, "realloc done\n");
 	struct mp_snapshot *s = shim_snap(&shim);
-	expect_site(s, "site_from_null", 100, 1, 1, 100);
+	tu_expect_site(s, "site_from_null", 100, 1, 1, 100);
 	cr_expect(!has_site(s, "site_to_zero"), "%s: realloc(p, 0)", mode);
-	expect_site(s, "site_shrink", 100, 1, 1, 100);
-	expect_site(s, "site_grow_in_place", 200, 1, 1, 200);
-	expect_site(s, "site_grow_moving", 100000, 1, 1, 100000);
+	tu_expect_site(s, "site_shrink", 100, 1, 1, 100);
+	tu_expect_site(s, "site_grow_in_place", 200, 1, 1, 200);
+	tu_expect_site(s, "site_grow_moving", 100000, 1, 1, 100000);
 	cr_expect(!has_site(s, "site_fail"), "%s: a failed realloc", mode);
-	expect_site(s, "site_array", 64, 1, 1, 64);
-	expect_site(s, "site_steps", 100, 1, 9, 540);
-	expect_site(s, "site_big", 500 + (4 << 20), 2, 5,
-		    1000 + 500 + (10 << 20));
+	tu_expect_site(s, "site_array", 64, 1, 1, 64);
+	tu_expect_site(s, "site_steps", 100, 1, 9, 540);
+	tu_expect_site(s, "site_big", 500 + (4 << 20), 2, 5,
+		       1000 + 500 + (10 << 20));
 	/* make: 50 + 1000 + 100 + 100 + 16 + 64 + 32 + 10; live, the
 	 * block whose realloc failed and the wall. */
-	expect_site(s, "make", 64 + 16, 2, 8, 1372);
+	tu_expect_site(s, "make", 64 + 16, 2, 8, 1372);
 	expect_consistent(s);
 	mp_snapshot_free(s);
 }
@@ -602,7 +585,7 @@ static void check_end(const char *mode, int status, bool snapshot)
 		     snapshot ? "missing" : "written");
 	if (snapshot) {
 		struct mp_snapshot *s = snap_open(path);
-		expect_site(s, "site_exit", 1500, 3, 3, 1500);
+		tu_expect_site(s, "site_exit", 1500, 3, 3, 1500);
 		cr_expect_str_eq(s->meta.trigger, "exit");
 		mp_snapshot_free(s);
 	}
@@ -643,7 +626,7 @@ static void check_exit_signal(const char *mode, int sig, const char *name)
 	cr_expect(WIFSIGNALED(shim.status) && WTERMSIG(shim.status) == sig,
 		  "%s: %s", mode, status_str(shim.status));
 	struct mp_snapshot *s = shim_snap(&shim);
-	expect_site(s, "site_exit", 1500, 3, 3, 1500);
+	tu_expect_site(s, "site_exit", 1500, 3, 3, 1500);
 	cr_expect_str_eq(s->meta.trigger, "exit");
 	cr_expect_str_eq(s->meta.name, name);
 	cr_expect(s->has_graph);
@@ -670,7 +653,7 @@ Test(matrix, exit_signal_handled_by_the_program_is_the_programs)
 	cr_expect_eq(shim.status, 9 << 8);
 	cr_expect_str_eq(shim.out, "started\ncaught SIGTERM\n");
 	struct mp_snapshot *s = shim_snap(&shim);
-	expect_site(s, "site_exit", 1500, 3, 3, 1500);
+	tu_expect_site(s, "site_exit", 1500, 3, 3, 1500);
 	cr_expect_eq(s->meta.name, NULL);
 	mp_snapshot_free(s);
 }
@@ -688,8 +671,8 @@ Test(matrix, exit_signal_in_a_forked_child)
 	char **child = files(fmt("%s/shim.pid*.memprof", shim.dir), &n);
 	cr_assert_eq(n, 1);
 	struct mp_snapshot *c = snap_open(child[0]);
-	expect_site(c, "site_exit", 1500, 3, 3, 1500);
-	expect_site(c, "site_child", 1400, 2, 2, 1400);
+	tu_expect_site(c, "site_exit", 1500, 3, 3, 1500);
+	tu_expect_site(c, "site_child", 1400, 2, 2, 1400);
 	cr_expect_str_eq(c->meta.name, "SIGTERM");
 	mp_snapshot_free(c);
 	struct mp_snapshot *p = shim_snap(&shim);
@@ -718,7 +701,7 @@ Test(matrix, exit_from_a_handler_that_interrupted_an_allocation)
 		if (exists(path)) {
 			cr_expect_str_eq(shim.err, "");
 			struct mp_snapshot *s = snap_open(path);
-			expect_site(s, "site_exit", 1500, 3, 3, 1500);
+			tu_expect_site(s, "site_exit", 1500, 3, 3, 1500);
 			mp_snapshot_free(s);
 		} else {
 			cr_expect_str_eq(
@@ -739,8 +722,8 @@ static void check_dlclose(const char *mode, int blocks)
 	same_run(d, ARGV(TU_HELPER("mx_dlopen"), (char *)mode), NULL, mode,
 		 &bare, &shim);
 	struct mp_snapshot *s = shim_snap(&shim);
-	expect_site(s, "mx_lib_alloc", 4321 * blocks, blocks, blocks,
-		    4321 * blocks);
+	tu_expect_site(s, "mx_lib_alloc", 4321 * blocks, blocks, blocks,
+		       4321 * blocks);
 	/* Named with its file and line, in the library's module. */
 	struct mp_profile_opts o = {.by = MP_GROUP_LINE, .sort = MP_SORT_BYTES};
 	struct mp_profile *prof = NULL;

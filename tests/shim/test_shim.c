@@ -18,37 +18,20 @@ static uint64_t sum_live(const struct mp_snapshot *s, uint64_t *blocks)
 	return b;
 }
 
-static void expect_site(const struct mp_snapshot *s, const char *fn,
-			uint64_t bytes, uint64_t blocks, uint64_t allocs,
-			uint64_t alloc_bytes)
-{
-	struct mp_profile_entry e;
-	cr_assert(tu_function_entry(s, fn, &e), "no call site in %s", fn);
-	cr_expect_eq(e.bytes, bytes, "%s: %lu live bytes, expected %lu", fn,
-		     (unsigned long)e.bytes, (unsigned long)bytes);
-	cr_expect_eq(e.blocks, blocks, "%s: %lu blocks, expected %lu", fn,
-		     (unsigned long)e.blocks, (unsigned long)blocks);
-	cr_expect_eq(e.allocs, allocs, "%s: %lu allocs, expected %lu", fn,
-		     (unsigned long)e.allocs, (unsigned long)allocs);
-	cr_expect_eq(e.alloc_bytes, alloc_bytes,
-		     "%s: %lu bytes allocated, expected %lu", fn,
-		     (unsigned long)e.alloc_bytes, (unsigned long)alloc_bytes);
-}
-
 Test(shim, c_sites_have_exact_bytes_and_blocks)
 {
 	char *dir = tu_tmpdir();
 	int st;
 	struct mp_snapshot *s = tu_shim_run(dir, "alloc_c", NULL, &st);
 	cr_assert_eq(st, 0);
-	expect_site(s, "site_malloc", 1000, 10, 10, 1000);
-	expect_site(s, "site_calloc", 1000, 5, 5, 1000);
+	tu_expect_site(s, "site_malloc", 1000, 10, 10, 1000);
+	tu_expect_site(s, "site_calloc", 1000, 5, 5, 1000);
 	/* malloc(10) then realloc to 1000: two allocations, one block. */
-	expect_site(s, "site_realloc", 1000, 1, 2, 1010);
-	expect_site(s, "site_freed", 0, 0, 20, 1280);
-	expect_site(s, "site_aligned", 256 + 512 + 96 + 300 + 63, 5, 5,
-		    256 + 512 + 96 + 300 + 63);
-	expect_site(s, "site_peak", 5000, 1, 4, 11000);
+	tu_expect_site(s, "site_realloc", 1000, 1, 2, 1010);
+	tu_expect_site(s, "site_freed", 0, 0, 20, 1280);
+	tu_expect_site(s, "site_aligned", 256 + 512 + 96 + 300 + 63, 5, 5,
+		       256 + 512 + 96 + 300 + 63);
+	tu_expect_site(s, "site_peak", 5000, 1, 4, 11000);
 	mp_snapshot_free(s);
 }
 
@@ -95,10 +78,10 @@ Test(shim, old_blocks_freed_are_gone_before_the_next_allocation)
 	struct mp_profile_entry e;
 	cr_assert_eq(st, 0);
 	cr_expect_eq(s->meta.totals.peak_bytes, 100640);
-	expect_site(s, "site_big", 0, 0, 1, 100000);
-	expect_site(s, "site_after", 60000, 1, 1, 60000);
-	expect_site(s, "site_small", 39 * 16, 39, 40, 40 * 16);
-	expect_site(s, "site_grow", 32, 1, 1, 32);
+	tu_expect_site(s, "site_big", 0, 0, 1, 100000);
+	tu_expect_site(s, "site_after", 60000, 1, 1, 60000);
+	tu_expect_site(s, "site_small", 39 * 16, 39, 40, 40 * 16);
+	tu_expect_site(s, "site_grow", 32, 1, 1, 32);
 	cr_assert(tu_function_entry(s, "site_big", &e));
 	cr_expect_eq(e.peak_bytes, 100000);
 	cr_assert(tu_function_entry(s, "site_after", &e));
@@ -144,7 +127,7 @@ Test(shim, threads_allocating_at_once_are_counted_exactly)
 	int st;
 	struct mp_snapshot *s = tu_shim_run(dir, "alloc_threads", NULL, &st);
 	cr_assert_eq(st, 0);
-	expect_site(s, "thread_work", 4 * 100 * 48, 400, 4000, 4000 * 48);
+	tu_expect_site(s, "thread_work", 4 * 100 * 48, 400, 4000, 4000 * 48);
 	cr_expect(tu_stack_has(s, "thread_work", "start_thread"));
 	mp_snapshot_free(s);
 }
@@ -159,8 +142,8 @@ Test(shim, blocks_freed_by_another_thread_or_outliving_theirs_are_exact)
 	uint64_t blocks;
 	struct mp_snapshot *s = tu_shim_run(dir, "alloc_handoff", NULL, &st);
 	cr_assert_eq(st, 0);
-	expect_site(s, "produce", 200 * 40, 200, 20000, 20000 * 40);
-	expect_site(s, "leftover", 4 * 24, 4, 7, 7 * 24);
+	tu_expect_site(s, "produce", 200 * 40, 200, 20000, 20000 * 40);
+	tu_expect_site(s, "leftover", 4 * 24, 4, 7, 7 * 24);
 	cr_expect_eq(sum_live(s, &blocks), s->meta.totals.live_bytes);
 	cr_expect_eq(s->nblocks, blocks, "%zu blocks listed, %lu counted",
 		     s->nblocks, (unsigned long)blocks);
@@ -179,7 +162,7 @@ Test(shim, cxx_new_containers_exceptions_and_static_constructors)
 			 "alloc_cxx: 16 widgets, 200 strings, 50 caught, 1\n");
 	free(text);
 	/* new char[777] in a static constructor, before main. */
-	expect_site(s, "demo::Registry::Registry()", 777, 1, 1, 777);
+	tu_expect_site(s, "demo::Registry::Registry()", 777, 1, 1, 777);
 	/* 16 x new Widget (vptr + 4 longs = 40 bytes), kept. */
 	struct mp_profile_entry e;
 	cr_assert(tu_function_entry(s, "make_widgets(int)", &e));

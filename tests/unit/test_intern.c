@@ -187,7 +187,7 @@ static const struct shim_block *seen_at(const struct seen *s, uintptr_t a)
 
 /* The map is never dereferenced: blocks can be made up anywhere, here in
  * a range no real heap uses, 256 KiB (one leaf) apart per test. */
-#define FAKE(leaf, off) ((uintptr_t)0x500000000000 + (leaf) * 0x40000u + (off))
+#define FAKE(leaf, off) ((uintptr_t)0x500000000000 + (leaf)*0x40000u + (off))
 
 static uint64_t take_size(uintptr_t a, struct shim_trace **tr)
 {
@@ -207,7 +207,7 @@ Test(intern, the_live_map_keeps_short_long_and_huge_sizes_exactly)
 	cr_assert_neq(t->id, 0);
 	/* Short words hold 0 .. 63; from 64 the size is in the next word;
 	 * past 4 GiB the block goes to the hash table. */
-	const uint64_t sizes[] = {0,  1,	   63,	      64,
+	const uint64_t sizes[] = {0,  1,    63,	      64,
 				  65, 4096, 3u << 20, UINT64_C(5) << 30};
 	const int n = sizeof(sizes) / sizeof(sizes[0]);
 	uint64_t count0 = shim_live_count();
