@@ -522,32 +522,43 @@ static void block_cb(const struct shim_block *b, void *vctx)
 	c->n++;
 }
 
-/* LSD radix sort on the address, 16 bits a pass; passes where every key
- * has the same digit are skipped (the top bits usually are). */
+/*
+ * LSD radix sort on the address; passes where every key has the same digit
+ * are skipped (the top bits usually are). Digits are 16 bits wide for a
+ * large heap and 8 bits below 64Ki blocks, whose 256 counters live on the
+ * stack: a short program's exit must not page in and clear half a
+ * megabyte of counters four times over to sort a handful of blocks.
+ */
 static bool radix_sort(struct shim_blk *v, size_t n)
 {
+	if (n < 2)
+		return true;
+	int bits = n < 65536 ? 8 : 16;
+	size_t ndig = (size_t)1 << bits, mask = ndig - 1;
+	size_t small[256];
 	struct shim_blk *tmp = shim_mmap(n * sizeof(*v) + 1);
-	size_t *count = shim_mmap(65536 * sizeof(size_t));
+	size_t *count = bits == 8 ? small : shim_mmap(ndig * sizeof(size_t));
 	if (!tmp || !count) {
 		shim_munmap(tmp, n * sizeof(*v) + 1);
-		shim_munmap(count, 65536 * sizeof(size_t));
+		if (count && count != small)
+			shim_munmap(count, ndig * sizeof(size_t));
 		return false;
 	}
 	struct shim_blk *src = v, *dst = tmp;
-	for (int shift = 0; shift < 64; shift += 16) {
-		memset(count, 0, 65536 * sizeof(size_t));
+	for (int shift = 0; shift < 64; shift += bits) {
+		memset(count, 0, ndig * sizeof(size_t));
 		for (size_t i = 0; i < n; i++)
-			count[(src[i].addr >> shift) & 0xffff]++;
-		if (n && count[(src[0].addr >> shift) & 0xffff] == n)
+			count[(src[i].addr >> shift) & mask]++;
+		if (count[(src[0].addr >> shift) & mask] == n)
 			continue;
 		size_t sum = 0;
-		for (size_t d = 0; d < 65536; d++) {
+		for (size_t d = 0; d < ndig; d++) {
 			size_t c = count[d];
 			count[d] = sum;
 			sum += c;
 		}
 		for (size_t i = 0; i < n; i++)
-			dst[count[(src[i].addr >> shift) & 0xffff]++] = src[i];
+			dst[count[(src[i].addr >> shift) & mask]++] = src[i];
 		struct shim_blk *t = src;
 		src = dst;
 		dst = t;
@@ -555,7 +566,8 @@ static bool radix_sort(struct shim_blk *v, size_t n)
 	if (src != v)
 		memcpy(v, src, n * sizeof(*v));
 	shim_munmap(tmp, n * sizeof(*v) + 1);
-	shim_munmap(count, 65536 * sizeof(size_t));
+	if (count != small)
+		shim_munmap(count, ndig * sizeof(size_t));
 	return true;
 }
 

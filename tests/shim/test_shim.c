@@ -208,3 +208,32 @@ Test(shim, unwritable_output_keeps_the_program_running)
 			 "no such file or directory") != NULL,
 		  "stderr was: %s", e);
 }
+
+/* The exit snapshot's blocks are sorted by address (the reader refuses a
+ * file whose blocks are not) with 8-bit digits below 64Ki blocks and
+ * 16-bit ones above, and every live block is there. */
+Test(shim, blocks_are_sorted_at_both_digit_widths, .timeout = 120)
+{
+	static const char *const counts[] = {"1", "2", "5000", "70000"};
+	char *dir = tu_tmpdir();
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		char *args[] = {(char *)counts[i], NULL};
+		int st;
+		struct mp_snapshot *s = tu_shim_run(dir, "bench_heap", args,
+						    &st);
+		cr_assert_eq(st, 0);
+		size_t mine = 0;
+		for (size_t j = 0; j < s->nblocks; j++) {
+			cr_assert(j == 0 ||
+				  s->blocks[j].addr > s->blocks[j - 1].addr);
+			mine += s->blocks[j].size >= 32 &&
+				s->blocks[j].size <= 96 &&
+				s->blocks[j].size % 32 == 0;
+		}
+		/* bench_heap's nodes are 32, 64 or 96 bytes; stdio's
+		 * buffer is 1 KiB or more. */
+		cr_expect_eq(mine, (size_t)atol(counts[i]), "%s blocks",
+			     counts[i]);
+		mp_snapshot_free(s);
+	}
+}
