@@ -44,23 +44,6 @@ static inline bool sample_skip(size_t size)
 	return !shim_sample_take(t, size);
 }
 
-/*
- * The sampling fast path for malloc: whether the countdown does not reach
- * this allocation, which then costs one load of the thread's state and a
- * subtraction.
- */
-static inline bool sampled_out(size_t size)
-{
-	struct shim_tls *t = shim_tls_peek();
-	if (unlikely(!t || t->busy ||
-		     !atomic_load_explicit(&shim_active, memory_order_relaxed)))
-		return false;
-	if (unlikely(!t->rng) || (int64_t)size >= t->sample_left)
-		return false; /* the slow path counts down and may trace */
-	t->sample_left -= (int64_t)size;
-	return true;
-}
-
 static inline void after_alloc(void *p, size_t size, const struct shim_ctx *c)
 {
 	if (sample_skip(size))
@@ -124,10 +107,26 @@ static __attribute__((noinline)) void *malloc_slow(size_t size)
 	return p;
 }
 
+/*
+ * With sampling, an allocation the countdown does not reach costs a load
+ * of the thread's state, a compare and a subtraction. No test of busy or
+ * shim_active: such an allocation is untraced anyway, and one made inside
+ * the shim (a signal handler's) that counts down without reaching zero
+ * leaves the rest of the countdown exponential with the same mean, so no
+ * later allocation's chance to be sampled changes; one that would reach
+ * zero goes to malloc_slow, which leaves the countdown alone. A new
+ * thread's countdown is 0 until malloc_slow draws it.
+ */
 EXPORT void *malloc(size_t size)
 {
-	if (unlikely(shim_opt.sample_rate) && sampled_out(size))
-		return shim_real.malloc(size);
+	if (unlikely(shim_opt.sample_rate) && likely(shim_tls_off >= 0)) {
+		struct shim_tls *t;
+		__asm__("mov %%fs:(%1), %0" : "=r"(t) : "r"(shim_tls_off));
+		if (likely(t != NULL) && (int64_t)size < t->sample_left) {
+			t->sample_left -= (int64_t)size;
+			return shim_real.malloc(size);
+		}
+	}
 	return malloc_slow(size);
 }
 
@@ -168,9 +167,11 @@ static __attribute__((noinline)) void free_slow(void *p)
 EXPORT void free(void *p)
 {
 	/* Sampling: most blocks were never traced, and the filter says so
-	 * with one byte read. */
-	if (unlikely(shim_opt.sample_rate) && shim_sample_filter &&
-	    !shim_sample_maybe((uintptr_t)p) && !shim_bootstrap_owns(p)) {
+	 * with one byte read (the bootstrap arena's slots always say
+	 * "maybe"). Without sampling there is no filter. */
+	_Atomic unsigned char *f = shim_sample_filter;
+	if (f && !atomic_load_explicit(&f[shim_sample_slot((uintptr_t)p)],
+				       memory_order_relaxed)) {
 		shim_real.free(p);
 		return;
 	}

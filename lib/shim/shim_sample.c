@@ -28,15 +28,25 @@ static _Atomic uint64_t thread_seq;
 
 void shim_sample_init(void)
 {
-	if (!shim_opt.sample_rate)
+	/* free's fast path calls the real free when the filter says "not
+	 * traced": there must be one. */
+	if (!shim_opt.sample_rate || !shim_real.free)
 		return;
-	filter = shim_mmap((size_t)1 << SHIM_FILTER_BITS);
-	if (!filter) {
+	_Atomic unsigned char *f = shim_mmap((size_t)1 << SHIM_FILTER_BITS);
+	if (!f) {
 		shim_fail("out of memory for the sampling filter", 12);
 		return;
 	}
+	/* The bootstrap arena's blocks must never reach the real free: their
+	 * slots say "maybe" for good (a saturated count never goes down),
+	 * which sends their frees to the slow path that knows them. */
+	for (uintptr_t a = (uintptr_t)shim_boot_buf & ~(uintptr_t)15;
+	     a < (uintptr_t)shim_boot_buf + SHIM_BOOT_SIZE; a += 16)
+		atomic_store_explicit(&f[shim_sample_slot(a)], 255,
+				      memory_order_relaxed);
 	if (shim_opt.seed)
 		seed = shim_opt.seed;
+	filter = f; /* before any thread but this one exists */
 }
 
 #define slot shim_sample_slot

@@ -19,6 +19,8 @@
 struct shim_options shim_opt = {.depth = SHIM_DEFAULT_DEPTH};
 struct shim_totals shim_totals;
 _Atomic int shim_active = 1;
+struct shim_real shim_real;
+char shim_boot_buf[SHIM_BOOT_SIZE];
 static int intern_failures;
 
 void shim_fail(const char *what, int err)
@@ -306,4 +308,25 @@ Test(intern, a_block_made_inside_a_stale_long_block_frees_it)
 	cr_expect_eq(take_size(FAKE(5, 48), &got), 24);
 	cr_expect_eq(shim_live_count(), count0);
 	cr_expect_eq(atomic_load(&shim_totals.live_bytes), live0 + 32);
+}
+
+/* free's sampling fast path hands a block the filter says was never traced
+ * to the real free: the bootstrap arena's blocks must never look so, at
+ * either end of the arena; the address just past it does. */
+Test(intern, sampling_filter_keeps_bootstrap_blocks_from_the_real_free)
+{
+	shim_opt.sample_rate = 4096;
+	shim_sample_init();
+	cr_expect_null(shim_sample_filter, "no real free, no filter");
+	shim_real.free = free;
+	shim_sample_init();
+	cr_assert_not_null(shim_sample_filter);
+	uintptr_t b = (uintptr_t)shim_boot_buf;
+	cr_expect(shim_sample_maybe(b));
+	cr_expect(shim_sample_maybe(b + SHIM_BOOT_SIZE / 2 + 8));
+	cr_expect(shim_sample_maybe(b + SHIM_BOOT_SIZE - 16));
+	cr_expect(!shim_sample_maybe(b + SHIM_BOOT_SIZE + 16));
+	/* Saturated: a traced block's removal there does not clear it. */
+	shim_sample_note(b, -1);
+	cr_expect(shim_sample_maybe(b));
 }
