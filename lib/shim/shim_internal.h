@@ -19,6 +19,10 @@
 
 #include "shim/shim_unwind.h"
 
+/* Declarations too, not only definitions: the hooks then reach the shim's
+ * globals straight from %rip instead of through the GOT. */
+#pragma GCC visibility push(hidden)
+
 #define SHIM_MAX_DEPTH 256
 #define SHIM_DEFAULT_DEPTH 64
 
@@ -494,10 +498,12 @@ const char *shim_signal_name(int sig);
 /* The exported API behind lib/memprof.h's inline wrappers (declared here
  * without the header's weak attribute, which would make the definitions
  * weak too). */
+#pragma GCC visibility push(default)
 int memprof_api_snapshot(const char *name);
 void memprof_api_traced_memory(size_t *current, size_t *peak);
 void memprof_api_reset_peak(void);
 int memprof_api_is_tracing(void);
+#pragma GCC visibility pop
 
 /* A counter of a thread's own, bumped by its owner only: a plain add that
  * snapshots may read at any time (64-bit aligned: never torn). */
@@ -543,5 +549,7 @@ void *shim_unload_begin(void);
 void shim_unload_end(void *before);
 /* In a forked child: the snapshot locks, whose holders are gone. */
 void shim_snapshot_after_fork(void);
+
+#pragma GCC visibility pop
 
 #endif

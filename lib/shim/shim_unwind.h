@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#pragma GCC visibility push(hidden) /* as in shim_internal.h */
+
 /*
  * Fills pcs[0..n) with the calling thread's stack: pcs[0] is the return
  * address of the call to shim_unwind() (an address inside the caller), then
@@ -81,5 +83,7 @@ void shim_unwind_init(void);
  * walks; a walk racing with it may still use an old rule once.
  */
 void shim_unwind_flush(void);
+
+#pragma GCC visibility pop
 
 #endif
