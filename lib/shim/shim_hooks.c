@@ -119,9 +119,10 @@ static __attribute__((noinline)) void *malloc_slow(size_t size)
  */
 EXPORT void *malloc(size_t size)
 {
-	if (unlikely(shim_opt.sample_rate) && likely(shim_tls_off >= 0)) {
+	long off = shim_sample_off;
+	if (off >= 0) {
 		struct shim_tls *t;
-		__asm__("mov %%fs:(%1), %0" : "=r"(t) : "r"(shim_tls_off));
+		__asm__("mov %%fs:(%1), %0" : "=r"(t) : "r"(off));
 		if (likely(t != NULL) && (int64_t)size < t->sample_left) {
 			t->sample_left -= (int64_t)size;
 			return shim_real.malloc(size);

@@ -95,6 +95,8 @@ struct shim_tls {
 
 extern pthread_key_t shim_key;
 extern long shim_tls_off; /* the key's slot from the thread pointer */
+/* shim_tls_off when sampling, else -1: malloc's fast path tests one word. */
+extern long shim_sample_off;
 
 /* Creates the key and finds its slot in a descriptor of desc_size bytes
  * (0: unknown, use pthread_getspecific). */

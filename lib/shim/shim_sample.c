@@ -22,6 +22,7 @@
 #include "shim/shim_internal.h"
 
 _Atomic unsigned char *shim_sample_filter;
+long shim_sample_off = -1;
 #define filter shim_sample_filter
 static uint64_t seed = 0x9e3779b97f4a7c15ull;
 static _Atomic uint64_t thread_seq;
@@ -47,6 +48,7 @@ void shim_sample_init(void)
 	if (shim_opt.seed)
 		seed = shim_opt.seed;
 	filter = f; /* before any thread but this one exists */
+	shim_sample_off = shim_tls_off;
 }
 
 #define slot shim_sample_slot
