@@ -22,12 +22,37 @@ static inline uint64_t coarse_ns(void)
 #define BUMP(field, v) \
 	__atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
 
-/* Notes live as the new peak (the caller saw it above the old one). */
+/*
+ * Notes live as the new peak (the caller saw it above the old one). In a
+ * growing heap that is every allocation, so a program with one thread
+ * that allocates (the shim's own thread does not count) updates the peak
+ * with plain stores: no other thread changes it, and snapshots read each
+ * field whole. With several, a compare-and-swap keeps the highest. As a
+ * second thread starts, its first update and the first thread's last
+ * plain one may cross, and the peak keeps the lower of the two: an error
+ * within what threads already allow it (64 KiB each, see live_change).
+ */
 static __attribute__((noinline)) void new_peak(uint64_t live)
 {
+	if (live >= (UINT64_C(1) << 62))
+		return;
+	if (atomic_load_explicit(&shim_threads_live, memory_order_relaxed) <=
+	    1) {
+		atomic_store_explicit(&shim_totals.peak_bytes, live,
+				      memory_order_relaxed);
+		atomic_store_explicit(
+			&shim_totals.peak_gen,
+			atomic_load_explicit(&shim_totals.peak_gen,
+					     memory_order_relaxed) +
+				1,
+			memory_order_relaxed);
+		atomic_store_explicit(&shim_totals.peak_ns, coarse_ns(),
+				      memory_order_relaxed);
+		return;
+	}
 	uint64_t peak = atomic_load_explicit(&shim_totals.peak_bytes,
 					     memory_order_relaxed);
-	while (live > peak && live < (UINT64_C(1) << 62)) {
+	while (live > peak) {
 		if (atomic_compare_exchange_weak_explicit(
 			    &shim_totals.peak_bytes, &peak, live,
 			    memory_order_relaxed, memory_order_relaxed)) {
