@@ -225,10 +225,14 @@ EXPORT void *realloc(void *p, size_t size)
 		if (!shim_real.realloc)
 			return NULL;
 	}
-	if (!tracing())
-		return shim_real.realloc(p, size);
-	shim_busy_add(1);
+	/* One look at the thread's state, handed down (as malloc_slow). */
 	struct shim_tls *t = shim_tls_peek();
+	if (unlikely(!fast_ok(t))) {
+		/* Not tracing, or (the only other case) no state yet. */
+		if (!tracing() || !(t = shim_tls_create()))
+			return shim_real.realloc(p, size);
+	}
+	t->busy++;
 	struct shim_block old;
 	bool traced = !shim_opt.sample_rate || shim_sample_maybe((uintptr_t)p);
 	bool had = traced && shim_live_take(t, (uintptr_t)p, &old);
@@ -243,10 +247,11 @@ EXPORT void *realloc(void *p, size_t size)
 		 * Valgrind, one free of the old block and one allocation. */
 		if (had)
 			shim_account_free_by(t, &old);
-		if (q && !sample_skip(size))
+		if (q && (likely(!shim_opt.sample_rate) ||
+			  shim_sample_take(t, size)))
 			shim_record_alloc_ctx(t, q, size, &ctx);
 	}
-	shim_busy_add(-1);
+	t->busy--;
 	errno = e;
 	return q;
 }

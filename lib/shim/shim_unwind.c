@@ -914,6 +914,10 @@ __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 {
 	struct unw_slot *tab = unw_table_get();
 	bool exact = exact0, bp_ok = true, bp_first = true;
+	/* A saved %rbp read goes into the log only once a frame takes its CFA
+	 * from it: code without frame pointers saves %rbp as any register,
+	 * and a value no frame uses cannot change the walk. */
+	uintptr_t bp_from = 0;
 	int n = 0;
 
 	while (n < max) {
@@ -955,6 +959,7 @@ __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 			pc = npc;
 			sp = nsp;
 			bp = nbp;
+			bp_from = 0; /* not reused anyway (overflow) */
 			bp_ok = true;
 			bp_first = false;
 			exact = true; /* interrupted, not called: no pc - 1 */
@@ -967,6 +972,10 @@ __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 				break;
 			if (bp_first && log)
 				log->used_bp = 1;
+			if (bp_from) {
+				UNW_LOG(log, bp_from, bp);
+				bp_from = 0;
+			}
 			base = bp;
 		}
 		uintptr_t cfa = base + (uintptr_t)(intptr_t)(int32_t)v;
@@ -987,10 +996,11 @@ __attribute__((always_inline)) UNW_NOSAN static inline int unw_walk(
 			if (bp_at < sp - UNW_RED_ZONE)
 				break;
 			bp = *(const uintptr_t *)bp_at;
-			UNW_LOG(log, bp_at, bp);
+			bp_from = bp_at;
 			bp_ok = true;
 			bp_first = false;
 		} else if (flags & UNW_RBP_LOST) {
+			bp_from = 0;
 			bp_ok = false;
 			bp_first = false;
 		}

@@ -247,6 +247,91 @@ Test(unwind, walks_through_a_dynamic_frame)
 	cr_assert(r.flags & UNW_CFA_RBP, "flags %#x", r.flags);
 }
 
+/* ---- the memo's log: saved %rbp only when a frame uses it --------------- */
+
+static struct shim_unw_log tu_log;
+static uintptr_t tu_log_pcs[TU_MAX];
+static int tu_log_n;
+static uintptr_t *tu_mid_slot; /* where the middle frame saved %rbp */
+
+/* Walks from its caller's context, logging, as the hooks do. */
+TU_NOINLINE static void tu_walk_logged(void)
+{
+	void **fa = (void **)__builtin_frame_address(0);
+	memset(&tu_log, 0, sizeof tu_log);
+	tu_log_n = shim_unwind_from((uintptr_t)fa[1], (uintptr_t)(fa + 2),
+				    (uintptr_t)fa[0], tu_log_pcs, TU_MAX,
+				    &tu_log);
+	TU_BARRIER();
+}
+
+/* alloca: %rbp is set up and saved, and the CFA is taken from it. */
+TU_NOINLINE TU_NOFP static void tu_saver(size_t size)
+{
+	char *p = __builtin_alloca(size);
+	memset(p, 2, size);
+	tu_mid_slot = (uintptr_t *)__builtin_frame_address(0);
+	tu_walk_logged();
+	TU_BARRIER();
+	tu_sink += p[size - 1];
+}
+
+/* Above the saver: a frame whose CFA comes from %rbp (uses the saved
+ * value), or one whose CFA comes from %rsp (does not). */
+TU_NOINLINE TU_NOFP static void tu_user_of_rbp(size_t size)
+{
+	char *p = __builtin_alloca(size);
+	memset(p, 3, size);
+	tu_saver(size);
+	TU_BARRIER();
+	tu_sink += p[size - 1];
+}
+
+TU_NOINLINE TU_NOFP static void tu_ignorer_of_rbp(size_t size)
+{
+	tu_saver(size);
+	TU_BARRIER();
+	tu_sink += 1;
+}
+
+static bool tu_logged(uintptr_t addr)
+{
+	for (int i = 0; i < tu_log.n; i++)
+		if (tu_log.addr[i] == addr)
+			return true;
+	return false;
+}
+
+Test(unwind, logs_a_saved_rbp_only_when_a_frame_uses_it)
+{
+	struct unw_rule r;
+	tu_user_of_rbp(tu_dyn_size);
+	TU_BARRIER();
+	cr_assert_gt(tu_log_n, 3);
+	/* The case is the one we mean: both frames take their CFA from
+	 * %rbp, the saver having saved the user's. */
+	cr_assert(unw_decode(tu_log_pcs[0] - 1, tu_log_pcs[0], &r));
+	cr_assert(r.flags & UNW_CFA_RBP && r.flags & UNW_RBP_SAVED,
+		  "flags %#x", r.flags);
+	cr_assert(unw_decode(tu_log_pcs[1] - 1, tu_log_pcs[1], &r));
+	cr_assert(r.flags & UNW_CFA_RBP, "flags %#x", r.flags);
+	cr_expect(tu_logged((uintptr_t)tu_mid_slot),
+		  "the saved %%rbp the next frame's CFA comes from");
+	cr_expect(!tu_log.overflow);
+
+	tu_ignorer_of_rbp(tu_dyn_size);
+	TU_BARRIER();
+	cr_assert_gt(tu_log_n, 3);
+	cr_assert(unw_decode(tu_log_pcs[1] - 1, tu_log_pcs[1], &r));
+	cr_assert(!(r.flags & UNW_CFA_RBP), "flags %#x", r.flags);
+	cr_expect(!tu_logged((uintptr_t)tu_mid_slot),
+		  "a saved %%rbp no frame uses is not logged");
+	/* Every return address read is. */
+	for (int i = 0; i < 2; i++)
+		cr_expect(tu_log.n > i && tu_log.val[i] == tu_log_pcs[i + 1],
+			  "return address %d", i);
+}
+
 /* ---- through libc: qsort's comparator ----------------------------------- */
 
 static int tu_cmp_calls;
