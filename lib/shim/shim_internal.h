@@ -60,14 +60,17 @@ extern struct shim_options shim_opt;
  * internal failure. */
 extern _Atomic int shim_active;
 /* shim_thread.c: per-thread state (see there for why not __thread). */
-#define SHIM_MEMO_WAYS 4
+/* 8 ways: sqlite3's allocation sites missed 4 often enough that walking
+ * was a third of the shim's instructions; 16 cost more to scan than they
+ * saved (callgrind). */
+#define SHIM_MEMO_WAYS 8
 
 /* A stack captured from a caller's context, reusable while the words the
- * unwinder read are unchanged (shim_unwind.h). */
+ * unwinder read are unchanged (shim_unwind.h). The keys of the ways lie
+ * together (a lookup scans them), their logs apart (memo_log). */
 struct shim_memo {
 	uintptr_t pc, sp, bp;
 	struct shim_trace *trace; /* NULL: empty way */
-	struct shim_unw_log log;
 };
 
 struct shim_tls {
@@ -85,6 +88,7 @@ struct shim_tls {
 	int64_t live_delta;  /* live bytes not yet added to the totals */
 	uint64_t rng;
 	struct shim_memo memo[SHIM_MEMO_WAYS];
+	struct shim_unw_log memo_log[SHIM_MEMO_WAYS];
 	/* Raised by the owner while it changes the live blocks; a freeze
 	 * waits for it to fall (shim_table.c). */
 	_Atomic int in_op;

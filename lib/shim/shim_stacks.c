@@ -165,9 +165,8 @@ struct shim_trace *shim_trace_capture(void)
 
 /* Whether every word the memo's walk read still holds what it read then:
  * the walk would then give the same stack (shim_unwind.h). */
-static inline bool memo_valid(const struct shim_memo *m)
+static inline bool memo_valid(const struct shim_unw_log *l)
 {
-	const struct shim_unw_log *l = &m->log;
 	for (int i = 0; i < l->n; i++)
 		if (*(const uintptr_t *)l->addr[i] != l->val[i])
 			return false;
@@ -187,15 +186,17 @@ static __attribute__((noinline)) struct shim_trace *capture_slow(
 		return shim_trace_capture();
 	if (unlikely(!t))
 		return shim_trace_capture();
-	struct shim_memo *m = &t->memo[t->victim++ % SHIM_MEMO_WAYS];
+	unsigned w = t->victim++ % SHIM_MEMO_WAYS;
+	struct shim_memo *m = &t->memo[w];
+	struct shim_unw_log *log = &t->memo_log[w];
 	m->trace = NULL;
-	m->log.n = 0;
-	m->log.overflow = 0;
-	m->log.used_bp = 0;
+	log->n = 0;
+	log->overflow = 0;
+	log->used_bp = 0;
 	uintptr_t pcs[SHIM_MAX_DEPTH];
-	int n = shim_unwind_from(pc, sp, bp, pcs, shim_opt.depth, &m->log);
+	int n = shim_unwind_from(pc, sp, bp, pcs, shim_opt.depth, log);
 	struct shim_trace *tr = intern(pcs, n);
-	if (tr && !m->log.overflow) {
+	if (tr && !log->overflow) {
 		m->pc = pc;
 		m->sp = sp;
 		m->bp = bp;
@@ -215,8 +216,9 @@ struct shim_trace *shim_trace_capture_from(struct shim_tls *t, uintptr_t pc,
 			/* The walk depends on the starting %rbp only if it
 			 * used it (code built without frame pointers keeps
 			 * data there). */
-			if (m->trace && m->pc == pc && m->sp == sp &&
-			    (m->bp == bp || !m->log.used_bp) && memo_valid(m))
+			if (m->pc == pc && m->sp == sp && m->trace &&
+			    (m->bp == bp || !t->memo_log[w].used_bp) &&
+			    memo_valid(&t->memo_log[w]))
 				return m->trace;
 		}
 	}
