@@ -219,8 +219,8 @@ Test(shim, blocks_are_sorted_at_both_digit_widths, .timeout = 120)
 	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
 		char *args[] = {(char *)counts[i], NULL};
 		int st;
-		struct mp_snapshot *s = tu_shim_run(dir, "bench_heap", args,
-						    &st);
+		struct mp_snapshot *s =
+			tu_shim_run(dir, "bench_heap", args, &st);
 		cr_assert_eq(st, 0);
 		size_t mine = 0;
 		for (size_t j = 0; j < s->nblocks; j++) {

@@ -259,9 +259,9 @@ TU_NOINLINE static void tu_walk_logged(void)
 {
 	void **fa = (void **)__builtin_frame_address(0);
 	memset(&tu_log, 0, sizeof tu_log);
-	tu_log_n = shim_unwind_from((uintptr_t)fa[1], (uintptr_t)(fa + 2),
-				    (uintptr_t)fa[0], tu_log_pcs, TU_MAX,
-				    &tu_log);
+	tu_log_n =
+		shim_unwind_from((uintptr_t)fa[1], (uintptr_t)(fa + 2),
+				 (uintptr_t)fa[0], tu_log_pcs, TU_MAX, &tu_log);
 	TU_BARRIER();
 }
 
@@ -311,8 +311,8 @@ Test(unwind, logs_a_saved_rbp_only_when_a_frame_uses_it)
 	/* The case is the one we mean: both frames take their CFA from
 	 * %rbp, the saver having saved the user's. */
 	cr_assert(unw_decode(tu_log_pcs[0] - 1, tu_log_pcs[0], &r));
-	cr_assert(r.flags & UNW_CFA_RBP && r.flags & UNW_RBP_SAVED,
-		  "flags %#x", r.flags);
+	cr_assert(r.flags & UNW_CFA_RBP && r.flags & UNW_RBP_SAVED, "flags %#x",
+		  r.flags);
 	cr_assert(unw_decode(tu_log_pcs[1] - 1, tu_log_pcs[1], &r));
 	cr_assert(r.flags & UNW_CFA_RBP, "flags %#x", r.flags);
 	cr_expect(tu_logged((uintptr_t)tu_mid_slot),
