@@ -495,11 +495,7 @@ static enum mp_err print_json(const struct check_args *a, const char *file,
 		mp_json_null(&j);
 	} else {
 		mp_json_begin_object(&j);
-		mp_json_key(&j, "argv");
-		mp_json_begin_array(&j);
-		for (size_t i = 0; i < p->argc; i++)
-			mp_json_string(&j, p->argv[i]);
-		mp_json_end_array(&j);
+		mp_json_kv_strings(&j, "argv", p->argv, p->argc);
 		mp_json_kv_uint(&j, "status", (uint64_t)p->status);
 		mp_json_key(&j, "signal");
 		if (p->signal)

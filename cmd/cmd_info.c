@@ -194,11 +194,7 @@ static enum mp_err print_json(FILE *out, const struct mp_snapshot *snap)
 	mp_json_kv_uint(&j, "pid", m->pid);
 	mp_json_kv_uint(&j, "ppid", m->ppid);
 	mp_json_kv_string(&j, "exe", m->exe);
-	mp_json_key(&j, "argv");
-	mp_json_begin_array(&j);
-	for (size_t i = 0; m->argv && i < m->argc; i++)
-		mp_json_string(&j, m->argv[i]);
-	mp_json_end_array(&j);
+	mp_json_kv_strings(&j, "argv", m->argv, m->argc);
 	mp_json_kv_string(&j, "trigger", m->trigger);
 	mp_json_kv_string(&j, "name", m->name);
 	mp_json_kv_uint(&j, "seq", m->seq);

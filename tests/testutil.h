@@ -227,4 +227,22 @@ static int tu_sh(const char *dir, char **out, char **err, const char *fmt, ...)
 	return st;
 }
 
+/* What the last tu_sh in dir wrote to stdout (dir/o), malloc'd. */
+static __attribute__((unused)) char *tu_sh_out(const char *dir)
+{
+	char *p = tu_path(dir, "o");
+	char *s = tu_read(p, NULL);
+	free(p);
+	return s;
+}
+
+/* ... and to stderr (dir/e). */
+static __attribute__((unused)) char *tu_sh_err(const char *dir)
+{
+	char *p = tu_path(dir, "e");
+	char *s = tu_read(p, NULL);
+	free(p);
+	return s;
+}
+
 #endif

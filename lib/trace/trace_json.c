@@ -273,6 +273,16 @@ void mp_json_kv_bool(struct mp_json *j, const char *key, bool v)
 	mp_json_bool(j, v);
 }
 
+void mp_json_kv_strings(struct mp_json *j, const char *key, char *const *v,
+			size_t n)
+{
+	mp_json_key(j, key);
+	mp_json_begin_array(j);
+	for (size_t i = 0; v && i < n; i++)
+		mp_json_string(j, v[i]);
+	mp_json_end_array(j);
+}
+
 enum mp_err mp_json_finish(struct mp_json *j)
 {
 	fputc('\n', j->f);

@@ -73,6 +73,9 @@ void mp_json_kv_string(struct mp_json *j, const char *key, const char *s);
 void mp_json_kv_uint(struct mp_json *j, const char *key, uint64_t v);
 void mp_json_kv_int(struct mp_json *j, const char *key, int64_t v);
 void mp_json_kv_bool(struct mp_json *j, const char *key, bool v);
+/* `key: [strings]`, v[0 .. n) (none when v is NULL). */
+void mp_json_kv_strings(struct mp_json *j, const char *key, char *const *v,
+			size_t n);
 
 /*
  * The §7 shapes shared by top, diff and leaks. mp_json_totals writes the

@@ -35,41 +35,14 @@ static char *fmt(const char *f, ...)
 	return s;
 }
 
-/* Runs a shell command line in dir; returns its exit status (128 +
- * signal when killed); its output is in dir/sh.out and dir/sh.err. */
-static int sh(const char *dir, const char *fmtstr, ...)
-{
-	va_list ap;
-	char *cmd = NULL;
-	va_start(ap, fmtstr);
-	cr_assert(vasprintf(&cmd, fmtstr, ap) > 0);
-	va_end(ap);
-	char *out = tu_path(dir, "sh.out"), *err = tu_path(dir, "sh.err");
-	char *argv[] = {(char *)"/bin/sh", (char *)"-c", cmd, NULL};
-	int st = tu_run(argv, NULL, out, err);
-	free(cmd);
-	free(out);
-	free(err);
-	return st;
-}
-
-static char *sh_out(const char *dir)
-{
-	return tu_read(fmt("%s/sh.out", dir), NULL);
-}
-
-static char *sh_err(const char *dir)
-{
-	return tu_read(fmt("%s/sh.err", dir), NULL);
-}
-
 /* Whether record knows the options of the robustness work (the test of
  * a record that predates them is skipped, not failed). */
 static bool record_has_exit_signals(void)
 {
 	char *d = tu_tmpdir();
-	return sh(d, "%s record --help | grep -q -- --exit-signals",
-		  TU_MEMPROF) == 0;
+	return tu_sh(d, NULL, NULL,
+		     "%s record --help | grep -q -- --exit-signals",
+		     TU_MEMPROF) == 0;
 }
 
 /* ---- how programs end ------------------------------------------------ */
@@ -82,16 +55,17 @@ Test(cli_matrix, fatal_signals_give_128_plus_signal_and_say_so)
 	} cases[] = {{"segv", 11}, {"abort", 6}, {"kill", 9}};
 	for (size_t i = 0; i < 3; i++) {
 		char *d = tu_tmpdir();
-		int st = sh(d, "%s record -o %s/f.memprof %s %s", TU_MEMPROF, d,
-			    TU_HELPER("mx_exit"), cases[i].mode);
+		int st = tu_sh(d, NULL, NULL, "%s record -o %s/f.memprof %s %s",
+			       TU_MEMPROF, d, TU_HELPER("mx_exit"),
+			       cases[i].mode);
 		cr_expect_eq(st, 128 + cases[i].sig, "%s: %d", cases[i].mode,
 			     st);
-		cr_expect_str_eq(sh_out(d), "started\n");
+		cr_expect_str_eq(tu_sh_out(d), "started\n");
 		char *want = fmt(
 			"memprof: no snapshot was written to '%s/f.memprof': "
 			"the program was killed by signal %d (",
 			d, cases[i].sig);
-		char *err = sh_err(d);
+		char *err = tu_sh_err(d);
 		cr_expect(strstr(err, want) != NULL, "%s", err);
 	}
 }
@@ -101,19 +75,22 @@ Test(cli_matrix, exit_signals_write_the_snapshot_and_keep_the_signal)
 	if (!record_has_exit_signals())
 		cr_skip("record has no --exit-signals yet");
 	char *d = tu_tmpdir();
-	int st = sh(d,
-		    "%s record --exit-signals TERM,INT -o %s/t.memprof %s "
-		    "term",
-		    TU_MEMPROF, d, TU_HELPER("mx_exit"));
+	int st = tu_sh(d, NULL, NULL,
+		       "%s record --exit-signals TERM,INT -o %s/t.memprof %s "
+		       "term",
+		       TU_MEMPROF, d, TU_HELPER("mx_exit"));
 	cr_expect_eq(st, 128 + 15);
-	char *err = sh_err(d);
+	char *err = tu_sh_err(d);
 	cr_expect(strstr(err, "was killed by signal 15") != NULL, "%s", err);
 	cr_expect(strstr(err, "wrote ") != NULL, "%s", err);
-	cr_assert_eq(sh(d, "%s top --by function %s/t.memprof", TU_MEMPROF, d),
+	cr_assert_eq(tu_sh(d, NULL, NULL, "%s top --by function %s/t.memprof",
+			   TU_MEMPROF, d),
 		     0);
-	cr_expect(strstr(sh_out(d), "site_exit") != NULL, "%s", sh_out(d));
-	cr_expect_eq(sh(d, "%s record --exit-signals NOPE -o %s/u.memprof %s",
-			TU_MEMPROF, d, TU_HELPER("alloc_c")),
+	cr_expect(strstr(tu_sh_out(d), "site_exit") != NULL, "%s",
+		  tu_sh_out(d));
+	cr_expect_eq(tu_sh(d, NULL, NULL,
+			   "%s record --exit-signals NOPE -o %s/u.memprof %s",
+			   TU_MEMPROF, d, TU_HELPER("alloc_c")),
 		     2);
 }
 
@@ -123,18 +100,19 @@ Test(cli_matrix, full_disk_keeps_the_status_and_says_what_happened)
 {
 	char *d = tu_tmpdir();
 	/* The limit is the program's (record writes nothing itself). */
-	int st = sh(d, "ulimit -f 1; exec %s record -o %s/f.memprof %s x",
-		    TU_MEMPROF, d, TU_HELPER("alloc_c"));
+	int st = tu_sh(d, NULL, NULL,
+		       "ulimit -f 1; exec %s record -o %s/f.memprof %s x",
+		       TU_MEMPROF, d, TU_HELPER("alloc_c"));
 	cr_expect_eq(st, 3);
-	cr_expect_str_eq(sh_out(d), "alloc_c done\n");
-	char *err = sh_err(d);
+	cr_expect_str_eq(tu_sh_out(d), "alloc_c done\n");
+	char *err = tu_sh_err(d);
 	cr_expect(strstr(err, fmt("memprof: cannot write '%s/f.memprof': "
 				  "file too large\n",
 				  d)) != NULL,
 		  "%s", err);
 	cr_expect(strstr(err, "no snapshot was written") != NULL, "%s", err);
-	cr_expect_eq(sh(d, "ls %s | grep -c memprof", d), 1, "files left: %s",
-		     sh_out(d));
+	cr_expect_eq(tu_sh(d, NULL, NULL, "ls %s | grep -c memprof", d), 1,
+		     "files left: %s", tu_sh_out(d));
 }
 
 /* ---- a library unloaded before the end -------------------------------- */
@@ -142,12 +120,13 @@ Test(cli_matrix, full_disk_keeps_the_status_and_says_what_happened)
 Test(cli_matrix, top_names_the_functions_of_a_dlclosed_library)
 {
 	char *d = tu_tmpdir();
-	cr_assert_eq(sh(d, "%s record -q -o %s/dl.memprof %s", TU_MEMPROF, d,
-			TU_HELPER("mx_dlopen")),
-		     0, "%s", sh_err(d));
-	cr_assert_eq(
-		sh(d, "%s top --by line -n 1 %s/dl.memprof", TU_MEMPROF, d), 0);
-	char *out = sh_out(d);
+	cr_assert_eq(tu_sh(d, NULL, NULL, "%s record -q -o %s/dl.memprof %s",
+			   TU_MEMPROF, d, TU_HELPER("mx_dlopen")),
+		     0, "%s", tu_sh_err(d));
+	cr_assert_eq(tu_sh(d, NULL, NULL, "%s top --by line -n 1 %s/dl.memprof",
+			   TU_MEMPROF, d),
+		     0);
+	char *out = tu_sh_out(d);
 	cr_expect(strstr(out, "#1: mx_lib.c:") != NULL, "%s", out);
 	cr_expect(strstr(out, " in mx_lib_alloc: 12.7 KiB in 3 blocks") != NULL,
 		  "%s", out);
@@ -160,7 +139,8 @@ static char *program_copy(const char *dir, const char *name, uid_t uid,
 			  gid_t gid, mode_t mode)
 {
 	char *p = tu_path(dir, name);
-	cr_assert_eq(sh(dir, "cp %s %s", TU_HELPER("alloc_c"), p), 0);
+	cr_assert_eq(
+		tu_sh(dir, NULL, NULL, "cp %s %s", TU_HELPER("alloc_c"), p), 0);
 	if (chown(p, uid, gid) != 0 || chmod(p, mode) != 0)
 		return NULL;
 	return p;
@@ -171,17 +151,18 @@ static bool loader_traces(const char *dir, const char *path)
 {
 	char *snap = tu_path(dir, "by-hand.memprof");
 	unlink(snap);
-	sh(dir, "LD_PRELOAD=%s MEMPROF_OUTPUT=%s %s", TU_SHIM, snap, path);
+	tu_sh(dir, NULL, NULL, "LD_PRELOAD=%s MEMPROF_OUTPUT=%s %s", TU_SHIM,
+	      snap, path);
 	return access(snap, F_OK) == 0;
 }
 
 Test(cli_matrix, static_programs_are_refused)
 {
 	char *d = tu_tmpdir();
-	if (sh(d,
-	       "printf 'int main(void){return 0;}' > %s/s.c && "
-	       "cc -static -o %s/static %s/s.c",
-	       d, d, d) != 0)
+	if (tu_sh(d, NULL, NULL,
+		  "printf 'int main(void){return 0;}' > %s/s.c && "
+		  "cc -static -o %s/static %s/s.c",
+		  d, d, d) != 0)
 		cr_skip("no static libc to build a static program");
 	char buf[512];
 	char *p = tu_path(d, "static");
@@ -190,14 +171,15 @@ Test(cli_matrix, static_programs_are_refused)
 	cr_expect_str_eq(why, "it is statically linked, so no shim can be "
 			      "preloaded into it");
 	cr_expect(!loader_traces(d, p));
-	cr_expect_eq(sh(d, "%s record -o %s/x.memprof %s", TU_MEMPROF, d, p),
+	cr_expect_eq(tu_sh(d, NULL, NULL, "%s record -o %s/x.memprof %s",
+			   TU_MEMPROF, d, p),
 		     2);
-	cr_expect(strstr(sh_err(d),
+	cr_expect(strstr(tu_sh_err(d),
 			 fmt("memprof: cannot trace '%s': it is statically "
 			     "linked",
 			     p)) != NULL,
-		  "%s", sh_err(d));
-	cr_expect_eq(sh(d, "ls %s | grep -c x.memprof", d), 1);
+		  "%s", tu_sh_err(d));
+	cr_expect_eq(tu_sh(d, NULL, NULL, "ls %s | grep -c x.memprof", d), 1);
 }
 
 Test(cli_matrix, dynamic_programs_and_scripts_are_traceable)
@@ -260,14 +242,16 @@ Test(cli_matrix, set_id_programs_are_refused_when_the_loader_ignores_us)
 				  "%s: %s", cases[i].name, why);
 		if (!record_has_exit_signals())
 			continue; /* record does not call the check yet */
-		int st = sh(d, "%s record -q -o %s/%s.memprof %s", TU_MEMPROF,
-			    d, cases[i].name, p);
+		int st =
+			tu_sh(d, NULL, NULL, "%s record -q -o %s/%s.memprof %s",
+			      TU_MEMPROF, d, cases[i].name, p);
 		if (why) {
 			cr_expect_eq(st, 2, "%s", cases[i].name);
-			cr_expect(strstr(sh_err(d), "cannot trace") != NULL,
-				  "%s", sh_err(d));
+			cr_expect(strstr(tu_sh_err(d), "cannot trace") != NULL,
+				  "%s", tu_sh_err(d));
 		} else {
-			cr_expect_eq(st, 0, "%s: %s", cases[i].name, sh_err(d));
+			cr_expect_eq(st, 0, "%s: %s", cases[i].name,
+				     tu_sh_err(d));
 		}
 	}
 }
