@@ -4,12 +4,13 @@
 # prints a table per workload and the targets. Medians over the successful
 # runs; a tool with any failed run shows FAILED. Exits 1 if a workload
 # was missing or failed bare.
-# Variables: rounds, tools (space separated, bare first), missing (count
-# of workloads that could not run at all).
+# Variables: rounds, repeat (runs per round of the workloads with pairs, but
+# heaptrack's), tools (space separated, bare first), missing (count of
+# workloads that could not run at all).
 
 function median(list,    v, n, i, j, x) {
 	n = split(list, v, " ")
-	for (i = 2; i <= n; i++) {	# insertion sort: n is the round count
+	for (i = 2; i <= n; i++) {	# insertion sort: n is the run count
 		x = v[i] + 0
 		for (j = i - 1; j >= 1 && v[j] + 0 > x; j--)
 			v[j + 1] = v[j]
@@ -43,9 +44,10 @@ END {
 	nt = split(tools, tool, " ")
 	for (j = 1; j <= nt; j++)
 		has_ht += tool[j] == "heaptrack"
-	printf "\nmedians of %d rounds. overhead: tool minus bare; of ht's: that " \
-		"overhead over heaptrack's;\nRSS: peak of the program and the " \
-		"tool; ns/pair: bare time, or the overhead, per malloc/free pair\n", rounds
+	printf "\nmedians of %d rounds (the churns: %d runs a round, heaptrack 1). " \
+		"overhead: tool minus bare;\nof ht's: that overhead over " \
+		"heaptrack's; RSS: peak of the program and the tool;\nns/pair: " \
+		"bare time, or the overhead, per malloc/free pair\n", rounds, repeat
 	for (i = 1; i <= nw; i++) {
 		w = wname[i]
 		printf "\n== %s: %s", w, wcmd[w]
@@ -65,7 +67,7 @@ END {
 			k = w SUBSEP tool[j]
 			if (!ok[k]) {
 				printf "%-24s FAILED (status %d in %d of %d runs)\n",
-					label(tool[j]), status[k], fails[k], rounds
+					label(tool[j]), status[k], fails[k], fails[k] + runs[k]
 				continue
 			}
 			printf "%-24s %8.3f", label(tool[j]), med[k]

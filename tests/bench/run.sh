@@ -8,7 +8,10 @@
 # Usage: tests/bench/run.sh [BUILD_DIR]   (default build; run from the top
 # of the tree after 'make all helpers').
 # Environment: BENCH_ROUNDS (default 5) rounds, each running every workload
-# under every tool in turn; BENCH_TIMEOUT (default 300) seconds before a run
+# under every tool in turn; BENCH_REPEAT (default 3) runs per round of the
+# short workloads (the churns) under every tool but heaptrack, whose few
+# tenths of a second vary by as much as the margins of their targets on a
+# shared machine; BENCH_TIMEOUT (default 300) seconds before a run
 # counts as failed; BENCH_HEAPTRACK=no leaves heaptrack out. Missing
 # sqlite3, heaptrack or /usr/bin/time are installed with apt-get when root.
 # The raw figures of the last run stay in BUILD_DIR/bench.results.
@@ -21,6 +24,7 @@ export LC_ALL=C
 
 B=${1:-build}
 ROUNDS=${BENCH_ROUNDS:-5}
+REPEAT=${BENCH_REPEAT:-3}
 TIMEOUT=${BENCH_TIMEOUT:-300}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
@@ -43,6 +47,9 @@ for h in bench_churn bench_churn_mt bench_tree; do
 done
 case $ROUNDS in
 '' | *[!0-9]* | 0) die "BENCH_ROUNDS must be a positive number" ;;
+esac
+case $REPEAT in
+'' | *[!0-9]* | 0) die "BENCH_REPEAT must be a positive number" ;;
 esac
 
 is_root() { [ "$(id -u)" = 0 ]; }
@@ -94,16 +101,18 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/memprof-bench.XXXXXX") || die "cannot make a te
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
-# Workloads: name, stdin, malloc/free pairs (0: no ns/pair column); the
-# command is set by workload_cmd.
+# Workloads: name, stdin, malloc/free pairs (0: no ns/pair column), runs
+# per round; the command is set by workload_cmd.
 WL_NAME=(churn churn-mt tree)
 WL_IN=(/dev/null /dev/null /dev/null)
 WL_PAIRS=("$CHURN_PAIRS" "$CHURN_PAIRS" 0)
+WL_REPEAT=("$REPEAT" "$REPEAT" 1)
 missing=0
 if [ -n "$SQLITE" ]; then
 	WL_NAME+=(sqlite3)
 	WL_IN+=("$HERE/bench.sql")
 	WL_PAIRS+=(0)
+	WL_REPEAT+=(1)
 else
 	missing=1
 fi
@@ -167,16 +176,22 @@ run_one() {
 
 peer="no heaptrack"
 [ -n "$HEAPTRACK" ] && peer=$(heaptrack --version 2>/dev/null | head -n 1)
-echo "memprof bench: $ROUNDS rounds of ${#WL_NAME[@]} workloads x ${#TOOLS[@]} tools" \
+echo "memprof bench: $ROUNDS rounds of ${#WL_NAME[@]} workloads x ${#TOOLS[@]} tools," \
+	"$REPEAT runs per round of the churns" \
 	"($(nproc) CPUs; $peer; load average $(cut -d' ' -f1-3 /proc/loadavg))"
 : >"$tmp/results"
 # Interleaved: each round runs every workload under every tool, rotating
-# which tool goes first, so drift in machine load spreads over all rows.
+# which tool goes first, so drift in machine load spreads over all rows. A
+# short workload's repeats each run every tool again (heaptrack once).
 for ((r = 1; r <= ROUNDS; r++)); do
 	echo "round $r/$ROUNDS" >&2
 	for ((w = 0; w < ${#WL_NAME[@]}; w++)); do
-		for ((t = 0; t < ${#TOOLS[@]}; t++)); do
-			run_one $w "${TOOLS[(t + r - 1) % ${#TOOLS[@]}]}" $r
+		for ((k = 0; k < ${WL_REPEAT[$w]}; k++)); do
+			for ((t = 0; t < ${#TOOLS[@]}; t++)); do
+				tool=${TOOLS[(t + r + k - 1) % ${#TOOLS[@]}]}
+				[ $k -gt 0 ] && [ "$tool" = heaptrack ] && continue
+				run_one $w "$tool" $r
+			done
 		done
 	done
 done
@@ -194,5 +209,5 @@ for ((w = 0; w < ${#WL_NAME[@]}; w++)); do
 	printf '%s\t%s\t%s\n' "${WL_NAME[$w]}" "${WL_PAIRS[$w]}" "$shown"
 done >"$tmp/workloads"
 
-awk -v rounds="$ROUNDS" -v tools="${TOOLS[*]}" -v missing=$missing \
+awk -v rounds="$ROUNDS" -v repeat="$REPEAT" -v tools="${TOOLS[*]}" -v missing=$missing \
 	-f "$HERE/report.awk" "$tmp/workloads" "$tmp/results"
