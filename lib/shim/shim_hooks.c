@@ -85,9 +85,9 @@ static __attribute__((noinline)) void *malloc_slow(size_t size)
 		t->inreal--;
 		if (likely(p != NULL) && (likely(!shim_opt.sample_rate) ||
 					  shim_sample_take(t, size))) {
-			int e = errno;
+			int e = *t->err;
 			shim_record_alloc_ctx(t, p, size, ctx);
-			errno = e;
+			*t->err = e;
 		}
 		t->busy--;
 		return p;
@@ -137,13 +137,13 @@ static __attribute__((noinline)) void free_slow(void *p)
 		return;
 	struct shim_tls *t = shim_tls_peek();
 	if (fast_ok(t) && likely(!shim_opt.sample_rate)) {
-		int e = errno;
+		int e = *t->err;
 		struct shim_block b;
 		t->busy++;
 		if (shim_live_take(t, (uintptr_t)p, &b))
 			shim_account_free_by(t, &b);
 		t->busy--;
-		errno = e;
+		*t->err = e;
 		shim_real.free(p);
 		return;
 	}
@@ -237,7 +237,7 @@ EXPORT void *realloc(void *p, size_t size)
 	bool traced = !shim_opt.sample_rate || shim_sample_maybe((uintptr_t)p);
 	bool had = traced && shim_live_take(t, (uintptr_t)p, &old);
 	void *q = shim_real.realloc(p, size);
-	int e = errno;
+	int e = *t->err;
 	if (!q && size != 0) {
 		/* Failed: p is untouched, so its entry goes back as it was. */
 		if (had)
@@ -252,7 +252,7 @@ EXPORT void *realloc(void *p, size_t size)
 			shim_record_alloc_ctx(t, q, size, &ctx);
 	}
 	t->busy--;
-	errno = e;
+	*t->err = e;
 	return q;
 }
 

@@ -95,6 +95,9 @@ struct shim_tls {
 	/* Blocks this thread recorded minus those it removed (owner's
 	 * relaxed stores): their sum over threads is the live blocks. */
 	int64_t nlive;
+	/* The owner's errno (set by shim_tls_create): the hooks keep it
+	 * without a call of __errno_location each way. */
+	int *err;
 };
 
 extern pthread_key_t shim_key;

@@ -11,6 +11,7 @@
  * load, no call into libc. Memory comes from mmap; a thread's state goes to
  * a free list when it exits. Hook-safe: no malloc, no stdio.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -120,6 +121,7 @@ static struct shim_tls *tls_create(void)
 		unsigned seq = atomic_fetch_add(&next_stripe, 1);
 		t->stripe = seq < SHIM_SHARED_STRIPE ? seq : SHIM_SHARED_STRIPE;
 	}
+	t->err = &errno;
 	atomic_fetch_add(&shim_threads_live, 1);
 	pthread_setspecific(shim_key, t);
 	return t;

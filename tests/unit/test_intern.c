@@ -330,3 +330,44 @@ Test(intern, sampling_filter_keeps_bootstrap_blocks_from_the_real_free)
 	shim_sample_note(b, -1);
 	cr_expect(shim_sample_maybe(b));
 }
+
+/* A thread's state, and where its errno lives, as its hooks see them. */
+struct errno_seen {
+	struct shim_tls *state;
+	int *err, *own;
+};
+
+static void *make_state(void *arg)
+{
+	struct errno_seen *seen = arg;
+	seen->state = shim_tls_create();
+	seen->err = seen->state ? seen->state->err : NULL;
+	seen->own = &errno;
+	return NULL;
+}
+
+/* The hooks keep errno through the state's pointer to it: a state handed
+ * on to a new thread must point at the new thread's errno, not at the
+ * old thread's (gone, its memory perhaps another thread's stack). */
+Test(intern, a_reused_thread_state_points_at_its_new_owners_errno)
+{
+	struct errno_seen first = {0}, second = {0};
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, make_state, &first), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(pthread_create(&th, NULL, make_state, &second), 0);
+	pthread_join(th, NULL);
+	cr_assert_not_null(first.state);
+	cr_expect_eq(first.err, first.own);
+	/* The second thread got the first one's state back. */
+	cr_expect_eq(second.state, first.state);
+	cr_expect_eq(second.err, second.own);
+	/* Two threads alive at once here, so two errnos. */
+	struct errno_seen third = {0};
+	cr_assert_eq(pthread_create(&th, NULL, make_state, &third), 0);
+	pthread_join(th, NULL);
+	struct shim_tls *mine = shim_tls_create();
+	cr_assert_not_null(mine);
+	cr_expect_eq(mine->err, &errno);
+	cr_expect_neq(third.err, mine->err);
+}
