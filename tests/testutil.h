@@ -207,6 +207,18 @@ static __attribute__((unused)) bool tu_stack_has(const struct mp_snapshot *snap,
 	return false;
 }
 
+/* printf into a fresh malloc'd string. */
+static __attribute__((unused, format(printf, 1, 2))) char *tu_fmt(const char *f,
+								  ...)
+{
+	va_list ap;
+	char *s = NULL;
+	va_start(ap, f);
+	cr_assert(vasprintf(&s, f, ap) > 0);
+	va_end(ap);
+	return s;
+}
+
 static int tu_sh(const char *dir, char **out, char **err, const char *fmt, ...)
 {
 	va_list ap;

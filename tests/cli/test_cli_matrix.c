@@ -24,17 +24,6 @@ int cli_error(const char *f, ...)
 	return MP_EXIT_USAGE;
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	va_start(ap, f);
-	cr_assert(vasprintf(&s, f, ap) > 0);
-	va_end(ap);
-	return s;
-}
-
 /* Whether record knows the options of the robustness work (the test of
  * a record that predates them is skipped, not failed). */
 static bool record_has_exit_signals(void)
@@ -61,7 +50,7 @@ Test(cli_matrix, fatal_signals_give_128_plus_signal_and_say_so)
 		cr_expect_eq(st, 128 + cases[i].sig, "%s: %d", cases[i].mode,
 			     st);
 		cr_expect_str_eq(tu_sh_out(d), "started\n");
-		char *want = fmt(
+		char *want = tu_fmt(
 			"memprof: no snapshot was written to '%s/f.memprof': "
 			"the program was killed by signal %d (",
 			d, cases[i].sig);
@@ -106,9 +95,9 @@ Test(cli_matrix, full_disk_keeps_the_status_and_says_what_happened)
 	cr_expect_eq(st, 3);
 	cr_expect_str_eq(tu_sh_out(d), "alloc_c done\n");
 	char *err = tu_sh_err(d);
-	cr_expect(strstr(err, fmt("memprof: cannot write '%s/f.memprof': "
-				  "file too large\n",
-				  d)) != NULL,
+	cr_expect(strstr(err, tu_fmt("memprof: cannot write '%s/f.memprof': "
+				     "file too large\n",
+				     d)) != NULL,
 		  "%s", err);
 	cr_expect(strstr(err, "no snapshot was written") != NULL, "%s", err);
 	cr_expect_eq(tu_sh(d, NULL, NULL, "ls %s | grep -c memprof", d), 1,
@@ -175,9 +164,9 @@ Test(cli_matrix, static_programs_are_refused)
 			   TU_MEMPROF, d, p),
 		     2);
 	cr_expect(strstr(tu_sh_err(d),
-			 fmt("memprof: cannot trace '%s': it is statically "
-			     "linked",
-			     p)) != NULL,
+			 tu_fmt("memprof: cannot trace '%s': it is statically "
+				"linked",
+				p)) != NULL,
 		  "%s", tu_sh_err(d));
 	cr_expect_eq(tu_sh(d, NULL, NULL, "ls %s | grep -c x.memprof", d), 1);
 }

@@ -117,16 +117,6 @@ static int memprof(const char *dir, char **out, char **err, ...)
 	return st;
 }
 
-static char *fmt(const char *f, ...)
-{
-	char *s = NULL;
-	va_list ap;
-	va_start(ap, f);
-	cr_assert(vasprintf(&s, f, ap) > 0);
-	va_end(ap);
-	return s;
-}
-
 /*
  * A stand-in for a program under the shim: on signal sig it writes a copy
  * of the golden 1.2 snapshot to OUT.N.memprof, N = next, next + 1, ...
@@ -135,10 +125,11 @@ static char *fmt(const char *f, ...)
 static pid_t fake_program(const char *dir, const char *output, int sig,
 			  int next, const char *const env[])
 {
-	char *script = fmt("n=%d; trap 'cp %s %s.$n.memprof.tmp && mv "
-			   "%s.$n.memprof.tmp %s.$n.memprof; n=$((n+1))' %d; "
-			   "while :; do sleep 0.02; done",
-			   next, GOLDEN_1_2, output, output, output, sig);
+	char *script =
+		tu_fmt("n=%d; trap 'cp %s %s.$n.memprof.tmp && mv "
+		       "%s.$n.memprof.tmp %s.$n.memprof; n=$((n+1))' %d; "
+		       "while :; do sleep 0.02; done",
+		       next, GOLDEN_1_2, output, output, output, sig);
 	char *argv[] = {(char *)"/bin/sh", (char *)"-c", script, NULL};
 	pid_t pid = spawn(dir, argv, env, NULL);
 	wait_ready(pid, "MEMPROF_", sig);
@@ -198,8 +189,8 @@ Test(cli_snapshot, rejects_unknown_signal_names)
 		cr_expect_eq(memprof(d, &out, &err, "snapshot", "--signal",
 				     bad[i], "1", NULL),
 			     2, "--signal '%s'", bad[i]);
-		char *want =
-			fmt("memprof: snapshot: '%s' is not a signal", bad[i]);
+		char *want = tu_fmt("memprof: snapshot: '%s' is not a signal",
+				    bad[i]);
 		cr_expect(!strncmp(err, want, strlen(want)), "%s", err);
 		free(want);
 	}
@@ -213,7 +204,7 @@ Test(cli_snapshot, accepts_signal_names_and_numbers)
 	char *argv[] = {(char *)"sleep", (char *)"30", NULL};
 	pid_t pid = spawn(NULL, argv, NULL, ignore);
 	wait_ready(pid, "", 0);
-	char *p = fmt("%d", (int)pid), *num = fmt("%d", SIGUSR2);
+	char *p = tu_fmt("%d", (int)pid), *num = tu_fmt("%d", SIGUSR2);
 	const char *names[] = {"USR1", "USR2", "SIGUSR2", "sigusr1",
 			       num,    "URG",  "RTMIN+2", "SIGRTMIN+2"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -235,9 +226,9 @@ Test(cli_snapshot, reports_a_missing_process)
 	if (pid == 0)
 		_exit(0);
 	waitpid(pid, NULL, 0);
-	char *p = fmt("%d", (int)pid);
+	char *p = tu_fmt("%d", (int)pid);
 	cr_expect_eq(memprof(d, &out, &err, "snapshot", p, NULL), 2);
-	char *want = fmt("memprof: no process %d\n", (int)pid);
+	char *want = tu_fmt("memprof: no process %d\n", (int)pid);
 	cr_expect_str_eq(err, want);
 	cr_expect_eq(
 		memprof(d, &out, &err, "snapshot", "--signal", "USR2", p, NULL),
@@ -254,11 +245,11 @@ Test(cli_snapshot, refuses_a_process_not_started_for_snapshots)
 	char *argv[] = {(char *)"sleep", (char *)"30", NULL};
 	pid_t pid = spawn(NULL, argv, env, NULL);
 	wait_ready(pid, "MEMPROF_OUTPUT=", 0);
-	char *p = fmt("%d", (int)pid);
+	char *p = tu_fmt("%d", (int)pid);
 	cr_expect_eq(memprof(d, &out, &err, "snapshot", p, NULL), 2);
-	char *want = fmt("memprof: process %d was not started with 'memprof "
-			 "record --snapshot-signal'\n",
-			 (int)pid);
+	char *want = tu_fmt("memprof: process %d was not started with 'memprof "
+			    "record --snapshot-signal'\n",
+			    (int)pid);
 	cr_expect_str_eq(err, want);
 	cr_expect_str_eq(out, "");
 	cr_expect_eq(waitpid(pid, NULL, WNOHANG), 0, "the process died");
@@ -270,15 +261,15 @@ Test(cli_snapshot, refuses_a_process_not_started_for_snapshots)
 Test(cli_snapshot, does_not_send_a_signal_nobody_catches)
 {
 	char *d = tu_tmpdir(), *out, *err;
-	char *sig = fmt("MEMPROF_SNAPSHOT_SIGNAL=%d", SIGUSR2);
+	char *sig = tu_fmt("MEMPROF_SNAPSHOT_SIGNAL=%d", SIGUSR2);
 	const char *env[] = {sig, NULL};
 	char *argv[] = {(char *)"sleep", (char *)"30", NULL};
 	pid_t pid = spawn(NULL, argv, env, NULL);
 	wait_ready(pid, "MEMPROF_SNAPSHOT_SIGNAL=", 0);
-	char *p = fmt("%d", (int)pid);
+	char *p = tu_fmt("%d", (int)pid);
 	cr_expect_eq(memprof(d, &out, &err, "snapshot", p, NULL), 2);
-	char *want = fmt("memprof: process %d does not catch signal %d", pid,
-			 SIGUSR2);
+	char *want = tu_fmt("memprof: process %d does not catch signal %d", pid,
+			    SIGUSR2);
 	cr_expect(!strncmp(err, want, strlen(want)), "%s", err);
 	cr_expect_eq(waitpid(pid, NULL, WNOHANG), 0, "the process died");
 	stop(pid);
@@ -287,11 +278,11 @@ Test(cli_snapshot, does_not_send_a_signal_nobody_catches)
 	const char *env2[] = {"MEMPROF_SNAPSHOT_SIGNAL=USR2", NULL};
 	pid = spawn(NULL, argv, env2, NULL);
 	wait_ready(pid, "MEMPROF_SNAPSHOT_SIGNAL=", 0);
-	p = fmt("%d", (int)pid);
+	p = tu_fmt("%d", (int)pid);
 	cr_expect_eq(memprof(d, &out, &err, "snapshot", p, NULL), 2);
-	want = fmt("memprof: process %d has a bad MEMPROF_SNAPSHOT_SIGNAL "
-		   "'USR2'\n",
-		   (int)pid);
+	want = tu_fmt("memprof: process %d has a bad MEMPROF_SNAPSHOT_SIGNAL "
+		      "'USR2'\n",
+		      (int)pid);
 	cr_expect_str_eq(err, want);
 	stop(pid);
 }
@@ -302,8 +293,8 @@ Test(cli_snapshot, waits_for_the_new_numbered_file)
 {
 	char *d = tu_tmpdir(), *out, *err;
 	char *run = tu_path(d, "run");
-	char *sig = fmt("MEMPROF_SNAPSHOT_SIGNAL=%d", SIGUSR1);
-	char *o = fmt("MEMPROF_OUTPUT=%s.memprof", run);
+	char *sig = tu_fmt("MEMPROF_SNAPSHOT_SIGNAL=%d", SIGUSR1);
+	char *o = tu_fmt("MEMPROF_OUTPUT=%s.memprof", run);
 	const char *env[] = {sig, o, NULL};
 	/* Snapshots 1 and 2 exist already; also files that only look
 	 * alike. */
@@ -319,10 +310,10 @@ Test(cli_snapshot, waits_for_the_new_numbered_file)
 		free(f);
 	}
 	pid_t pid = fake_program(d, run, SIGUSR1, 3, env);
-	char *p = fmt("%d", (int)pid);
+	char *p = tu_fmt("%d", (int)pid);
 
 	cr_expect_eq(memprof(d, &out, &err, "snapshot", p, NULL), 0, "%s", err);
-	char *want = fmt("%s.3.memprof\n", run);
+	char *want = tu_fmt("%s.3.memprof\n", run);
 	cr_expect_str_eq(out, want);
 	cr_expect_str_eq(err, "");
 
@@ -337,7 +328,7 @@ Test(cli_snapshot, waits_for_the_new_numbered_file)
 	cr_expect_eq(memprof(d, &out, &err, "snapshot", "--wait", "10",
 			     "--signal", "SIGUSR1", p, NULL),
 		     0, "%s", err);
-	want = fmt("%s.4.memprof\n", run);
+	want = tu_fmt("%s.4.memprof\n", run);
 	cr_expect_str_eq(out, want);
 	stop(pid);
 }
@@ -346,16 +337,16 @@ Test(cli_snapshot, waits_for_the_new_numbered_file)
 Test(cli_snapshot, resolves_a_relative_output_in_the_programs_directory)
 {
 	char *d = tu_tmpdir(), *out, *err;
-	char *sig = fmt("MEMPROF_SNAPSHOT_SIGNAL=%d", SIGUSR2);
+	char *sig = tu_fmt("MEMPROF_SNAPSHOT_SIGNAL=%d", SIGUSR2);
 	const char *env[] = {sig, "MEMPROF_OUTPUT=rel.memprof", NULL};
 	pid_t pid = fake_program(d, "rel", SIGUSR2, 1, env);
-	char *p = fmt("%d", (int)pid);
+	char *p = tu_fmt("%d", (int)pid);
 	char *elsewhere = tu_tmpdir();
 
 	cr_expect_eq(memprof(elsewhere, &out, &err, "snapshot", p, NULL), 0,
 		     "%s", err);
 	char *real = realpath(d, NULL);
-	char *want = fmt("%s/rel.1.memprof\n", real);
+	char *want = tu_fmt("%s/rel.1.memprof\n", real);
 	cr_expect_str_eq(out, want);
 	stop(pid);
 }
@@ -364,15 +355,16 @@ Test(cli_snapshot, resolves_a_relative_output_in_the_programs_directory)
 Test(cli_snapshot, times_out_when_no_snapshot_comes)
 {
 	char *d = tu_tmpdir(), *out, *err;
-	char *sig = fmt("MEMPROF_SNAPSHOT_SIGNAL=%d", SIGUSR2);
-	char *o = fmt("MEMPROF_OUTPUT=%s/never.memprof", d);
+	char *sig = tu_fmt("MEMPROF_SNAPSHOT_SIGNAL=%d", SIGUSR2);
+	char *o = tu_fmt("MEMPROF_OUTPUT=%s/never.memprof", d);
 	const char *env[] = {sig, o, NULL};
 	/* Catches the signal and writes nothing. */
-	char *script = fmt("trap : %d; while :; do sleep 0.02; done", SIGUSR2);
+	char *script =
+		tu_fmt("trap : %d; while :; do sleep 0.02; done", SIGUSR2);
 	char *argv[] = {(char *)"/bin/sh", (char *)"-c", script, NULL};
 	pid_t pid = spawn(NULL, argv, env, NULL);
 	wait_ready(pid, "MEMPROF_SNAPSHOT_SIGNAL=", SIGUSR2);
-	char *p = fmt("%d", (int)pid);
+	char *p = tu_fmt("%d", (int)pid);
 
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -384,7 +376,7 @@ Test(cli_snapshot, times_out_when_no_snapshot_comes)
 		      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	cr_expect(took >= 0.3 && took < 5, "took %.3f s", took);
 	char *want =
-		fmt("memprof: no snapshot from %d within 0.3 s\n", (int)pid);
+		tu_fmt("memprof: no snapshot from %d within 0.3 s\n", (int)pid);
 	cr_expect_str_eq(err, want);
 	cr_expect_str_eq(out, "");
 
@@ -401,27 +393,27 @@ Test(cli_snapshot, times_out_when_no_snapshot_comes)
 Test(cli_snapshot, explicit_signal_needs_no_environment)
 {
 	char *d = tu_tmpdir(), *out, *err;
-	char *script = fmt(
+	char *script = tu_fmt(
 		"trap 'cp %s memprof.$(basename $(readlink /proc/$$/exe)).$$"
 		".1.memprof' USR1; while :; do sleep 0.02; done",
 		GOLDEN_1_2);
 	char *argv[] = {(char *)"/bin/sh", (char *)"-c", script, NULL};
 	pid_t pid = spawn(d, argv, NULL, NULL);
 	wait_ready(pid, "", SIGUSR1);
-	char *p = fmt("%d", (int)pid);
+	char *p = tu_fmt("%d", (int)pid);
 	cr_expect_eq(memprof(d, &out, &err, "snapshot", p, NULL), 2);
 	cr_expect(strstr(err, "was not started with"), "%s", err);
 	cr_expect_eq(
 		memprof(d, &out, &err, "snapshot", "--signal", "USR1", p, NULL),
 		0, "%s", err);
 	char exe[4096];
-	char *link = fmt("/proc/%d/exe", (int)pid);
+	char *link = tu_fmt("/proc/%d/exe", (int)pid);
 	ssize_t n = readlink(link, exe, sizeof(exe) - 1);
 	cr_assert_gt(n, 0);
 	exe[n] = '\0';
 	char *real = realpath(d, NULL);
-	char *want = fmt("%s/memprof.%s.%d.1.memprof\n", real,
-			 strrchr(exe, '/') + 1, (int)pid);
+	char *want = tu_fmt("%s/memprof.%s.%d.1.memprof\n", real,
+			    strrchr(exe, '/') + 1, (int)pid);
 	cr_expect_str_eq(out, want);
 	stop(pid);
 }
@@ -446,7 +438,8 @@ Test(cli_snapshot, snapshots_a_recorded_program)
 	/* The program is record's child, once it has exec'd sleep. */
 	pid_t prog = 0;
 	for (int i = 0; i < 200 && !prog; i++) {
-		char *f = fmt("/proc/%d/task/%d/children", (int)rec, (int)rec);
+		char *f =
+			tu_fmt("/proc/%d/task/%d/children", (int)rec, (int)rec);
 		char *kids = tu_read(f, NULL);
 		if (kids && *kids)
 			prog = (pid_t)atoi(kids);
@@ -457,12 +450,12 @@ Test(cli_snapshot, snapshots_a_recorded_program)
 	}
 	cr_assert_gt(prog, 0, "record started no program");
 	wait_ready(prog, "MEMPROF_SNAPSHOT_SIGNAL=", SIGUSR2);
-	char *p = fmt("%d", (int)prog);
+	char *p = tu_fmt("%d", (int)prog);
 
 	int st = memprof(d, &out, &err, "snapshot", "--wait", "20", p, NULL);
 	cr_expect_eq(st, 0, "%s", err);
 	char *real = realpath(d, NULL);
-	char *want = fmt("%s/rec.1.memprof\n", real);
+	char *want = tu_fmt("%s/rec.1.memprof\n", real);
 	cr_expect_str_eq(out, want);
 	want[strlen(want) - 1] = '\0';
 	struct mp_snapshot *s = NULL;
@@ -480,7 +473,7 @@ Test(cli_snapshot, snapshots_a_recorded_program)
 	cr_expect_eq(
 		memprof(d, &out, &err, "snapshot", "--wait", "20", p, NULL), 0,
 		"%s", err);
-	char *want2 = fmt("%s/rec.2.memprof\n", real);
+	char *want2 = tu_fmt("%s/rec.2.memprof\n", real);
 	cr_expect_str_eq(out, want2);
 	cr_expect_eq(waitpid(rec, NULL, WNOHANG), 0, "record ended");
 	kill(prog, SIGKILL);
@@ -510,17 +503,17 @@ Test(cli_snapshot, info_shows_the_timeline)
 Test(cli_snapshot, info_json_has_the_timeline)
 {
 	char *d = tu_tmpdir();
-	char *cmd =
-		fmt("%s info --json %s | python3 -c \"import json, sys; "
-		    "t = json.load(sys.stdin)['timeline']; "
-		    "assert t == {'samples': 3, 'interval_ns': 20000000, "
-		    "'marks': [{'seq': 1, 'ns': 1030000000}, "
-		    "{'seq': 0, 'ns': 1040000000}]}, t\" && "
-		    "%s info --json %s/testdata/format/golden-1.1.memprof | "
-		    "python3 -c \"import json, sys; d = json.load(sys.stdin); "
-		    "assert 'timeline' in d and d['timeline'] is None; "
-		    "assert d['symbolized'] is False and d['blocks'] == 3\"",
-		    TU_MEMPROF, GOLDEN_1_2, TU_MEMPROF, MP_SOURCE_DIR);
+	char *cmd = tu_fmt(
+		"%s info --json %s | python3 -c \"import json, sys; "
+		"t = json.load(sys.stdin)['timeline']; "
+		"assert t == {'samples': 3, 'interval_ns': 20000000, "
+		"'marks': [{'seq': 1, 'ns': 1030000000}, "
+		"{'seq': 0, 'ns': 1040000000}]}, t\" && "
+		"%s info --json %s/testdata/format/golden-1.1.memprof | "
+		"python3 -c \"import json, sys; d = json.load(sys.stdin); "
+		"assert 'timeline' in d and d['timeline'] is None; "
+		"assert d['symbolized'] is False and d['blocks'] == 3\"",
+		TU_MEMPROF, GOLDEN_1_2, TU_MEMPROF, MP_SOURCE_DIR);
 	char *argv[] = {(char *)"/bin/sh", (char *)"-c", cmd, NULL};
 	char *err = tu_path(d, "json.err");
 	int st = tu_run(argv, NULL, NULL, err);

@@ -77,17 +77,6 @@ static struct run run_in(const char *dir, char *const argv[],
 	return r;
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	va_start(ap, f);
-	cr_assert(vasprintf(&s, f, ap) > 0);
-	va_end(ap);
-	return s;
-}
-
 /* dir/bare and dir/shim, fresh. */
 static char *subdir(const char *dir, const char *name)
 {
@@ -113,7 +102,7 @@ static struct run run_shim(const char *dir, char *const argv[],
 	char *d = subdir(dir, "shim");
 	const char *env[MAX_ENV] = {
 		"LD_PRELOAD=" TU_SHIM,
-		fmt("MEMPROF_OUTPUT=%s/shim.memprof", d),
+		tu_fmt("MEMPROF_OUTPUT=%s/shim.memprof", d),
 	};
 	size_t n = 2;
 	for (size_t i = 0; extra && extra[i] && n < MAX_ENV - 1; i++)
@@ -237,7 +226,7 @@ Test(matrix, fork_without_exec_gives_the_child_a_file_of_its_own)
 	cr_expect(!has_site(p, "site_forked"));
 	expect_consistent(p);
 	size_t n;
-	char **child = files(fmt("%s/shim.pid*.memprof", shim.dir), &n);
+	char **child = files(tu_fmt("%s/shim.pid*.memprof", shim.dir), &n);
 	cr_assert_eq(n, 1, "%zu child files", n);
 	struct mp_snapshot *c = snap_open(child[0]);
 	/* The parent's blocks at the fork are the child's too. */
@@ -271,7 +260,7 @@ static void check_started_program(const char *mode, bool follow)
 	cr_expect(!has_site(p, "site_execd"), "%s", mode);
 	expect_consistent(p);
 	size_t n;
-	char **child = files(fmt("%s/shim.pid*.memprof", shim.dir), &n);
+	char **child = files(tu_fmt("%s/shim.pid*.memprof", shim.dir), &n);
 	cr_assert_eq(n, follow ? 1 : 0, "%s: %zu child files", mode, n);
 	if (follow) {
 		struct mp_snapshot *c = snap_open(child[0]);
@@ -316,7 +305,7 @@ Test(matrix, vfork_child_whose_exec_fails_writes_nothing)
 	tu_expect_site(p, "site_after", 1500, 5, 5, 1500);
 	expect_consistent(p);
 	size_t n;
-	files(fmt("%s/shim.pid*.memprof", shim.dir), &n);
+	files(tu_fmt("%s/shim.pid*.memprof", shim.dir), &n);
 	cr_expect_eq(n, 0);
 	mp_snapshot_free(p);
 }
@@ -431,7 +420,7 @@ Test(matrix, closed_descriptors_and_the_snapshot_signal)
 {
 	char *d = tu_tmpdir();
 	const char *const *sig =
-		ENV(fmt("MEMPROF_SNAPSHOT_SIGNAL=%d", SIGUSR2));
+		ENV(tu_fmt("MEMPROF_SNAPSHOT_SIGNAL=%d", SIGUSR2));
 	struct run bare, shim;
 	same_run(d, ARGV(TU_HELPER("mx_fds"), "loop"), sig, "loop", &bare,
 		 &shim);
@@ -439,7 +428,7 @@ Test(matrix, closed_descriptors_and_the_snapshot_signal)
 	cr_expect_str_eq(file_in(shim.dir, "a.txt"), "file a\n");
 	cr_expect_str_eq(file_in(shim.dir, "b.txt"), "file b\n");
 	size_t n;
-	files(fmt("%s/shim.*.memprof", shim.dir), &n);
+	files(tu_fmt("%s/shim.*.memprof", shim.dir), &n);
 	cr_expect_eq(n, 1, "%zu numbered snapshots, expected 1", n);
 	struct mp_snapshot *s = shim_snap(&shim);
 	tu_expect_site(s, "site_fds", 3600, 6, 6, 3600);
@@ -528,7 +517,7 @@ Test(matrix, shim_out_of_memory_stops_tracing_with_one_line)
 			 "out of memory; tracing stopped, the program "
 			 "continues\n");
 	/* Tracing stopped: no snapshot, rather than a wrong one. */
-	cr_expect(!exists(fmt("%s/shim.memprof", shim.dir)));
+	cr_expect(!exists(tu_fmt("%s/shim.memprof", shim.dir)));
 }
 
 /* ---- 6. realloc ---------------------------------------------------------- */
@@ -590,7 +579,7 @@ static void check_end(const char *mode, int status, bool snapshot)
 		mp_snapshot_free(s);
 	}
 	size_t n;
-	files(fmt("%s/shim.memprof.tmp*", shim.dir), &n);
+	files(tu_fmt("%s/shim.memprof.tmp*", shim.dir), &n);
 	cr_expect_eq(n, 0, "%s: a temporary file is left", mode);
 }
 
@@ -668,7 +657,7 @@ Test(matrix, exit_signal_in_a_forked_child)
 		 ENV("MEMPROF_EXIT_SIGNALS=TERM"), "term-child", &bare, &shim);
 	cr_expect_str_eq(shim.out, "started\nchild killed by 15\n");
 	size_t n;
-	char **child = files(fmt("%s/shim.pid*.memprof", shim.dir), &n);
+	char **child = files(tu_fmt("%s/shim.pid*.memprof", shim.dir), &n);
 	cr_assert_eq(n, 1);
 	struct mp_snapshot *c = snap_open(child[0]);
 	tu_expect_site(c, "site_exit", 1500, 3, 3, 1500);
@@ -756,19 +745,19 @@ Test(matrix, frames_of_a_library_loaded_twice_are_named)
 Test(matrix, file_size_limit_keeps_the_program_and_leaves_no_file)
 {
 	char *d = tu_tmpdir();
-	char *cmd = fmt("ulimit -f 1; exec %s x", TU_HELPER("alloc_c"));
+	char *cmd = tu_fmt("ulimit -f 1; exec %s x", TU_HELPER("alloc_c"));
 	struct run bare, shim;
 	bare = run_bare(d, ARGV("/bin/sh", "-c", cmd), NULL);
 	shim = run_shim(d, ARGV("/bin/sh", "-c", cmd), NULL);
 	cr_expect_eq(shim.status, bare.status, "%s", status_str(shim.status));
 	cr_expect_eq(shim.status, 3 << 8);
 	cr_expect_str_eq(shim.out, "alloc_c done\n");
-	char *want = fmt("memprof: cannot write '%s/shim.memprof': file too "
-			 "large\n",
-			 shim.dir);
+	char *want = tu_fmt("memprof: cannot write '%s/shim.memprof': file too "
+			    "large\n",
+			    shim.dir);
 	cr_expect_str_eq(shim.err, want);
 	size_t n;
-	files(fmt("%s/shim.memprof*", shim.dir), &n);
+	files(tu_fmt("%s/shim.memprof*", shim.dir), &n);
 	cr_expect_eq(n, 0, "%zu files left", n);
 }
 
@@ -777,12 +766,12 @@ Test(matrix, full_tmpfs_keeps_the_program_and_leaves_no_file)
 {
 	char *d = tu_tmpdir();
 	char *mnt = subdir(d, "mnt");
-	char *script =
-		fmt("mount -t tmpfs -o size=64k memprof-test %s 2>/dev/null || "
-		    "exit 99; head -c 1048576 /dev/zero > %s/fill 2>/dev/null; "
-		    "LD_PRELOAD=%s MEMPROF_OUTPUT=%s/x.memprof %s x; st=$?; "
-		    "ls %s > %s/left; exit $st",
-		    mnt, mnt, TU_SHIM, mnt, TU_HELPER("alloc_c"), mnt, d);
+	char *script = tu_fmt(
+		"mount -t tmpfs -o size=64k memprof-test %s 2>/dev/null || "
+		"exit 99; head -c 1048576 /dev/zero > %s/fill 2>/dev/null; "
+		"LD_PRELOAD=%s MEMPROF_OUTPUT=%s/x.memprof %s x; st=$?; "
+		"ls %s > %s/left; exit $st",
+		mnt, mnt, TU_SHIM, mnt, TU_HELPER("alloc_c"), mnt, d);
 	struct run r =
 		run_in(d, ARGV("unshare", "-m", "/bin/sh", "-c", script), NULL);
 	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) == 99 ||
@@ -790,9 +779,10 @@ Test(matrix, full_tmpfs_keeps_the_program_and_leaves_no_file)
 		cr_skip("cannot mount a tmpfs here (%s)", r.err);
 	cr_expect_eq(r.status, 3 << 8, "%s", status_str(r.status));
 	cr_expect_str_eq(r.out, "alloc_c done\n");
-	char *want = fmt("memprof: cannot write '%s/x.memprof': no space left "
-			 "on device\n",
-			 mnt);
+	char *want =
+		tu_fmt("memprof: cannot write '%s/x.memprof': no space left "
+		       "on device\n",
+		       mnt);
 	cr_expect_str_eq(r.err, want);
 	cr_expect_str_eq(file_in(d, "left"), "fill\n");
 }
