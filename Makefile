@@ -173,7 +173,8 @@ check: test-deps
 	$(Q)rm -rf $(B)/tmp && mkdir -p $(B)/tmp; status=0; \
 	for t in unit shim cli; do \
 		echo "== $$t tests"; \
-		TMPDIR=$(CURDIR)/$(B)/tmp $(B)/tests/$$t $(CRITERION_OPTS) || status=1; \
+		TMPDIR=$(CURDIR)/$(B)/tmp MEMPROF_SYMBOL_CACHE=$(CURDIR)/$(B)/tmp/symbols \
+			$(B)/tests/$$t $(CRITERION_OPTS) || status=1; \
 	done; \
 	$(MAKE) --no-print-directory check-fuzz || status=1; \
 	exit $$status

@@ -35,6 +35,9 @@ int cmd_report(int argc, char **argv);
  * into cache (which may already hold some), and rewrites it with the
  * symbols embedded. Prints one line on failure (unless quiet) and returns
  * -1; the file is then left as it was. */
+/* A symbol cache with its store directory from MEMPROF_SYMBOL_CACHE,
+ * $XDG_CACHE_HOME or $HOME; NULL when out of memory. */
+struct mp_symcache *cli_symcache_new(void);
 int cli_symbolize_file(const char *path, struct mp_symcache *cache, bool quiet);
 
 /* "memprof: " + message + newline on stderr (git's style: lowercase, no

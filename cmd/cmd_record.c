@@ -840,7 +840,7 @@ int cmd_record(int argc, char **argv)
 	}
 	child_pid = pid;
 	close(pfd[1]);
-	struct mp_symcache *cache = symbols ? mp_symcache_new() : NULL;
+	struct mp_symcache *cache = symbols ? cli_symcache_new() : NULL;
 	struct warmer *warmer = NULL;
 	signal(SIGINT, SIG_IGN);
 	signal(SIGQUIT, SIG_IGN);

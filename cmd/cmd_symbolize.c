@@ -8,6 +8,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -18,10 +19,39 @@ static const char symbolize_usage[] =
 	"Adds function, file and line information to each snapshot, read from\n"
 	"the program's binaries and debug info on this machine, and embeds it\n"
 	"in the file. Binaries whose build-id changed since the recording are\n"
-	"skipped, so a rebuilt program never gives wrong lines.\n"
+	"skipped, so a rebuilt program never gives wrong lines. What each\n"
+	"build-id's addresses resolve to is kept in ~/.cache/memprof/symbols\n"
+	"(MEMPROF_SYMBOL_CACHE=DIR elsewhere, =off not at all), so that the\n"
+	"next snapshot of the same libraries needs none of their debug info.\n"
 	"\n"
 	"  -q, --quiet   no message per file\n"
 	"  -h, --help    show this help\n";
+
+struct mp_symcache *cli_symcache_new(void)
+{
+	struct mp_symcache *cache = mp_symcache_new();
+	if (!cache)
+		return NULL;
+	/* MEMPROF_SYMBOL_CACHE: a directory, or "off"; by default under
+	 * $XDG_CACHE_HOME, as the XDG base directory spec puts caches. */
+	const char *env = getenv("MEMPROF_SYMBOL_CACHE");
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char dir[4096] = "";
+	if (env && *env) {
+		if (strcmp(env, "off") != 0)
+			snprintf(dir, sizeof(dir), "%s", env);
+	} else if (xdg && xdg[0] == '/') {
+		snprintf(dir, sizeof(dir), "%s/memprof/symbols", xdg);
+	} else if (home && home[0] == '/') {
+		snprintf(dir, sizeof(dir), "%s/.cache/memprof/symbols", home);
+	}
+	if (dir[0] && !mp_symcache_set_dir(cache, dir)) {
+		mp_symcache_free(cache);
+		return NULL;
+	}
+	return cache;
+}
 
 int cli_symbolize_file(const char *path, struct mp_symcache *cache, bool quiet)
 {
@@ -69,7 +99,7 @@ int cmd_symbolize(int argc, char **argv)
 		return cli_error("symbolize: no snapshot file given; see "
 				 "'memprof symbolize --help'");
 	/* One cache: files of one program share its modules' debuginfo. */
-	struct mp_symcache *cache = mp_symcache_new();
+	struct mp_symcache *cache = cli_symcache_new();
 	if (!cache)
 		return cli_error("out of memory");
 	int status = MP_EXIT_OK;

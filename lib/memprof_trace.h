@@ -247,6 +247,15 @@ struct mp_symcache *mp_symcache_new(void);
 void mp_symcache_free(struct mp_symcache *cache);
 
 /*
+ * Keeps what pcs symbolize to on disk, per build-id, in dir (created when
+ * first written): a later snapshot whose pcs of a module are all there is
+ * symbolized from it without loading the module's debuginfo. NULL or ""
+ * turns it off (the default). Call before any other use of the cache;
+ * false when out of memory (the setting is then unchanged).
+ */
+bool mp_symcache_set_dir(struct mp_symcache *cache, const char *dir);
+
+/*
  * Loads the file at path into the cache now, as far as symbolizing will
  * need it (its debuginfo found and inflated, its symbol table sorted), so
  * that a later mp_symbolize_cached() finds it ready. Debuginfo is looked

@@ -43,4 +43,49 @@ void mp__frame_intersect(struct mp_resolved_frame *dst,
 /* How many module files cache holds (tests: a file is loaded once). */
 size_t mp__symcache_nfiles(struct mp_symcache *cache);
 
+/*
+ * The symbol store (trace_symstore.c, formats/symbol-cache.md): what the
+ * return addresses of one build-id symbolized to, kept in DIR/HEX.sym.
+ * An entry's addr is the address in the file (pc - 1 - load bias); its
+ * frames are frames[first .. first + nframes), innermost first as in
+ * struct mp_symbol.
+ */
+struct mp__symstore_entry {
+	uint64_t addr;
+	uint32_t nframes;
+	uint32_t first;
+};
+
+struct mp__symstore {
+	struct mp__symstore_entry *entries; /* sorted by addr, distinct */
+	size_t nentries;
+	struct mp_frame *frames; /* strings point into text */
+	size_t nframes;
+	const char **strings;
+	size_t nstrings;
+	char *text;
+};
+
+/* A store file's bytes parsed; NULL when damaged (or out of memory). */
+struct mp__symstore *mp__symstore_parse(const void *data, size_t len);
+/* The bytes of a store file holding entries (sorted by addr, distinct)
+ * whose frames index frames; *len set. NULL when out of memory. */
+unsigned char *mp__symstore_encode(const struct mp__symstore_entry *entries,
+				   size_t n, const struct mp_frame *frames,
+				   size_t *len);
+void mp__symstore_free(struct mp__symstore *st);
+const struct mp__symstore_entry *mp__symstore_find(
+	const struct mp__symstore *st, uint64_t addr);
+/* Whether dir holds a store for the build-id (it may still be damaged). */
+bool mp__symstore_exists(const char *dir, const unsigned char *id,
+			 size_t idlen);
+/* dir's store for the build-id; NULL when missing, damaged or unreadable. */
+struct mp__symstore *mp__symstore_load(const char *dir, const unsigned char *id,
+				       size_t idlen);
+/* Replaces dir's store for the build-id (creating dir), atomically, and
+ * trims dir to its most recently used files; false when it could not. */
+bool mp__symstore_save(const char *dir, const unsigned char *id, size_t idlen,
+		       const struct mp__symstore_entry *entries, size_t n,
+		       const struct mp_frame *frames);
+
 #endif

@@ -110,11 +110,15 @@ struct mp_symcache {
 	pthread_cond_t ready; /* broadcast whenever an entry becomes READY */
 	struct symfile *files;
 	size_t nfiles;
+	char *dir; /* the symbol store's directory; NULL: none */
 };
 
-/* A snapshot module's file, when the snapshot has pcs in it. */
+/* A snapshot module's file, when the snapshot has pcs in it, and what the
+ * symbol store holds for its build-id. */
 struct mod_state {
 	struct symfile *file; /* NULL: unused, missing, unreadable or stale */
+	struct mp__symstore *store; /* NULL: none, or no store directory */
+	bool from_store;	    /* every pc of the module is in store */
 };
 
 /* Open addressing; key and value both persist while the table is used. */
@@ -239,12 +243,33 @@ static const char *intern_name(struct symbolizer *s, const char *raw)
 	return e->val;
 }
 
+/* s stored once in the arena (s itself needs to last as long as the
+ * table); NULL for NULL. */
+static const char *intern_plain(struct symbolizer *s, const char *str)
+{
+	struct str_entry *e;
+
+	if (!str)
+		return NULL;
+	if (!str_table_reserve(s, &s->files))
+		return NULL;
+	e = str_table_slot(&s->files, str);
+	if (e->key)
+		return e->val;
+	e->val = mp__strdup(s->snap, str);
+	if (!e->val) {
+		s->oom = true;
+		return NULL;
+	}
+	e->key = e->val;
+	s->files.n++;
+	return e->val;
+}
+
 /* name as a full path (joined to the CU's comp_dir), stored once. */
 static const char *intern_file(struct symbolizer *s, const struct cu_index *cu,
 			       const char *name)
 {
-	struct str_entry *e;
-
 	if (!name || !*name)
 		return NULL;
 	/* "<built-in>" and the like are not paths. */
@@ -266,19 +291,7 @@ static const char *intern_file(struct symbolizer *s, const struct cu_index *cu,
 		memcpy(s->path + dl + 1, name, nl + 1);
 		name = s->path;
 	}
-	if (!str_table_reserve(s, &s->files))
-		return NULL;
-	e = str_table_slot(&s->files, name);
-	if (e->key)
-		return e->val;
-	e->val = mp__strdup(s->snap, name);
-	if (!e->val) {
-		s->oom = true;
-		return NULL;
-	}
-	e->key = e->val;
-	s->files.n++;
-	return e->val;
+	return intern_plain(s, name);
 }
 
 /* ---- ELF symbols ---- */
@@ -997,7 +1010,7 @@ static int find_local_debuginfo(Dwfl_Module *mod, void **userdata,
  * symbol table. Failures leave mod NULL (the file's pcs get no frames) or a
  * table unbuilt (retried, and reported as OOM, by the symbolizer).
  */
-static void symfile_load(struct symfile *f, bool warm)
+static void symfile_load(struct symfile *f, bool warm, const char *store_dir)
 {
 	static char *debuginfo_path;
 	static const Dwfl_Callbacks standard = {
@@ -1043,6 +1056,11 @@ static void symfile_load(struct symfile *f, bool warm)
 	}
 	if (!warm)
 		return;
+	/* The store may answer every pc the snapshot will hold; if it does
+	 * not, symbolizing reloads the file (symfile_refresh). */
+	if (f->build_id_len &&
+	    mp__symstore_exists(store_dir, f->build_id, f->build_id_len))
+		return;
 	dw = dwfl_module_getdwarf(f->mod, &bias);
 	f->has_dwarf = dw != NULL;
 	if (dw)
@@ -1078,7 +1096,7 @@ static void symfile_refresh(struct symfile *f)
 	if (!f->warmed || f->has_dwarf || !f->mod)
 		return;
 	symfile_unload(f);
-	symfile_load(f, false);
+	symfile_load(f, false, NULL);
 }
 
 static void symfile_publish(struct mp_symcache *c, struct symfile *f)
@@ -1126,7 +1144,19 @@ void mp_symcache_free(struct mp_symcache *cache)
 	}
 	pthread_cond_destroy(&cache->ready);
 	pthread_mutex_destroy(&cache->lock);
+	free(cache->dir);
 	free(cache);
+}
+
+bool mp_symcache_set_dir(struct mp_symcache *cache, const char *dir)
+{
+	char *copy = dir && *dir ? strdup(dir) : NULL;
+
+	if (dir && *dir && !copy)
+		return false;
+	free(cache->dir);
+	cache->dir = copy;
+	return true;
 }
 
 void mp_symcache_warm(struct mp_symcache *cache, const char *path)
@@ -1139,7 +1169,7 @@ void mp_symcache_warm(struct mp_symcache *cache, const char *path)
 	f = symfile_claim(cache, path, &mine, &oom);
 	if (!f || !mine)
 		return;
-	symfile_load(f, true);
+	symfile_load(f, true, cache->dir);
 	symfile_publish(cache, f);
 }
 
@@ -1200,7 +1230,7 @@ static void attach_modules(struct symbolizer *s, const bool *needed)
 			continue;
 		f = symfile_claim(s->cache, path, &mine, &s->oom);
 		if (f && mine) {
-			symfile_load(f, false);
+			symfile_load(f, false, NULL);
 			symfile_publish(s->cache, f);
 		}
 		s->mods[i].file = f;
@@ -1302,6 +1332,152 @@ static uint64_t *distinct_pcs(const struct mp_snapshot *snap, size_t *n,
 	return pcs;
 }
 
+/* ---- the symbol store ---- */
+
+/*
+ * Loads the store of each needed module with a build-id. A module whose
+ * every pc is in its store is symbolized from there (from_store) and needs
+ * no file: needed is cleared for it, so that its debuginfo is not loaded.
+ */
+static void use_stores(struct symbolizer *s, const uint64_t *pcs, size_t npcs,
+		       bool *needed)
+{
+	const struct mp_snapshot *snap = s->snap;
+	const char *dir = s->cache->dir;
+
+	if (!dir)
+		return;
+	for (size_t m = 0; m < snap->nmodules; m++) {
+		const struct mp_module *mm = &snap->modules[m];
+
+		if (!needed[m] || !mm->build_id_len ||
+		    (mm->path && is_vdso(mm->path)))
+			continue;
+		s->mods[m].store =
+			mp__symstore_load(dir, mm->build_id, mm->build_id_len);
+		s->mods[m].from_store = s->mods[m].store != NULL;
+	}
+	for (size_t i = 0; i < npcs; i++) {
+		uint32_t m = module_of(s, pcs[i]);
+		const struct mp_module *mm;
+
+		if (m == UINT32_MAX || pcs[i] == 0 || !s->mods[m].from_store)
+			continue;
+		mm = &snap->modules[m];
+		/* A pc below the bias gets no frames either way. */
+		if (pcs[i] - 1 >= mm->base &&
+		    !mp__symstore_find(s->mods[m].store, pcs[i] - 1 - mm->base))
+			s->mods[m].from_store = false;
+	}
+	for (size_t m = 0; m < snap->nmodules; m++)
+		if (s->mods[m].from_store)
+			needed[m] = false;
+}
+
+/* The symbols of pc, in module m, from the module's store. */
+static void symbol_from_store(struct symbolizer *s, uint64_t pc, uint32_t m,
+			      struct mp_symbol *out)
+{
+	const struct mp_module *mm = &s->snap->modules[m];
+	const struct mp__symstore *st = s->mods[m].store;
+	const struct mp__symstore_entry *e;
+	struct mp_frame *frames;
+
+	out->pc = pc;
+	out->module = m;
+	if (pc - 1 < mm->base)
+		return;
+	e = mp__symstore_find(st, pc - 1 - mm->base);
+	if (!e || e->nframes == 0)
+		return;
+	frames = mp__alloc(s->snap, e->nframes * sizeof(*frames));
+	if (!frames) {
+		s->oom = true;
+		return;
+	}
+	for (uint32_t k = 0; k < e->nframes; k++) {
+		const struct mp_frame *src = &st->frames[e->first + k];
+
+		frames[k].function = intern_plain(s, src->function);
+		frames[k].file = intern_plain(s, src->file);
+		frames[k].line = src->line;
+	}
+	out->frames = frames;
+	out->nframes = e->nframes;
+}
+
+/*
+ * Saves to the store what the pcs of module m symbolized to (syms[lo, hi),
+ * sorted by pc), merged with what its store already held. Only for modules
+ * symbolized from a file with DWARF: ELF symbols alone are quick to load.
+ */
+static void save_store(struct symbolizer *s, uint32_t m,
+		       const struct mp_symbol *syms, size_t lo, size_t hi)
+{
+	const struct mp_module *mm = &s->snap->modules[m];
+	const struct mp__symstore *old = s->mods[m].store;
+	const struct symfile *f = s->mods[m].file;
+	struct mp__symstore_entry *entries;
+	struct mp_frame *frames;
+	size_t nold = old ? old->nentries : 0, n = 0, nf = 0, a = 0;
+	Dwarf_Addr bias;
+
+	if (!s->cache->dir || s->mods[m].from_store || !f || !f->mod ||
+	    !mm->build_id_len || !dwfl_module_getdwarf(f->mod, &bias))
+		return;
+	while (lo < hi && syms[lo].pc - 1 < mm->base)
+		lo++;
+	if (lo == hi)
+		return;
+	size_t nframes = old ? old->nframes : 0;
+	for (size_t i = lo; i < hi; i++)
+		nframes += syms[i].nframes;
+	entries = malloc((nold + hi - lo) * sizeof(*entries));
+	frames = malloc((nframes ? nframes : 1) * sizeof(*frames));
+	/* Merged by address; this run's answer wins over an old one. */
+	for (size_t b = lo; entries && frames && (a < nold || b < hi);) {
+		uint64_t addr = b < hi ? syms[b].pc - 1 - mm->base : UINT64_MAX;
+		const struct mp_frame *src;
+		uint32_t count;
+
+		if (a < nold && old->entries[a].addr < addr) {
+			src = old->frames + old->entries[a].first;
+			count = old->entries[a].nframes;
+			addr = old->entries[a++].addr;
+		} else {
+			if (a < nold && old->entries[a].addr == addr)
+				a++;
+			src = syms[b].frames;
+			count = syms[b++].nframes;
+		}
+		entries[n] =
+			(struct mp__symstore_entry){addr, count, (uint32_t)nf};
+		if (count)
+			memcpy(frames + nf, src, count * sizeof(*frames));
+		nf += count;
+		n++;
+	}
+	if (entries && frames)
+		mp__symstore_save(s->cache->dir, mm->build_id, mm->build_id_len,
+				  entries, n, frames);
+	free(entries);
+	free(frames);
+}
+
+/* save_store() for each module of syms (sorted by pc, so each module's
+ * pcs are together). */
+static void save_stores(struct symbolizer *s, const struct mp_symbol *syms,
+			size_t npcs)
+{
+	for (size_t lo = 0, hi; lo < npcs; lo = hi) {
+		for (hi = lo + 1;
+		     hi < npcs && syms[hi].module == syms[lo].module; hi++)
+			;
+		if (syms[lo].module != UINT32_MAX)
+			save_store(s, syms[lo].module, syms, lo, hi);
+	}
+}
+
 static void symbolizer_release(struct symbolizer *s)
 {
 	for (size_t i = 0; i < s->cus.cap; i++) {
@@ -1311,6 +1487,8 @@ static void symbolizer_release(struct symbolizer *s)
 		}
 	}
 	free(s->cus.v);
+	for (size_t i = 0; s->mods && i < s->snap->nmodules; i++)
+		mp__symstore_free(s->mods[i].store);
 	free(s->mods);
 	free(s->by_start);
 	free(s->names.v);
@@ -1353,16 +1531,25 @@ enum mp_err mp_symbolize_cached(struct mp_snapshot *snap,
 			if (m != UINT32_MAX && pcs[i] != 0)
 				needed[m] = true;
 		}
+		use_stores(&s, pcs, npcs, needed);
 		attach_modules(&s, needed);
 		/* Progress per 256 pcs: a big program's snapshot holds tens
 		 * of thousands, each a DWARF lookup. */
 		for (size_t i = 0; i < npcs && !s.oom; i++) {
+			uint32_t m = module_of(&s, pcs[i]);
+
 			if (i % 256 == 0)
 				mp__progress("symbolizing addresses", i, npcs);
-			symbolize_pc(&s, pcs[i], &syms[i]);
+			if (m != UINT32_MAX && pcs[i] != 0 &&
+			    s.mods[m].from_store)
+				symbol_from_store(&s, pcs[i], m, &syms[i]);
+			else
+				symbolize_pc(&s, pcs[i], &syms[i]);
 		}
 		if (npcs)
 			mp__progress("symbolizing addresses", npcs, npcs);
+		if (!s.oom)
+			save_stores(&s, syms, npcs);
 	}
 	free(needed);
 	free(pcs);

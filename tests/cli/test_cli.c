@@ -115,6 +115,45 @@ Test(cli, symbols_are_embedded_and_survive_removing_the_binary)
 	cr_expect(strstr(out, "site_calloc") != NULL, "%s", out);
 }
 
+/*
+ * The symbol store: a first record writes one file per module it read DWARF
+ * for (the program: built with -g), named by build-id; a second record of
+ * the same program reads them and symbolizes to the same stacks. "off"
+ * writes nothing.
+ */
+Test(cli, record_keeps_symbols_by_build_id_and_reuses_them)
+{
+	char *d = tu_tmpdir();
+	for (int i = 1; i <= 2; i++)
+		cr_assert_eq(tu_sh(d, NULL, NULL,
+				   "MEMPROF_SYMBOL_CACHE=%s/store %s record -q "
+				   "-o %s/r%d.memprof %s && %s top -n 0 "
+				   "%s/r%d.memprof | sed 1d > %s/top%d",
+				   d, TU_MEMPROF, d, i, TU_HELPER("alloc_c"),
+				   TU_MEMPROF, d, i, d, i),
+			     0);
+	cr_assert_eq(
+		tu_sh(d, NULL, NULL,
+		      "id=$(readelf -n %s | sed -n 's/.*Build ID: //p') "
+		      "&& test -s %s/store/$id.sym && cmp %s/top1 %s/top2 "
+		      "&& grep -q 'alloc_c.c:[0-9]* in site_calloc' %s/top2",
+		      TU_HELPER("alloc_c"), d, d, d, d),
+		0, "%s", tu_sh_err(d));
+	cr_assert_eq(tu_sh(d, NULL, NULL,
+			   "MEMPROF_SYMBOL_CACHE=off HOME=%s/home "
+			   "XDG_CACHE_HOME=%s/xdg %s record -q -o %s/o.memprof "
+			   "%s && test ! -e %s/home && test ! -e %s/xdg",
+			   d, d, TU_MEMPROF, d, TU_HELPER("alloc_c"), d, d),
+		     0);
+	/* Unset, it goes under $XDG_CACHE_HOME. */
+	cr_assert_eq(tu_sh(d, NULL, NULL,
+			   "unset MEMPROF_SYMBOL_CACHE; XDG_CACHE_HOME=%s/xdg "
+			   "%s record -q -o %s/x.memprof %s && "
+			   "ls %s/xdg/memprof/symbols/*.sym",
+			   d, TU_MEMPROF, d, TU_HELPER("alloc_c"), d),
+		     0);
+}
+
 /* Checks top --json against DESIGN §7 with Python's json module. */
 Test(cli, top_json_follows_the_contract)
 {

@@ -20,6 +20,7 @@
 #include <zlib.h>
 
 #include "symbolize_fixture.h"
+#include "testutil.h"
 #include "trace/trace_internal.h"
 
 #define SYMT_MAX_MODULES 128
@@ -684,4 +685,184 @@ Test(symcache, warm_ignores_missing_files_and_no_cache)
 	mp_snapshot_free(snap);
 	mp_symcache_free(cache);
 	mp_symcache_free(NULL);
+}
+
+/* ---- the symbol store (a cache directory set) ---- */
+
+static struct mp_symcache *symt_cache_in(const char *dir)
+{
+	struct mp_symcache *cache = mp_symcache_new();
+
+	cr_assert_not_null(cache);
+	cr_assert(mp_symcache_set_dir(cache, dir));
+	return cache;
+}
+
+/* A store for module m of snap holding one pc's frame. */
+static void symt_plant(const char *dir, const struct mp_snapshot *snap,
+		       uint32_t m, uint64_t addr, const char *function)
+{
+	const struct mp_module *mm = &snap->modules[m];
+	const struct mp_frame frame = { function, "/planted/p.c", 7 };
+	const struct mp__symstore_entry entry = { addr, 1, 0 };
+
+	cr_assert_gt(mm->build_id_len, 0);
+	cr_assert(mp__symstore_save(dir, mm->build_id, mm->build_id_len,
+				    &entry, 1, &frame));
+}
+
+/* Every pc of a module in its store: the module's file is never loaded. */
+Test(symstore, answers_a_snapshot_without_loading_its_files)
+{
+	char *dir = tu_tmpdir();
+	struct mp_symcache *cache = symt_cache_in(dir);
+	struct mp_snapshot *snap;
+	const struct mp_symbol *sym;
+	uint32_t exe;
+
+	symfix_plain();
+	snap = symt_one_pc(symfix_pc);
+	exe = symt_exe_module(snap, symfix_pc);
+	symt_plant(dir, snap, exe, symfix_pc - 1 - snap->modules[exe].base,
+		   "planted");
+	symt_run_cached(snap, cache);
+	sym = &snap->symbols[0];
+	cr_assert_eq(sym->module, exe);
+	cr_assert_eq(sym->nframes, 1);
+	cr_assert_str_eq(sym->frames[0].function, "planted");
+	cr_assert_str_eq(sym->frames[0].file, "/planted/p.c");
+	cr_assert_eq(sym->frames[0].line, 7);
+	cr_assert_eq(mp__symcache_nfiles(cache), 0);
+	mp_snapshot_free(snap);
+	mp_symcache_free(cache);
+	free(dir);
+}
+
+/* Modules symbolized with DWARF are stored; a second cache symbolizes the
+ * same pcs from the stores to the same symbols, and loads only the files
+ * that have none (zlib: ELF symbols only, cheap to load again). */
+Test(symstore, stores_modules_with_dwarf_and_gives_the_same_symbols)
+{
+	char *dir = tu_tmpdir();
+	struct mp_snapshot *fresh = symt_mixed_snapshot();
+	struct mp_snapshot *first = symt_mixed_snapshot();
+	struct mp_snapshot *second = symt_mixed_snapshot();
+	struct mp_symcache *c1 = symt_cache_in(dir), *c2 = symt_cache_in(dir);
+	struct mp_errinfo ei = { "" };
+	uint32_t exe = symt_exe_module(first, symfix_pc);
+	uint32_t z = symt_exe_module(first, (uint64_t)(uintptr_t)zlibVersion);
+	size_t unstored = 0;
+
+	cr_assert_eq(mp_symbolize(fresh, &ei), MP_OK, "%s", ei.msg);
+	symt_run_cached(first, c1);
+	symt_same_symbols(fresh, first, 0);
+	cr_assert(mp__symstore_exists(dir, first->modules[exe].build_id,
+				      first->modules[exe].build_id_len));
+	cr_assert(!mp__symstore_exists(dir, first->modules[z].build_id,
+				       first->modules[z].build_id_len));
+	for (size_t m = 0; m < first->nmodules; m++) {
+		bool used = false;
+
+		for (size_t i = 0; i < first->nsymbols; i++)
+			used |= first->symbols[i].module == m;
+		unstored += used && !mp__symstore_exists(
+					    dir, first->modules[m].build_id,
+					    first->modules[m].build_id_len);
+	}
+	cr_assert_lt(unstored, mp__symcache_nfiles(c1));
+	symt_run_cached(second, c2);
+	symt_same_symbols(fresh, second, 0);
+	cr_assert_eq(mp__symcache_nfiles(c2), unstored);
+	mp_symcache_free(c1);
+	mp_symcache_free(c2);
+	mp_snapshot_free(fresh);
+	mp_snapshot_free(first);
+	mp_snapshot_free(second);
+	free(dir);
+}
+
+/* A pc the store lacks: the file is loaded, and the store keeps its old
+ * entries with the new one added. With the file warmed first (which skips
+ * its DWARF when a store exists), the same. */
+Test(symstore, a_missing_pc_is_looked_up_and_added)
+{
+	for (int warm = 0; warm < 2; warm++) {
+		char *dir = tu_tmpdir();
+		struct mp_symcache *cache = symt_cache_in(dir);
+		struct mp_snapshot *snap;
+		const struct mp_symbol *sym;
+		struct mp__symstore *st;
+		uint32_t exe;
+		uint64_t addr;
+
+		symfix_plain();
+		snap = symt_one_pc(symfix_pc);
+		exe = symt_exe_module(snap, symfix_pc);
+		addr = symfix_pc - 1 - snap->modules[exe].base;
+		symt_plant(dir, snap, exe, 1, "elsewhere");
+		if (warm)
+			mp_symcache_warm(cache, snap->modules[exe].path);
+		symt_run_cached(snap, cache);
+		sym = &snap->symbols[0];
+		cr_assert_eq(sym->nframes, 1);
+		symt_frame_is(&sym->frames[0], "symfix_plain",
+			      "symbolize_fixture.c", symfix_line_plain);
+		st = mp__symstore_load(dir, snap->modules[exe].build_id,
+				       snap->modules[exe].build_id_len);
+		cr_assert_not_null(st);
+		cr_assert_eq(st->nentries, 2);
+		cr_assert_str_eq(st->frames[mp__symstore_find(st, 1)->first]
+					 .function,
+				 "elsewhere");
+		cr_assert_not_null(mp__symstore_find(st, addr));
+		cr_assert_str_eq(st->frames[mp__symstore_find(st, addr)->first]
+					 .function,
+				 "symfix_plain");
+		mp__symstore_free(st);
+		mp_snapshot_free(snap);
+		mp_symcache_free(cache);
+		free(dir);
+	}
+}
+
+/* A damaged store is a miss: the pc gets its real frame, and the store is
+ * written anew. */
+Test(symstore, a_damaged_store_is_a_miss_and_is_rewritten)
+{
+	char *dir = tu_tmpdir();
+	struct mp_symcache *cache = symt_cache_in(dir);
+	struct mp_snapshot *snap;
+	const struct mp_module *mm;
+	struct mp__symstore *st;
+	char name[256];
+	size_t at;
+	FILE *f;
+
+	symfix_plain();
+	snap = symt_one_pc(symfix_pc);
+	mm = &snap->modules[symt_exe_module(snap, symfix_pc)];
+	symt_plant(dir, snap, symt_exe_module(snap, symfix_pc),
+		   symfix_pc - 1 - mm->base, "planted");
+	at = (size_t)snprintf(name, sizeof(name), "%s/", dir);
+	for (uint32_t i = 0; i < mm->build_id_len; i++)
+		at += (size_t)snprintf(name + at, sizeof(name) - at, "%02x",
+				       mm->build_id[i]);
+	snprintf(name + at, sizeof(name) - at, ".sym");
+	f = fopen(name, "r+");
+	cr_assert_not_null(f, "%s", name);
+	fseek(f, -1, SEEK_END);
+	fputc('#', f);
+	fclose(f);
+	symt_run_cached(snap, cache);
+	cr_assert_eq(snap->symbols[0].nframes, 1);
+	symt_frame_is(&snap->symbols[0].frames[0], "symfix_plain",
+		      "symbolize_fixture.c", symfix_line_plain);
+	st = mp__symstore_load(dir, mm->build_id, mm->build_id_len);
+	cr_assert_not_null(st);
+	cr_assert_eq(st->nentries, 1);
+	cr_assert_str_eq(st->frames[0].function, "symfix_plain");
+	mp__symstore_free(st);
+	mp_snapshot_free(snap);
+	mp_symcache_free(cache);
+	free(dir);
 }
