@@ -190,7 +190,7 @@ check: test-deps
 # only: -use_counters=0 keeps the same coverage in a few times fewer files).
 # `make check` (check-fuzz) replays both directories through the same
 # harnesses built with $(CC) and tests/fuzz/replay.c, no clang needed.
-FUZZERS      := reader supp
+FUZZERS      := reader supp symstore
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_OPTS    ?=
