@@ -270,6 +270,14 @@ bool mp_symcache_set_dir(struct mp_symcache *cache, const char *dir);
 void mp_symcache_warm(struct mp_symcache *cache, const char *path);
 
 /*
+ * Whether the cache's directory (mp_symcache_set_dir) holds what pcs of the
+ * ELF file at path symbolize to, for the file's build-id: a snapshot whose
+ * pcs in it are all there will not need it loaded. Reads the file's notes
+ * only. False without a directory, a build-id or a store.
+ */
+bool mp_symcache_stored(struct mp_symcache *cache, const char *path);
+
+/*
  * mp_symbolize() with the module files taken from cache, and loaded into it
  * when missing. One thread at a time may symbolize with a given cache (any
  * number may warm it). Fails with MP_ERR_USAGE without a snapshot or a

@@ -24,7 +24,9 @@
  */
 #include <dwarf.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
 #include <gelf.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -1010,7 +1012,7 @@ static int find_local_debuginfo(Dwfl_Module *mod, void **userdata,
  * symbol table. Failures leave mod NULL (the file's pcs get no frames) or a
  * table unbuilt (retried, and reported as OOM, by the symbolizer).
  */
-static void symfile_load(struct symfile *f, bool warm, const char *store_dir)
+static void symfile_load(struct symfile *f, bool warm)
 {
 	static char *debuginfo_path;
 	static const Dwfl_Callbacks standard = {
@@ -1056,11 +1058,6 @@ static void symfile_load(struct symfile *f, bool warm, const char *store_dir)
 	}
 	if (!warm)
 		return;
-	/* The store may answer every pc the snapshot will hold; if it does
-	 * not, symbolizing reloads the file (symfile_refresh). */
-	if (f->build_id_len &&
-	    mp__symstore_exists(store_dir, f->build_id, f->build_id_len))
-		return;
 	dw = dwfl_module_getdwarf(f->mod, &bias);
 	f->has_dwarf = dw != NULL;
 	if (dw)
@@ -1096,7 +1093,7 @@ static void symfile_refresh(struct symfile *f)
 	if (!f->warmed || f->has_dwarf || !f->mod)
 		return;
 	symfile_unload(f);
-	symfile_load(f, false, NULL);
+	symfile_load(f, false);
 }
 
 static void symfile_publish(struct mp_symcache *c, struct symfile *f)
@@ -1169,8 +1166,40 @@ void mp_symcache_warm(struct mp_symcache *cache, const char *path)
 	f = symfile_claim(cache, path, &mine, &oom);
 	if (!f || !mine)
 		return;
-	symfile_load(f, true, cache->dir);
+	symfile_load(f, true);
 	symfile_publish(cache, f);
+}
+
+bool mp_symcache_stored(struct mp_symcache *cache, const char *path)
+{
+	const void *id;
+	bool stored = false;
+	ssize_t len;
+	Elf *elf;
+	int fd;
+
+	if (!cache || !cache->dir || !path)
+		return false;
+	struct stat st;
+
+	/* Non-blocking: a FIFO named like a library must not hang us. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return false;
+	}
+	elf_version(EV_CURRENT);
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (elf) {
+		len = dwelf_elf_gnu_build_id(elf, &id);
+		stored = len > 0 &&
+			 mp__symstore_exists(cache->dir, id, (size_t)len);
+		elf_end(elf);
+	}
+	close(fd);
+	return stored;
 }
 
 size_t mp__symcache_nfiles(struct mp_symcache *cache)
@@ -1230,7 +1259,7 @@ static void attach_modules(struct symbolizer *s, const bool *needed)
 			continue;
 		f = symfile_claim(s->cache, path, &mine, &s->oom);
 		if (f && mine) {
-			symfile_load(f, false, NULL);
+			symfile_load(f, false);
 			symfile_publish(s->cache, f);
 		}
 		s->mods[i].file = f;

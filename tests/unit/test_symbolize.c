@@ -866,3 +866,30 @@ Test(symstore, a_damaged_store_is_a_miss_and_is_rewritten)
 	mp_symcache_free(cache);
 	free(dir);
 }
+
+/* Whether a file has a store is read from its build-id note, and only
+ * with a directory set. */
+Test(symstore, tells_which_files_have_a_store)
+{
+	char *dir = tu_tmpdir();
+	struct mp_symcache *cache = symt_cache_in(dir);
+	struct mp_symcache *none = mp_symcache_new();
+	struct mp_snapshot *snap;
+	uint32_t exe;
+
+	symfix_plain();
+	snap = symt_one_pc(symfix_pc);
+	exe = symt_exe_module(snap, symfix_pc);
+	cr_assert(!mp_symcache_stored(cache, snap->modules[exe].path));
+	symt_plant(dir, snap, exe, 1, "planted");
+	cr_assert(mp_symcache_stored(cache, snap->modules[exe].path));
+	cr_assert(!mp_symcache_stored(none, snap->modules[exe].path));
+	cr_assert(!mp_symcache_stored(cache, dir));
+	cr_assert(!mp_symcache_stored(cache, "/nonexistent/memprof-x"));
+	cr_assert(!mp_symcache_stored(cache, "/etc/passwd"));
+	cr_assert(!mp_symcache_stored(NULL, snap->modules[exe].path));
+	mp_snapshot_free(snap);
+	mp_symcache_free(cache);
+	mp_symcache_free(none);
+	free(dir);
+}
