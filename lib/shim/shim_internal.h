@@ -82,8 +82,9 @@ struct shim_tls {
 	struct shim_tls *all_next; /* every state ever made, for the sums */
 	/* This thread's share of the totals, written only by the thread
 	 * that owns the state (relaxed stores), read by snapshots. A state
-	 * reused for a new thread keeps counting on. */
-	uint64_t allocs, frees, alloc_bytes, events;
+	 * reused for a new thread keeps counting on. The bytes allocated are
+	 * the sum of the sites' (shim_tls_sum). */
+	uint64_t allocs, frees;
 	int64_t sample_left; /* bytes to the next sampled allocation */
 	int64_t live_delta;  /* live bytes not yet added to the totals */
 	uint64_t rng;
@@ -120,7 +121,8 @@ void shim_live_flush(struct shim_tls *t);
 uint64_t shim_live_bytes(void);
 /* Every state ever made, newest first (states are never unmapped). */
 struct shim_tls *shim_tls_all(void);
-/* Sums of every thread's counters. */
+/* Sums of every thread's counters; the bytes allocated are the sum of
+ * every site's (without sampling, the same allocations counted). */
 void shim_tls_sum(uint64_t *allocs, uint64_t *frees, uint64_t *alloc_bytes);
 
 static inline struct shim_tls *shim_tls_peek(void)

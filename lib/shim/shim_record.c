@@ -136,10 +136,11 @@ uint64_t shim_live_bytes(void)
 	return n;
 }
 
-/* Every 256th event of a thread looks at the clock for the timeline. */
-static inline void count_event(struct shim_tls *t)
+/* Every 256th event (allocation or free) of a thread looks at the clock
+ * for the timeline. n is the counter the event bumps, other the other. */
+static inline void count_event(uint64_t *n, const uint64_t *other)
 {
-	if ((BUMP(t->events, 1), t->events & 255) == 0)
+	if ((BUMP(*n, 1), (*n + *other) & 255) == 0)
 		shim_timeline_tick();
 }
 
@@ -164,11 +165,8 @@ static inline void record_alloc(struct shim_tls *me, void *p, size_t size,
 		shim_trace_count_alloc(me, t, size, 1);
 		live_change(me, (int64_t)size);
 	}
-	if (likely(me != NULL)) {
-		BUMP(me->allocs, 1);
-		BUMP(me->alloc_bytes, size);
-		count_event(me);
-	}
+	if (likely(me != NULL))
+		count_event(&me->allocs, &me->frees);
 	if (unlikely(!shim_live_add(me, (uintptr_t)p, size, t)))
 		shim_fail("out of memory for the live-block table", ENOMEM);
 }
@@ -198,10 +196,8 @@ void shim_account_free_by(struct shim_tls *me, const struct shim_block *b)
 	}
 	shim_trace_count_free(me, b->trace, bytes);
 	live_change(me, -(int64_t)bytes);
-	if (likely(me != NULL)) {
-		BUMP(me->frees, 1);
-		count_event(me);
-	}
+	if (likely(me != NULL))
+		count_event(&me->frees, &me->allocs);
 }
 
 void shim_account_free(const struct shim_block *b)
