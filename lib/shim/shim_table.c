@@ -582,23 +582,34 @@ out:
 bool shim_live_add(struct shim_tls *t, uintptr_t addr, uint64_t size,
 		   struct shim_trace *tr)
 {
-	uint32_t w = mappable(addr) ? word_for(addr, size, tr) : 0;
-	struct leaf *l = w ? leaf_peek(addr) : NULL;
-	if (likely(l && t) && likely(op_try(t))) {
-		unsigned i = index_of(addr);
-		if (likely(!l->w[i]) && (!(w & W_LONG) || i + 1 == LEAF_WORDS ||
-					 likely(!(l->w[i + 1] & W_BLOCK)))) {
-			l->w[i] = w;
-			if (w & W_LONG)
-				l->w[i + 1] = (uint32_t)size << 1;
-			count_add(t, 1);
-			mark_used(l, i);
-			op_end(t);
-			return true;
+	/* word_for's tests, cheapest first: ids are below 2^23, so the
+	 * shift keeps them whole. */
+	uint32_t w = tr->id << W_ID_SHIFT;
+	struct leaf *l;
+	unsigned i;
+	if (likely(t != NULL) && likely(w != 0) && likely(mappable(addr)) &&
+	    likely((l = leaf_peek(addr)) != NULL) && likely(op_try(t))) {
+		i = index_of(addr);
+		w |= half_of(addr) | W_BLOCK;
+		if (likely(size <= W_SHORT_MAX)) {
+			if (likely(!l->w[i])) {
+				l->w[i] = w | (uint32_t)size << W_SIZE_SHIFT;
+				goto done;
+			}
+		} else if (size <= W_LONG_MAX && !l->w[i] &&
+			   (i + 1 == LEAF_WORDS || !(l->w[i + 1] & W_BLOCK))) {
+			l->w[i] = w | W_LONG;
+			l->w[i + 1] = (uint32_t)size << 1;
+			goto done;
 		}
 		op_end(t);
 	}
 	return add_slow(t, addr, size, tr);
+done:
+	count_add(t, 1);
+	mark_used(l, i);
+	op_end(t);
+	return true;
 }
 
 static __attribute__((noinline)) bool take_slow(struct shim_tls *t,
@@ -618,14 +629,14 @@ static __attribute__((noinline)) bool take_slow(struct shim_tls *t,
 
 bool shim_live_take(struct shim_tls *t, uintptr_t addr, struct shim_block *out)
 {
-	struct leaf *l = mappable(addr) ? leaf_peek(addr) : NULL;
-	if (likely(l && t) && likely(op_try(t))) {
+	struct leaf *l;
+	if (likely(t != NULL) && likely(mappable(addr)) &&
+	    likely((l = leaf_peek(addr)) != NULL) && likely(op_try(t))) {
 		unsigned i = index_of(addr);
 		uint32_t w = l->w[i];
-		struct shim_trace *tr =
-			starts_at(w, addr) ? shim_trace_by_id(w >> W_ID_SHIFT)
-					   : NULL;
-		if (likely(tr != NULL)) {
+		struct shim_trace *tr;
+		if (likely(starts_at(w, addr)) &&
+		    likely((tr = shim_trace_by_id(w >> W_ID_SHIFT)) != NULL)) {
 			out->addr = addr;
 			out->trace = tr;
 			if (w & W_LONG) {
