@@ -290,8 +290,10 @@ void shim_table_reset_locks(void)
 struct leaf {
 	struct leaf *next; /* every leaf, for the walks */
 	uintptr_t base;
-	/* Pages of words ever written: the walks skip the others. */
-	_Atomic uint64_t used[(LEAF_PAGES + 63) / 64];
+	/* Pages of words ever written: the walks skip the others. A byte
+	 * each, not a bit: the hooks test and set one with a load and a
+	 * store, no read-modify-write of a shared word. */
+	_Atomic unsigned char used[LEAF_PAGES];
 	/* One more: the size of a long block in the last granule. */
 	uint32_t w[LEAF_WORDS + 1] __attribute__((aligned(64)));
 };
@@ -413,13 +415,11 @@ static inline uint32_t word_for(uintptr_t addr, uint64_t size,
 				   : w | W_LONG;
 }
 
-static void mark_used(struct leaf *l, unsigned i)
+static inline void mark_used(struct leaf *l, unsigned i)
 {
-	unsigned page = i / PAGE_WORDS;
-	_Atomic uint64_t *u = &l->used[page / 64];
-	uint64_t bit = UINT64_C(1) << (page % 64);
-	if (!(atomic_load_explicit(u, memory_order_relaxed) & bit))
-		atomic_fetch_or_explicit(u, bit, memory_order_relaxed);
+	_Atomic unsigned char *u = &l->used[i / PAGE_WORDS];
+	if (unlikely(!atomic_load_explicit(u, memory_order_relaxed)))
+		atomic_store_explicit(u, 1, memory_order_relaxed);
 }
 
 /* ---- who may change the live blocks ------------------------------------ */
@@ -715,9 +715,8 @@ void shim_live_foreach_locked(void (*fn)(const struct shim_block *b, void *ctx),
 	shim_table_foreach_locked(fn, ctx);
 	for (struct leaf *l = atomic_load(&leaves); l; l = l->next) {
 		for (unsigned pg = 0; pg < LEAF_PAGES; pg++) {
-			if (!(atomic_load_explicit(&l->used[pg / 64],
-						   memory_order_relaxed) &
-			      (UINT64_C(1) << (pg % 64))))
+			if (!atomic_load_explicit(&l->used[pg],
+						  memory_order_relaxed))
 				continue;
 			for (unsigned i = pg * PAGE_WORDS;
 			     i < (pg + 1) * PAGE_WORDS; i++) {
