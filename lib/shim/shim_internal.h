@@ -99,6 +99,11 @@ struct shim_tls {
 	/* The owner's errno (set by shim_tls_create): the hooks keep it
 	 * without a call of __errno_location each way. */
 	int *err;
+	/* The leaf of the live map this thread used last and the address
+	 * its range starts at (1 when none): blocks that lie near each
+	 * other skip the walk from the map's root (shim_table.c). */
+	void *leaf;
+	uintptr_t leaf_base;
 };
 
 extern pthread_key_t shim_key;

@@ -369,6 +369,33 @@ static inline bool mappable(uintptr_t addr)
 	return !(addr & 15) && addr >> ADDR_BITS == 0;
 }
 
+/* Looks addr's leaf up for leaf_for and remembers it in t. */
+static __attribute__((noinline)) struct leaf *leaf_remember(struct shim_tls *t,
+							    uintptr_t addr)
+{
+	struct leaf *l = mappable(addr) ? leaf_peek(addr) : NULL;
+	if (l) {
+		t->leaf = l;
+		t->leaf_base = l->base;
+	}
+	return l;
+}
+
+/*
+ * addr's leaf when addr is mappable and has one, else NULL. The thread's
+ * last leaf first: one test says that addr lies in it and is 16-byte
+ * aligned (a base of 1 never matches). Only the owner uses t's leaf, and
+ * a signal handler on its thread cannot come between the two fields: the
+ * shim is busy (its hooks pass through) whenever they are used.
+ */
+static inline struct leaf *leaf_for(struct shim_tls *t, uintptr_t addr)
+{
+	if (likely(!((addr ^ t->leaf_base) &
+		     ~(((uintptr_t)1 << LEAF_SHIFT) - 16))))
+		return t->leaf;
+	return leaf_remember(t, addr);
+}
+
 static inline unsigned index_of(uintptr_t addr)
 {
 	return (addr >> MAP_GRAN) & (LEAF_WORDS - 1);
@@ -587,8 +614,8 @@ bool shim_live_add(struct shim_tls *t, uintptr_t addr, uint64_t size,
 	uint32_t w = tr->id << W_ID_SHIFT;
 	struct leaf *l;
 	unsigned i;
-	if (likely(t != NULL) && likely(w != 0) && likely(mappable(addr)) &&
-	    likely((l = leaf_peek(addr)) != NULL) && likely(op_try(t))) {
+	if (likely(t != NULL) && likely(w != 0) &&
+	    likely((l = leaf_for(t, addr)) != NULL) && likely(op_try(t))) {
 		i = index_of(addr);
 		w |= half_of(addr) | W_BLOCK;
 		if (likely(size <= W_SHORT_MAX)) {
@@ -630,8 +657,8 @@ static __attribute__((noinline)) bool take_slow(struct shim_tls *t,
 bool shim_live_take(struct shim_tls *t, uintptr_t addr, struct shim_block *out)
 {
 	struct leaf *l;
-	if (likely(t != NULL) && likely(mappable(addr)) &&
-	    likely((l = leaf_peek(addr)) != NULL) && likely(op_try(t))) {
+	if (likely(t != NULL) && likely((l = leaf_for(t, addr)) != NULL) &&
+	    likely(op_try(t))) {
 		unsigned i = index_of(addr);
 		uint32_t w = l->w[i];
 		struct shim_trace *tr;

@@ -120,6 +120,7 @@ static struct shim_tls *tls_create(void)
 	if (fresh) {
 		unsigned seq = atomic_fetch_add(&next_stripe, 1);
 		t->stripe = seq < SHIM_SHARED_STRIPE ? seq : SHIM_SHARED_STRIPE;
+		t->leaf_base = 1;
 	}
 	t->err = &errno;
 	atomic_fetch_add(&shim_threads_live, 1);
