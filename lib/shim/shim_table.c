@@ -453,26 +453,30 @@ static inline void mark_used(struct leaf *l, unsigned i)
 
 /*
  * Each change is made by its thread inside an "op": the thread raises its
- * in_op, then looks at `frozen`; to freeze everything, shim_live_lock_all
- * raises `frozen`, then waits for every in_op to fall. A thread that sees
- * `frozen` lowers its in_op and waits for the freeze to end.
+ * in_op, then looks at GATE_FROZEN; to freeze everything,
+ * shim_live_lock_all raises GATE_FROZEN, then waits for every in_op to
+ * fall. A thread that sees GATE_FROZEN lowers its in_op and waits for the
+ * freeze to end.
  *
  * That store-then-load on each side needs a full fence on both, which
  * would cost each hook as much as a lock. With membarrier(2) the owner's
  * side gets away with a compiler barrier: the freezer's membarrier makes
  * every running thread of the process pass a full fence, so after it,
- * either the freezer sees an op's in_op or the op sees `frozen` (the
+ * either the freezer sees an op's in_op or the op sees GATE_FROZEN (the
  * scheme of liburcu's membarrier flavour). Without membarrier (old
- * kernels, seccomp) owners use a real fence.
+ * kernels, seccomp, or before shim_live_init) owners use a real fence:
+ * GATE_FENCE says so. Both bits are in one word, so that an op tests one
+ * word for the common case of neither.
  *
  * A thread without a state (early, or in its last destructors) changes
  * the blocks under anon_lock, which the freezer takes too.
  */
-static _Atomic int frozen;
+#define GATE_FROZEN 1
+#define GATE_FENCE 2
+static _Atomic int gate = GATE_FENCE;
 static _Atomic int freeze_lock;
 static _Atomic int anon_lock;
 static _Atomic int64_t anon_count;
-static bool light_fence;
 
 static long membarrier(int cmd)
 {
@@ -481,22 +485,34 @@ static long membarrier(int cmd)
 
 void shim_live_init(void)
 {
-	light_fence =
-		membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+	atomic_store(&gate,
+		     membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0
+			     ? 0
+			     : GATE_FENCE);
+}
+
+/* op_try's rest: with GATE_FENCE, the fence, then the look that counts. */
+static __attribute__((noinline)) bool op_try_gated(struct shim_tls *t, int g)
+{
+	if (g & GATE_FENCE) {
+		atomic_thread_fence(memory_order_seq_cst);
+		g = atomic_load_explicit(&gate, memory_order_acquire);
+	}
+	if (!(g & GATE_FROZEN))
+		return true;
+	atomic_store_explicit(&t->in_op, 0, memory_order_release);
+	return false;
 }
 
 /* Raises t's in_op; whether no freeze is on (else t's in_op is down). */
 static inline bool op_try(struct shim_tls *t)
 {
 	atomic_store_explicit(&t->in_op, 1, memory_order_relaxed);
-	if (likely(light_fence))
-		atomic_signal_fence(memory_order_seq_cst);
-	else
-		atomic_thread_fence(memory_order_seq_cst);
-	if (likely(!atomic_load_explicit(&frozen, memory_order_acquire)))
+	atomic_signal_fence(memory_order_seq_cst);
+	int g = atomic_load_explicit(&gate, memory_order_acquire);
+	if (likely(!g))
 		return true;
-	atomic_store_explicit(&t->in_op, 0, memory_order_release);
-	return false;
+	return op_try_gated(t, g);
 }
 
 static void op_begin(struct shim_tls *t)
@@ -506,7 +522,8 @@ static void op_begin(struct shim_tls *t)
 		return;
 	}
 	while (!op_try(t))
-		while (atomic_load_explicit(&frozen, memory_order_acquire))
+		while (atomic_load_explicit(&gate, memory_order_acquire) &
+		       GATE_FROZEN)
 			sched_yield();
 }
 
@@ -696,9 +713,11 @@ void shim_live_lock_all(void)
 {
 	struct shim_tls *me = shim_tls_peek();
 	spin_lock(&freeze_lock);
-	atomic_store(&frozen, 1);
-	if (light_fence && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
-		light_fence = false; /* not expected; the fences from now */
+	int g = atomic_fetch_or(&gate, GATE_FROZEN);
+	/* A failure is not expected; the fences from now on. */
+	if (!(g & GATE_FENCE) &&
+	    membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
+		atomic_fetch_or(&gate, GATE_FENCE);
 	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next) {
 		/* Our own op, if a signal handler that froze interrupted it,
 		 * cannot end before we return. */
@@ -721,7 +740,7 @@ void shim_live_unlock_all(void)
 {
 	shim_table_unlock_all();
 	spin_unlock(&anon_lock);
-	atomic_store(&frozen, 0);
+	atomic_fetch_and(&gate, ~GATE_FROZEN);
 	spin_unlock(&freeze_lock);
 }
 
@@ -731,9 +750,9 @@ void shim_live_reset_locks(void)
 	atomic_store(&anon_lock, 0);
 	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next)
 		atomic_store(&t->in_op, 0);
-	atomic_store(&frozen, 0);
 	atomic_store(&freeze_lock, 0);
-	shim_live_init(); /* a new process: register again */
+	/* A new process: register again; the gate is set anew, unfrozen. */
+	shim_live_init();
 }
 
 void shim_live_foreach_locked(void (*fn)(const struct shim_block *b, void *ctx),
