@@ -343,26 +343,39 @@ static inline void shim_stripe_catch_up(struct shim_stripe *s)
 	} while (0)
 
 /* Counts an allocation of (bytes, count) at t, or bytes freed, in me's
- * stripe. With sampling, bytes and count are the block's estimates. */
+ * stripe. With sampling, bytes and count are the block's estimates. The
+ * first thread's own stripe (most programs' only one) inline, the others
+ * out of line (shim_stacks.c). */
+void shim_trace_count_alloc_any(struct shim_tls *me, struct shim_trace *t,
+				uint64_t bytes, uint64_t count);
+void shim_trace_count_free_any(struct shim_tls *me, struct shim_trace *t,
+			       uint64_t bytes);
+
 static inline void shim_trace_count_alloc(struct shim_tls *me,
 					  struct shim_trace *t, uint64_t bytes,
 					  uint64_t count)
 {
-	bool own;
-	struct shim_stripe *s = shim_stripe_of(me, t, &own);
-	shim_stripe_catch_up(s);
-	SHIM_STRIPE_ADD(s, live_bytes, bytes, own);
-	SHIM_STRIPE_ADD(s, allocs, count, own);
-	SHIM_STRIPE_ADD(s, alloc_bytes, bytes, own);
+	if (likely(me != NULL) && likely(me->stripe == 0)) {
+		struct shim_stripe *s = &t->s0;
+		shim_stripe_catch_up(s);
+		SHIM_STRIPE_ADD(s, live_bytes, bytes, true);
+		SHIM_STRIPE_ADD(s, allocs, count, true);
+		SHIM_STRIPE_ADD(s, alloc_bytes, bytes, true);
+		return;
+	}
+	shim_trace_count_alloc_any(me, t, bytes, count);
 }
 
 static inline void shim_trace_count_free(struct shim_tls *me,
 					 struct shim_trace *t, uint64_t bytes)
 {
-	bool own;
-	struct shim_stripe *s = shim_stripe_of(me, t, &own);
-	shim_stripe_catch_up(s);
-	SHIM_STRIPE_ADD(s, live_bytes, -bytes, own);
+	if (likely(me != NULL) && likely(me->stripe == 0)) {
+		struct shim_stripe *s = &t->s0;
+		shim_stripe_catch_up(s);
+		SHIM_STRIPE_ADD(s, live_bytes, -bytes, true);
+		return;
+	}
+	shim_trace_count_free_any(me, t, bytes);
 }
 
 /* Iterates every trace (no order); fn returns nothing. */

@@ -252,6 +252,34 @@ struct shim_stripe *shim_stripe_more(struct shim_trace *t, unsigned k,
 	return &m[k - 1];
 }
 
+void shim_trace_count_alloc_any(struct shim_tls *me, struct shim_trace *t,
+				uint64_t bytes, uint64_t count)
+{
+	bool own;
+	struct shim_stripe *s = shim_stripe_of(me, t, &own);
+	shim_stripe_catch_up(s);
+	/* One test of own for the three (SHIM_STRIPE_ADD would test it
+	 * each time). */
+	if (own) {
+		SHIM_STRIPE_ADD(s, live_bytes, bytes, true);
+		SHIM_STRIPE_ADD(s, allocs, count, true);
+		SHIM_STRIPE_ADD(s, alloc_bytes, bytes, true);
+	} else {
+		SHIM_STRIPE_ADD(s, live_bytes, bytes, false);
+		SHIM_STRIPE_ADD(s, allocs, count, false);
+		SHIM_STRIPE_ADD(s, alloc_bytes, bytes, false);
+	}
+}
+
+void shim_trace_count_free_any(struct shim_tls *me, struct shim_trace *t,
+			       uint64_t bytes)
+{
+	bool own;
+	struct shim_stripe *s = shim_stripe_of(me, t, &own);
+	shim_stripe_catch_up(s);
+	SHIM_STRIPE_ADD(s, live_bytes, -bytes, own);
+}
+
 /* Calls fn on each stripe t has. */
 #define FOR_STRIPES(t, s, body)                                         \
 	do {                                                            \
