@@ -274,11 +274,46 @@ void *shim_arena_alloc(size_t len);
 
 /* shim_stacks.c */
 struct shim_trace *shim_trace_capture(void);
+/* shim_trace_capture_from when no memo of t holds: walks the stack and
+ * remembers the walk in a way of t's memo. */
+struct shim_trace *shim_trace_capture_slow(struct shim_tls *t, uintptr_t pc,
+					   uintptr_t sp, uintptr_t bp);
+
+/* Whether every word the memo's walk read still holds what it read then:
+ * the walk would then give the same stack (shim_unwind.h). */
+static inline bool shim_memo_valid(const struct shim_unw_log *l)
+{
+	for (int i = 0; i < l->n; i++)
+		if (*(const uintptr_t *)l->addr[i] != l->val[i])
+			return false;
+	return true;
+}
+
 /* The stack of the code that called a hook: pc is the hook's return
  * address, sp the caller's stack pointer after the return, bp its %rbp.
- * Reuses a memoized walk when it is still valid. */
-struct shim_trace *shim_trace_capture_from(struct shim_tls *t, uintptr_t pc,
-					   uintptr_t sp, uintptr_t bp);
+ * Reuses a memoized walk when it is still valid. Inline: the hooks call
+ * it at every traced allocation, and a hit is a short scan. */
+static inline struct shim_trace *shim_trace_capture_from(struct shim_tls *t,
+							 uintptr_t pc,
+							 uintptr_t sp,
+							 uintptr_t bp)
+{
+	/* Memos are only made once set up, for callers outside the shim,
+	 * when walking CFI: a hit needs no more checks. */
+	if (likely(t != NULL)) {
+		for (int w = 0; w < SHIM_MEMO_WAYS; w++) {
+			struct shim_memo *m = &t->memo[w];
+			/* The walk depends on the starting %rbp only if it
+			 * used it (code built without frame pointers keeps
+			 * data there). */
+			if (m->pc == pc && m->sp == sp && m->trace &&
+			    (m->bp == bp || !t->memo_log[w].used_bp) &&
+			    shim_memo_valid(&t->memo_log[w]))
+				return m->trace;
+		}
+	}
+	return shim_trace_capture_slow(t, pc, sp, bp);
+}
 
 /* The caller's context, taken in a hook (which gets a frame pointer from
  * __builtin_frame_address): [fp] = caller's %rbp, [fp + 8] = return
