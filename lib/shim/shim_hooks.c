@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "shim/shim_internal.h"
+#include "shim/shim_live.h"
 #include "shim/shim_unwind.h"
 
 #define EXPORT __attribute__((visibility("default")))

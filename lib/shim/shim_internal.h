@@ -102,7 +102,7 @@ struct shim_tls {
 	/* The leaf of the live map this thread used last and the address
 	 * its range starts at (1 when none): blocks that lie near each
 	 * other skip the walk from the map's root (shim_table.c). */
-	void *leaf;
+	struct shim_leaf *leaf;
 	uintptr_t leaf_base;
 };
 
@@ -455,14 +455,12 @@ uint64_t shim_table_count(void);
  * entry for the same address is accounted as freed first; false when out
  * of shim memory); remove takes addr out, filling *out, and says whether
  * it was there. Both under the calling thread's own lock: call remove
- * before the block goes back to the allocator, insert after it came.
+ * before the block goes back to the allocator, insert after it came. The
+ * same for a thread state the caller has: shim_live_add and
+ * shim_live_take (shim_live.h).
  */
 bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *t);
 bool shim_live_remove(uintptr_t addr, struct shim_block *out);
-/* The same for thread state t (the caller's, or NULL). */
-bool shim_live_add(struct shim_tls *t, uintptr_t addr, uint64_t size,
-		   struct shim_trace *tr);
-bool shim_live_take(struct shim_tls *t, uintptr_t addr, struct shim_block *out);
 /* Freezes the live blocks: nothing changes until shim_live_unlock_all. */
 void shim_live_lock_all(void);
 void shim_live_unlock_all(void);

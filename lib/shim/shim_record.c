@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "shim/shim_internal.h"
+#include "shim/shim_live.h"
 
 static inline uint64_t coarse_ns(void)
 {
@@ -152,8 +153,10 @@ static inline uint64_t weighted(uint64_t size, double w)
 	return (uint64_t)(size * w + 0.5);
 }
 
-static inline void record_alloc(struct shim_tls *me, void *p, size_t size,
-				struct shim_trace *t)
+/* Inline in both callers, so that shim_live_add is inline on the hooks'
+ * path (GCC would make one out-of-line copy). */
+static inline __attribute__((always_inline)) void record_alloc(
+	struct shim_tls *me, void *p, size_t size, struct shim_trace *t)
 {
 	if (unlikely(shim_opt.sample_rate)) {
 		double w = shim_sample_weight(size);
