@@ -21,6 +21,7 @@
 
 #include "shim/shim_internal.h"
 #include "shim/shim_live.h"
+#include "shim/shim_record.h"
 #include "shim/shim_unwind.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -87,7 +88,7 @@ static __attribute__((noinline)) void *malloc_slow(size_t size)
 		if (likely(p != NULL) && (likely(!shim_opt.sample_rate) ||
 					  shim_sample_take(t, size))) {
 			int e = *t->err;
-			shim_record_alloc_ctx(t, p, size, ctx);
+			shim_record_alloc_ctx_inl(t, p, size, ctx);
 			*t->err = e;
 		}
 		t->busy--;
@@ -142,7 +143,7 @@ static __attribute__((noinline)) void free_slow(void *p)
 		struct shim_block b;
 		t->busy++;
 		if (shim_live_take(t, (uintptr_t)p, &b))
-			shim_account_free_by(t, &b);
+			shim_account_free_inl(t, &b);
 		t->busy--;
 		*t->err = e;
 		shim_real.free(p);
@@ -247,10 +248,10 @@ EXPORT void *realloc(void *p, size_t size)
 		/* Moved, resized in place, or freed by realloc(p, 0): like
 		 * Valgrind, one free of the old block and one allocation. */
 		if (had)
-			shim_account_free_by(t, &old);
+			shim_account_free_inl(t, &old);
 		if (q && (likely(!shim_opt.sample_rate) ||
 			  shim_sample_take(t, size)))
-			shim_record_alloc_ctx(t, q, size, &ctx);
+			shim_record_alloc_ctx_inl(t, q, size, &ctx);
 	}
 	t->busy--;
 	*t->err = e;
