@@ -82,9 +82,12 @@ struct shim_tls {
 	struct shim_tls *all_next; /* every state ever made, for the sums */
 	/* This thread's share of the totals, written only by the thread
 	 * that owns the state (relaxed stores), read by snapshots. A state
-	 * reused for a new thread keeps counting on. The bytes allocated are
-	 * the sum of the sites' (shim_tls_sum). */
-	uint64_t allocs, frees;
+	 * reused for a new thread keeps counting on. Allocations and the
+	 * bytes allocated are the sums of the sites' (shim_tls_sum). */
+	uint64_t frees;
+	/* Allocations and frees to the next look at the clock, modulo 256
+	 * (shim_record.h). */
+	uint8_t tick;
 	int64_t sample_left; /* bytes to the next sampled allocation */
 	int64_t live_delta;  /* live bytes not yet added to the totals */
 	uint64_t rng;
@@ -126,8 +129,8 @@ void shim_live_flush(struct shim_tls *t);
 uint64_t shim_live_bytes(void);
 /* Every state ever made, newest first (states are never unmapped). */
 struct shim_tls *shim_tls_all(void);
-/* Sums of every thread's counters; the bytes allocated are the sum of
- * every site's (without sampling, the same allocations counted). */
+/* Sums of every thread's frees, and of every site's allocations and
+ * bytes allocated (without sampling, one each per allocation recorded). */
 void shim_tls_sum(uint64_t *allocs, uint64_t *frees, uint64_t *alloc_bytes);
 
 static inline struct shim_tls *shim_tls_peek(void)
@@ -188,9 +191,10 @@ static inline bool shim_in_shim_work(void)
 
 /* Counters of the whole process (DESIGN §4 meta totals). */
 struct shim_totals {
-	/* Exact at all times: the global peak is taken from it. Blocks,
-	 * allocations and frees are counted per thread (struct shim_tls)
-	 * and per shard, and summed when a snapshot is written. */
+	/* Exact at all times: the global peak is taken from it. Blocks
+	 * and frees are counted per thread (struct shim_tls) and per
+	 * shard, allocations per site, and summed when a snapshot is
+	 * written. */
 	_Atomic uint64_t live_bytes;
 	_Atomic uint64_t peak_bytes;
 	_Atomic uint64_t peak_gen; /* bumped at every new global peak */

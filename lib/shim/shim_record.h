@@ -74,10 +74,10 @@ static inline void shim_live_change(struct shim_tls *me, int64_t delta)
 }
 
 /* Every 256th event (allocation or free) of a thread looks at the clock
- * for the timeline. n is the counter the event bumps, other the other. */
-static inline void shim_count_event(uint64_t *n, const uint64_t *other)
+ * for the timeline: a byte counts down, and wraps. */
+static inline void shim_count_event(struct shim_tls *t)
 {
-	if ((BUMP(*n, 1), (*n + *other) & 255) == 0)
+	if (unlikely(--t->tick == 0))
 		shim_timeline_tick();
 }
 
@@ -110,7 +110,7 @@ static inline __attribute__((always_inline)) void shim_record_alloc_inl(
 		shim_live_change(me, (int64_t)size);
 	}
 	if (likely(me != NULL))
-		shim_count_event(&me->allocs, &me->frees);
+		shim_count_event(me);
 	if (unlikely(!shim_live_add(me, (uintptr_t)p, size, t)))
 		shim_fail("out of memory for the live-block table", ENOMEM);
 }
@@ -136,8 +136,10 @@ static inline __attribute__((always_inline)) void shim_account_free_inl(
 	}
 	shim_trace_count_free(me, b->trace, bytes);
 	shim_live_change(me, -(int64_t)bytes);
-	if (likely(me != NULL))
-		shim_count_event(&me->frees, &me->allocs);
+	if (likely(me != NULL)) {
+		BUMP(me->frees, 1);
+		shim_count_event(me);
+	}
 }
 
 #pragma GCC visibility pop

@@ -133,22 +133,22 @@ struct shim_tls *shim_tls_all(void)
 	return atomic_load(&all_list);
 }
 
-static void add_alloc_bytes(struct shim_trace *t, void *ctx)
+static void add_site(struct shim_trace *t, void *ctx)
 {
-	*(uint64_t *)ctx += shim_trace_alloc_bytes(t);
+	uint64_t *sums = ctx;
+	sums[0] += shim_trace_allocs(t);
+	sums[1] += shim_trace_alloc_bytes(t);
 }
 
 void shim_tls_sum(uint64_t *allocs, uint64_t *frees, uint64_t *alloc_bytes)
 {
-	uint64_t a = 0, f = 0, b = 0;
-	for (struct shim_tls *t = atomic_load(&all_list); t; t = t->all_next) {
-		a += __atomic_load_n(&t->allocs, __ATOMIC_RELAXED);
+	uint64_t f = 0, sums[2] = {0, 0};
+	for (struct shim_tls *t = atomic_load(&all_list); t; t = t->all_next)
 		f += __atomic_load_n(&t->frees, __ATOMIC_RELAXED);
-	}
-	shim_trace_foreach(add_alloc_bytes, &b);
-	*allocs = a;
+	shim_trace_foreach(add_site, sums);
+	*allocs = sums[0];
 	*frees = f;
-	*alloc_bytes = b;
+	*alloc_bytes = sums[1];
 }
 
 /* The thread pointer: on x86-64 the descriptor's first word points to
