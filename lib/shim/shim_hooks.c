@@ -75,9 +75,10 @@ static inline bool fast_ok(struct shim_tls *t)
  */
 static __attribute__((noinline)) void *malloc_slow(size_t size)
 {
+	/* The caller's context is read from the frame where it is used:
+	 * taken at the top, it would be kept on the stack across the real
+	 * call. */
 	struct shim_ctx c;
-	SHIM_CALLER_CTX(c);
-	const struct shim_ctx *ctx = &c;
 	struct shim_tls *t = shim_tls_peek();
 	if (fast_ok(t)) {
 		/* shim_active implies the real functions are known. */
@@ -88,7 +89,8 @@ static __attribute__((noinline)) void *malloc_slow(size_t size)
 		if (likely(p != NULL) && (likely(!shim_opt.sample_rate) ||
 					  shim_sample_take(t, size))) {
 			int e = *t->err;
-			shim_record_alloc_ctx_inl(t, p, size, ctx);
+			SHIM_CALLER_CTX(c);
+			shim_record_alloc_ctx_inl(t, p, size, &c);
 			*t->err = e;
 		}
 		t->busy--;
@@ -104,8 +106,10 @@ static __attribute__((noinline)) void *malloc_slow(size_t size)
 	struct shim_tls *rt = shim_real_begin();
 	void *p = shim_real.malloc(size);
 	shim_real_end(rt);
-	if (p)
-		after_alloc(p, size, ctx);
+	if (p) {
+		SHIM_CALLER_CTX(c);
+		after_alloc(p, size, &c);
+	}
 	return p;
 }
 
@@ -216,8 +220,7 @@ static void *realloc_from_bootstrap(void *p, size_t size)
 
 EXPORT void *realloc(void *p, size_t size)
 {
-	struct shim_ctx ctx;
-	SHIM_CALLER_CTX(ctx);
+	struct shim_ctx ctx; /* read where used, as in malloc_slow */
 	if (!p)
 		return malloc(size);
 	if (unlikely(shim_bootstrap_owns(p)))
@@ -250,8 +253,10 @@ EXPORT void *realloc(void *p, size_t size)
 		if (had)
 			shim_account_free_inl(t, &old);
 		if (q && (likely(!shim_opt.sample_rate) ||
-			  shim_sample_take(t, size)))
+			  shim_sample_take(t, size))) {
+			SHIM_CALLER_CTX(ctx);
 			shim_record_alloc_ctx_inl(t, q, size, &ctx);
+		}
 	}
 	t->busy--;
 	*t->err = e;
