@@ -28,7 +28,7 @@ static inline uint64_t coarse_ns(void)
  * second thread starts, its first update and the first thread's last
  * plain one may cross, and the peak keeps the lower of the two: an error
  * within what threads already allow it (64 KiB each, see
- * shim_live_change).
+ * shim_live_delta).
  */
 __attribute__((noinline)) void shim_new_peak(uint64_t live)
 {

@@ -50,27 +50,39 @@ static inline uint64_t shim_live_fold(int64_t d)
 	       (uint64_t)d;
 }
 
-static inline void shim_live_change(struct shim_tls *me, int64_t delta)
+/* Adds delta to me's live bytes; the live bytes now if grow is set (else
+ * anything). */
+static inline uint64_t shim_live_delta(struct shim_tls *me, int64_t delta,
+				       bool grow)
 {
-	uint64_t live;
-	if (unlikely(!me)) {
-		live = shim_live_fold(delta);
-	} else {
-		int64_t d = me->live_delta + delta;
-		if (unlikely(d >= SHIM_LIVE_BATCH || d <= -SHIM_LIVE_BATCH) &&
-		    atomic_load_explicit(&shim_threads_live,
-					 memory_order_relaxed) > 1) {
-			__atomic_store_n(&me->live_delta, 0, __ATOMIC_RELAXED);
-			live = shim_live_fold(d);
-		} else {
-			__atomic_store_n(&me->live_delta, d, __ATOMIC_RELAXED);
-			live = atomic_load_explicit(&shim_totals.live_bytes,
-						    memory_order_relaxed) +
-			       (uint64_t)d;
-		}
+	if (unlikely(!me))
+		return shim_live_fold(delta);
+	int64_t d = me->live_delta + delta;
+	if (unlikely(d >= SHIM_LIVE_BATCH || d <= -SHIM_LIVE_BATCH) &&
+	    atomic_load_explicit(&shim_threads_live, memory_order_relaxed) >
+		    1) {
+		__atomic_store_n(&me->live_delta, 0, __ATOMIC_RELAXED);
+		return shim_live_fold(d);
 	}
-	if (delta > 0)
+	__atomic_store_n(&me->live_delta, d, __ATOMIC_RELAXED);
+	return grow ? atomic_load_explicit(&shim_totals.live_bytes,
+					   memory_order_relaxed) +
+			       (uint64_t)d
+		    : 0;
+}
+
+/* Live bytes grow by bytes (a new peak?) or shrink by them (a free: no
+ * peak to look for). */
+static inline void shim_live_grow(struct shim_tls *me, uint64_t bytes)
+{
+	uint64_t live = shim_live_delta(me, (int64_t)bytes, true);
+	if ((int64_t)bytes > 0)
 		shim_note_peak(live);
+}
+
+static inline void shim_live_shrink(struct shim_tls *me, uint64_t bytes)
+{
+	shim_live_delta(me, -(int64_t)bytes, false);
 }
 
 /* Every 256th event (allocation or free) of a thread looks at the clock
@@ -103,11 +115,11 @@ static inline __attribute__((always_inline)) void shim_record_alloc_inl(
 		double w = shim_sample_weight(size);
 		uint64_t wb = shim_weighted(size, w);
 		shim_trace_count_alloc(me, t, wb, shim_weighted(1, w));
-		shim_live_change(me, (int64_t)wb);
+		shim_live_grow(me, wb);
 		shim_sample_note((uintptr_t)p, +1);
 	} else {
 		shim_trace_count_alloc(me, t, size, 1);
-		shim_live_change(me, (int64_t)size);
+		shim_live_grow(me, size);
 	}
 	if (likely(me != NULL))
 		shim_count_event(me);
@@ -135,7 +147,7 @@ static inline __attribute__((always_inline)) void shim_account_free_inl(
 		shim_sample_note(b->addr, -1);
 	}
 	shim_trace_count_free(me, b->trace, bytes);
-	shim_live_change(me, -(int64_t)bytes);
+	shim_live_shrink(me, bytes);
 	if (likely(me != NULL)) {
 		BUMP(me->frees, 1);
 		shim_count_event(me);
