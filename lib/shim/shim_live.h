@@ -113,7 +113,7 @@ static inline void shim_live_op_end(struct shim_tls *t)
 
 static inline void shim_live_nlive_add(struct shim_tls *t, int64_t d)
 {
-	__atomic_store_n(&t->nlive, t->nlive + d, __ATOMIC_RELAXED);
+	shim_own_add(&t->nlive, (uint64_t)d);
 }
 
 /* The general paths of shim_live_add and shim_live_take (any thread
