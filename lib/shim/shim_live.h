@@ -199,7 +199,13 @@ static inline __attribute__((always_inline)) bool shim_live_take(
 		}
 		shim_live_op_end(t);
 	}
-	return shim_live_take_slow(t, addr, out);
+	/* Through a copy: the caller's block then never has its address
+	 * taken, and stays in registers. */
+	struct shim_block b;
+	if (!shim_live_take_slow(t, addr, &b))
+		return false;
+	*out = b;
+	return true;
 }
 
 #pragma GCC visibility pop
