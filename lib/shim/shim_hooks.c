@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "shim/shim_internal.h"
+#include "shim/shim_live.h"
+#include "shim/shim_record.h"
 #include "shim/shim_unwind.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -73,9 +75,10 @@ static inline bool fast_ok(struct shim_tls *t)
  */
 static __attribute__((noinline)) void *malloc_slow(size_t size)
 {
+	/* The caller's context is read from the frame where it is used:
+	 * taken at the top, it would be kept on the stack across the real
+	 * call. */
 	struct shim_ctx c;
-	SHIM_CALLER_CTX(c);
-	const struct shim_ctx *ctx = &c;
 	struct shim_tls *t = shim_tls_peek();
 	if (fast_ok(t)) {
 		/* shim_active implies the real functions are known. */
@@ -86,7 +89,8 @@ static __attribute__((noinline)) void *malloc_slow(size_t size)
 		if (likely(p != NULL) && (likely(!shim_opt.sample_rate) ||
 					  shim_sample_take(t, size))) {
 			int e = *t->err;
-			shim_record_alloc_ctx(t, p, size, ctx);
+			SHIM_CALLER_CTX(c);
+			shim_record_alloc_ctx_inl(t, p, size, &c);
 			*t->err = e;
 		}
 		t->busy--;
@@ -102,8 +106,10 @@ static __attribute__((noinline)) void *malloc_slow(size_t size)
 	struct shim_tls *rt = shim_real_begin();
 	void *p = shim_real.malloc(size);
 	shim_real_end(rt);
-	if (p)
-		after_alloc(p, size, ctx);
+	if (p) {
+		SHIM_CALLER_CTX(c);
+		after_alloc(p, size, &c);
+	}
 	return p;
 }
 
@@ -141,7 +147,7 @@ static __attribute__((noinline)) void free_slow(void *p)
 		struct shim_block b;
 		t->busy++;
 		if (shim_live_take(t, (uintptr_t)p, &b))
-			shim_account_free_by(t, &b);
+			shim_account_free_inl(t, &b);
 		t->busy--;
 		*t->err = e;
 		shim_real.free(p);
@@ -214,8 +220,7 @@ static void *realloc_from_bootstrap(void *p, size_t size)
 
 EXPORT void *realloc(void *p, size_t size)
 {
-	struct shim_ctx ctx;
-	SHIM_CALLER_CTX(ctx);
+	struct shim_ctx ctx; /* read where used, as in malloc_slow */
 	if (!p)
 		return malloc(size);
 	if (unlikely(shim_bootstrap_owns(p)))
@@ -246,10 +251,12 @@ EXPORT void *realloc(void *p, size_t size)
 		/* Moved, resized in place, or freed by realloc(p, 0): like
 		 * Valgrind, one free of the old block and one allocation. */
 		if (had)
-			shim_account_free_by(t, &old);
+			shim_account_free_inl(t, &old);
 		if (q && (likely(!shim_opt.sample_rate) ||
-			  shim_sample_take(t, size)))
-			shim_record_alloc_ctx(t, q, size, &ctx);
+			  shim_sample_take(t, size))) {
+			SHIM_CALLER_CTX(ctx);
+			shim_record_alloc_ctx_inl(t, q, size, &ctx);
+		}
 	}
 	t->busy--;
 	*t->err = e;

@@ -82,8 +82,12 @@ struct shim_tls {
 	struct shim_tls *all_next; /* every state ever made, for the sums */
 	/* This thread's share of the totals, written only by the thread
 	 * that owns the state (relaxed stores), read by snapshots. A state
-	 * reused for a new thread keeps counting on. */
-	uint64_t allocs, frees, alloc_bytes, events;
+	 * reused for a new thread keeps counting on. Allocations and the
+	 * bytes allocated are the sums of the sites' (shim_tls_sum). */
+	uint64_t frees;
+	/* Allocations and frees to the next look at the clock, modulo 256
+	 * (shim_record.h). */
+	uint8_t tick;
 	int64_t sample_left; /* bytes to the next sampled allocation */
 	int64_t live_delta;  /* live bytes not yet added to the totals */
 	uint64_t rng;
@@ -98,6 +102,11 @@ struct shim_tls {
 	/* The owner's errno (set by shim_tls_create): the hooks keep it
 	 * without a call of __errno_location each way. */
 	int *err;
+	/* The leaf of the live map this thread used last and the address
+	 * its range starts at (1 when none): blocks that lie near each
+	 * other skip the walk from the map's root (shim_table.c). */
+	struct shim_leaf *leaf;
+	uintptr_t leaf_base;
 };
 
 extern pthread_key_t shim_key;
@@ -120,7 +129,8 @@ void shim_live_flush(struct shim_tls *t);
 uint64_t shim_live_bytes(void);
 /* Every state ever made, newest first (states are never unmapped). */
 struct shim_tls *shim_tls_all(void);
-/* Sums of every thread's counters. */
+/* Sums of every thread's frees, and of every site's allocations and
+ * bytes allocated (without sampling, one each per allocation recorded). */
 void shim_tls_sum(uint64_t *allocs, uint64_t *frees, uint64_t *alloc_bytes);
 
 static inline struct shim_tls *shim_tls_peek(void)
@@ -181,9 +191,10 @@ static inline bool shim_in_shim_work(void)
 
 /* Counters of the whole process (DESIGN §4 meta totals). */
 struct shim_totals {
-	/* Exact at all times: the global peak is taken from it. Blocks,
-	 * allocations and frees are counted per thread (struct shim_tls)
-	 * and per shard, and summed when a snapshot is written. */
+	/* Exact at all times: the global peak is taken from it. Blocks
+	 * and frees are counted per thread (struct shim_tls) and per
+	 * shard, allocations per site, and summed when a snapshot is
+	 * written. */
 	_Atomic uint64_t live_bytes;
 	_Atomic uint64_t peak_bytes;
 	_Atomic uint64_t peak_gen; /* bumped at every new global peak */
@@ -267,11 +278,52 @@ void *shim_arena_alloc(size_t len);
 
 /* shim_stacks.c */
 struct shim_trace *shim_trace_capture(void);
+/* shim_trace_capture_from when no memo of t holds: walks the stack and
+ * remembers the walk in a way of t's memo. */
+struct shim_trace *shim_trace_capture_slow(struct shim_tls *t, uintptr_t pc,
+					   uintptr_t sp, uintptr_t bp);
+
+/* Whether every word the memo's walk read still holds what it read then:
+ * the walk would then give the same stack (shim_unwind.h). */
+static inline bool shim_memo_valid(const struct shim_unw_log *l)
+{
+	/* Two words a round: half the loop's steps (4 did worse than 2 on
+	 * bench_tree's six-word walks, callgrind). */
+#pragma GCC unroll 2
+	for (int i = 0; i < l->n; i++)
+		if (*(const uintptr_t *)l->addr[i] != l->val[i])
+			return false;
+	return true;
+}
+
 /* The stack of the code that called a hook: pc is the hook's return
  * address, sp the caller's stack pointer after the return, bp its %rbp.
- * Reuses a memoized walk when it is still valid. */
-struct shim_trace *shim_trace_capture_from(struct shim_tls *t, uintptr_t pc,
-					   uintptr_t sp, uintptr_t bp);
+ * Reuses a memoized walk when it is still valid. Inline: the hooks call
+ * it at every traced allocation, and a hit is a short scan. */
+static inline struct shim_trace *shim_trace_capture_from(struct shim_tls *t,
+							 uintptr_t pc,
+							 uintptr_t sp,
+							 uintptr_t bp)
+{
+	/* Memos are only made once set up, for callers outside the shim,
+	 * when walking CFI: a hit needs no more checks. */
+	if (likely(t != NULL)) {
+		/* Unrolled, each way's fields are at fixed offsets: no
+		 * induction variables to step past a way that misses. */
+#pragma GCC unroll 8
+		for (int w = 0; w < SHIM_MEMO_WAYS; w++) {
+			struct shim_memo *m = &t->memo[w];
+			/* The walk depends on the starting %rbp only if it
+			 * used it (code built without frame pointers keeps
+			 * data there). */
+			if (m->pc == pc && m->sp == sp && m->trace &&
+			    (m->bp == bp || !t->memo_log[w].used_bp) &&
+			    shim_memo_valid(&t->memo_log[w]))
+				return m->trace;
+		}
+	}
+	return shim_trace_capture_slow(t, pc, sp, bp);
+}
 
 /* The caller's context, taken in a hook (which gets a frame pointer from
  * __builtin_frame_address): [fp] = caller's %rbp, [fp + 8] = return
@@ -319,43 +371,64 @@ static inline void shim_stripe_catch_up(struct shim_stripe *s)
 	}
 }
 
-/* Stripe 0 has one writer (shim_thread.c): plain adds, published with
- * relaxed stores for the snapshot's readers. Other stripes are shared. */
-#define SHIM_STRIPE_ADD(s, field, v, own)                                    \
-	do {                                                                 \
-		if (own)                                                     \
-			atomic_store_explicit(                               \
-				&(s)->field,                                 \
-				atomic_load_explicit(&(s)->field,            \
-						     memory_order_relaxed) + \
-					(v),                                 \
-				memory_order_relaxed);                       \
-		else                                                         \
-			atomic_fetch_add_explicit(&(s)->field, (v),          \
-						  memory_order_relaxed);     \
+/*
+ * Adds v to a 64-bit counter that only the calling thread writes, with one
+ * add to memory: readers (relaxed atomic loads, from any thread) see the
+ * old value or the new one, never a torn one (x86-64, 8-byte aligned), and
+ * a signal handler cannot come between a load and a store. Not a locked
+ * add: no other thread writes it. A relaxed atomic load and store, which
+ * says the same in C, is three instructions.
+ */
+static inline void shim_own_add(void *counter, uint64_t v)
+{
+	__asm__("addq %1, %0" : "+m"(*(uint64_t *)counter) : "er"(v));
+}
+
+/* Stripe 0 has one writer (shim_thread.c): plain adds, which the
+ * snapshot's readers may read at any time. Other stripes are shared. */
+#define SHIM_STRIPE_ADD(s, field, v, own)                                \
+	do {                                                             \
+		if (own)                                                 \
+			shim_own_add(&(s)->field, (v));                  \
+		else                                                     \
+			atomic_fetch_add_explicit(&(s)->field, (v),      \
+						  memory_order_relaxed); \
 	} while (0)
 
 /* Counts an allocation of (bytes, count) at t, or bytes freed, in me's
- * stripe. With sampling, bytes and count are the block's estimates. */
+ * stripe. With sampling, bytes and count are the block's estimates. The
+ * first thread's own stripe (most programs' only one) inline, the others
+ * out of line (shim_stacks.c). */
+void shim_trace_count_alloc_any(struct shim_tls *me, struct shim_trace *t,
+				uint64_t bytes, uint64_t count);
+void shim_trace_count_free_any(struct shim_tls *me, struct shim_trace *t,
+			       uint64_t bytes);
+
 static inline void shim_trace_count_alloc(struct shim_tls *me,
 					  struct shim_trace *t, uint64_t bytes,
 					  uint64_t count)
 {
-	bool own;
-	struct shim_stripe *s = shim_stripe_of(me, t, &own);
-	shim_stripe_catch_up(s);
-	SHIM_STRIPE_ADD(s, live_bytes, bytes, own);
-	SHIM_STRIPE_ADD(s, allocs, count, own);
-	SHIM_STRIPE_ADD(s, alloc_bytes, bytes, own);
+	if (likely(me != NULL) && likely(me->stripe == 0)) {
+		struct shim_stripe *s = &t->s0;
+		shim_stripe_catch_up(s);
+		SHIM_STRIPE_ADD(s, live_bytes, bytes, true);
+		SHIM_STRIPE_ADD(s, allocs, count, true);
+		SHIM_STRIPE_ADD(s, alloc_bytes, bytes, true);
+		return;
+	}
+	shim_trace_count_alloc_any(me, t, bytes, count);
 }
 
 static inline void shim_trace_count_free(struct shim_tls *me,
 					 struct shim_trace *t, uint64_t bytes)
 {
-	bool own;
-	struct shim_stripe *s = shim_stripe_of(me, t, &own);
-	shim_stripe_catch_up(s);
-	SHIM_STRIPE_ADD(s, live_bytes, -bytes, own);
+	if (likely(me != NULL) && likely(me->stripe == 0)) {
+		struct shim_stripe *s = &t->s0;
+		shim_stripe_catch_up(s);
+		SHIM_STRIPE_ADD(s, live_bytes, -bytes, true);
+		return;
+	}
+	shim_trace_count_free_any(me, t, bytes);
 }
 
 /* Iterates every trace (no order); fn returns nothing. */
@@ -400,14 +473,12 @@ uint64_t shim_table_count(void);
  * entry for the same address is accounted as freed first; false when out
  * of shim memory); remove takes addr out, filling *out, and says whether
  * it was there. Both under the calling thread's own lock: call remove
- * before the block goes back to the allocator, insert after it came.
+ * before the block goes back to the allocator, insert after it came. The
+ * same for a thread state the caller has: shim_live_add and
+ * shim_live_take (shim_live.h).
  */
 bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *t);
 bool shim_live_remove(uintptr_t addr, struct shim_block *out);
-/* The same for thread state t (the caller's, or NULL). */
-bool shim_live_add(struct shim_tls *t, uintptr_t addr, uint64_t size,
-		   struct shim_trace *tr);
-bool shim_live_take(struct shim_tls *t, uintptr_t addr, struct shim_block *out);
 /* Freezes the live blocks: nothing changes until shim_live_unlock_all. */
 void shim_live_lock_all(void);
 void shim_live_unlock_all(void);
@@ -515,9 +586,8 @@ int memprof_api_is_tracing(void);
 #pragma GCC visibility pop
 
 /* A counter of a thread's own, bumped by its owner only: a plain add that
- * snapshots may read at any time (64-bit aligned: never torn). */
-#define BUMP(field, v) \
-	__atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
+ * snapshots may read at any time (shim_own_add). */
+#define BUMP(field, v) shim_own_add(&(field), (v))
 
 /* shim_sample.c: --sample-rate */
 void shim_sample_init(void);

@@ -163,20 +163,10 @@ struct shim_trace *shim_trace_capture(void)
 	return intern(pcs + skip, n);
 }
 
-/* Whether every word the memo's walk read still holds what it read then:
- * the walk would then give the same stack (shim_unwind.h). */
-static inline bool memo_valid(const struct shim_unw_log *l)
-{
-	for (int i = 0; i < l->n; i++)
-		if (*(const uintptr_t *)l->addr[i] != l->val[i])
-			return false;
-	return true;
-}
-
 /* The memo missed: walk the stack, and remember the walk in a way of t's
  * memo. */
-static __attribute__((noinline)) struct shim_trace *capture_slow(
-	struct shim_tls *t, uintptr_t pc, uintptr_t sp, uintptr_t bp)
+struct shim_trace *shim_trace_capture_slow(struct shim_tls *t, uintptr_t pc,
+					   uintptr_t sp, uintptr_t bp)
 {
 	if (unlikely(!setup()))
 		return NULL;
@@ -205,26 +195,6 @@ static __attribute__((noinline)) struct shim_trace *capture_slow(
 	return tr;
 }
 
-struct shim_trace *shim_trace_capture_from(struct shim_tls *t, uintptr_t pc,
-					   uintptr_t sp, uintptr_t bp)
-{
-	/* Memos are only made once set up, for callers outside the shim,
-	 * when walking CFI: a hit needs no more checks. */
-	if (likely(t != NULL)) {
-		for (int w = 0; w < SHIM_MEMO_WAYS; w++) {
-			struct shim_memo *m = &t->memo[w];
-			/* The walk depends on the starting %rbp only if it
-			 * used it (code built without frame pointers keeps
-			 * data there). */
-			if (m->pc == pc && m->sp == sp && m->trace &&
-			    (m->bp == bp || !t->memo_log[w].used_bp) &&
-			    memo_valid(&t->memo_log[w]))
-				return m->trace;
-		}
-	}
-	return capture_slow(t, pc, sp, bp);
-}
-
 /* Stripe k (1 ..) of t's counters, made at its first use (see
  * shim_internal.h). */
 struct shim_stripe *shim_stripe_more(struct shim_trace *t, unsigned k,
@@ -250,6 +220,34 @@ struct shim_stripe *shim_stripe_more(struct shim_trace *t, unsigned k,
 			m = n; /* else m is the winner's; ours is wasted */
 	}
 	return &m[k - 1];
+}
+
+void shim_trace_count_alloc_any(struct shim_tls *me, struct shim_trace *t,
+				uint64_t bytes, uint64_t count)
+{
+	bool own;
+	struct shim_stripe *s = shim_stripe_of(me, t, &own);
+	shim_stripe_catch_up(s);
+	/* One test of own for the three (SHIM_STRIPE_ADD would test it
+	 * each time). */
+	if (own) {
+		SHIM_STRIPE_ADD(s, live_bytes, bytes, true);
+		SHIM_STRIPE_ADD(s, allocs, count, true);
+		SHIM_STRIPE_ADD(s, alloc_bytes, bytes, true);
+	} else {
+		SHIM_STRIPE_ADD(s, live_bytes, bytes, false);
+		SHIM_STRIPE_ADD(s, allocs, count, false);
+		SHIM_STRIPE_ADD(s, alloc_bytes, bytes, false);
+	}
+}
+
+void shim_trace_count_free_any(struct shim_tls *me, struct shim_trace *t,
+			       uint64_t bytes)
+{
+	bool own;
+	struct shim_stripe *s = shim_stripe_of(me, t, &own);
+	shim_stripe_catch_up(s);
+	SHIM_STRIPE_ADD(s, live_bytes, -bytes, own);
 }
 
 /* Calls fn on each stripe t has. */

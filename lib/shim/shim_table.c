@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "shim/shim_internal.h"
+#include "shim/shim_live.h"
 
 #define NSHARDS 256
 #define SHARD_INITIAL 256
@@ -209,10 +210,9 @@ void shim_table_foreach_locked(void (*fn)(const struct shim_block *b,
 
 uint64_t shim_table_count(void)
 {
-	uint64_t n = 0;
-	for (int k = 0; k < NSHARDS; k++)
-		n += shards[k].count;
-	return n;
+	/* The shards' counts summed, kept as they change (each timeline
+	 * sample asks): equal to the sum whenever the shards are locked. */
+	return atomic_load_explicit(&table_blocks, memory_order_relaxed);
 }
 
 void shim_table_lock_all(void)
@@ -265,43 +265,25 @@ void shim_table_reset_locks(void)
  * above 2^47, traces without an id), blocks that share a granule and
  * blocks whose region could not be mapped go to the hash table.
  *
+ * The geometry, the words' layout and the fast paths of add and take are
+ * in shim_live.h, inline in the hooks.
+ *
  * Memory: a region's words are mapped when a block first starts in it,
  * and only the pages written become resident: at most an eighth of the
  * address range the heap ever spanned, a page per region for large blocks
  * far apart.
  */
-#define MAP_GRAN 5    /* 32-byte granules */
-#define LEAF_SHIFT 18 /* a leaf maps 256 KiB (its words: 32 KiB) */
-#define MID_SHIFT 30  /* a mid maps 1 GiB */
+#define MID_SHIFT 30 /* a mid maps 1 GiB */
 #define ADDR_BITS 47
-#define LEAF_WORDS (1u << (LEAF_SHIFT - MAP_GRAN))
-#define MID_LEAVES (1u << (MID_SHIFT - LEAF_SHIFT))
+#define MID_LEAVES (1u << (MID_SHIFT - SHIM_LEAF_SHIFT))
 #define TOP_MIDS (1u << (ADDR_BITS - MID_SHIFT))
-#define PAGE_WORDS 1024u /* 4 KiB of words */
-#define LEAF_PAGES (LEAF_WORDS / PAGE_WORDS)
-#define W_BLOCK 1u
-#define W_HALF 2u
-#define W_LONG 4u
-#define W_SIZE_SHIFT 3
-#define W_SHORT_MAX 63u
-#define W_ID_SHIFT 9
-#define W_LONG_MAX (UINT32_MAX >> 1)
-
-struct leaf {
-	struct leaf *next; /* every leaf, for the walks */
-	uintptr_t base;
-	/* Pages of words ever written: the walks skip the others. */
-	_Atomic uint64_t used[(LEAF_PAGES + 63) / 64];
-	/* One more: the size of a long block in the last granule. */
-	uint32_t w[LEAF_WORDS + 1] __attribute__((aligned(64)));
-};
 
 struct mid {
-	_Atomic(struct leaf *) leaf[MID_LEAVES];
+	_Atomic(struct shim_leaf *) leaf[MID_LEAVES];
 };
 
 static _Atomic(struct mid *) top[TOP_MIDS];
-static _Atomic(struct leaf *) leaves;
+static _Atomic(struct shim_leaf *) leaves;
 
 static void *map_noreserve(size_t len)
 {
@@ -311,19 +293,19 @@ static void *map_noreserve(size_t len)
 }
 
 /* addr's leaf if it has one (addr mappable). */
-static inline struct leaf *leaf_peek(uintptr_t addr)
+static inline struct shim_leaf *leaf_peek(uintptr_t addr)
 {
 	struct mid *m = atomic_load_explicit(&top[addr >> MID_SHIFT],
 					     memory_order_acquire);
 	if (unlikely(!m))
 		return NULL;
 	return atomic_load_explicit(
-		&m->leaf[(addr >> LEAF_SHIFT) & (MID_LEAVES - 1)],
+		&m->leaf[(addr >> SHIM_LEAF_SHIFT) & (MID_LEAVES - 1)],
 		memory_order_acquire);
 }
 
 /* addr's leaf, or NULL; made when create is set (NULL if out of memory). */
-static struct leaf *leaf_of(uintptr_t addr, bool create)
+static struct shim_leaf *leaf_of(uintptr_t addr, bool create)
 {
 	_Atomic(struct mid *) *mp = &top[addr >> MID_SHIFT];
 	struct mid *m = atomic_load_explicit(mp, memory_order_acquire);
@@ -338,19 +320,19 @@ static struct leaf *leaf_of(uintptr_t addr, bool create)
 		else
 			munmap(n, sizeof(*n));
 	}
-	_Atomic(struct leaf *) *lp =
-		&m->leaf[(addr >> LEAF_SHIFT) & (MID_LEAVES - 1)];
-	struct leaf *l = atomic_load_explicit(lp, memory_order_acquire);
+	_Atomic(struct shim_leaf *) *lp =
+		&m->leaf[(addr >> SHIM_LEAF_SHIFT) & (MID_LEAVES - 1)];
+	struct shim_leaf *l = atomic_load_explicit(lp, memory_order_acquire);
 	if (unlikely(!l)) {
 		if (!create)
 			return NULL;
-		struct leaf *n = map_noreserve(sizeof(*n));
+		struct shim_leaf *n = map_noreserve(sizeof(*n));
 		if (!n)
 			return NULL;
-		n->base = addr & ~(((uintptr_t)1 << LEAF_SHIFT) - 1);
+		n->base = addr & ~(((uintptr_t)1 << SHIM_LEAF_SHIFT) - 1);
 		if (atomic_compare_exchange_strong(lp, &l, n)) {
 			l = n;
-			struct leaf *head = atomic_load(&leaves);
+			struct shim_leaf *head = atomic_load(&leaves);
 			do
 				n->next = head;
 			while (!atomic_compare_exchange_weak(&leaves, &head,
@@ -367,38 +349,33 @@ static inline bool mappable(uintptr_t addr)
 	return !(addr & 15) && addr >> ADDR_BITS == 0;
 }
 
-static inline unsigned index_of(uintptr_t addr)
+struct shim_leaf *shim_live_leaf_remember(struct shim_tls *t, uintptr_t addr)
 {
-	return (addr >> MAP_GRAN) & (LEAF_WORDS - 1);
-}
-
-static inline uint32_t half_of(uintptr_t addr)
-{
-	return (addr >> 3) & W_HALF;
-}
-
-/* Whether w is the word of a block starting at addr's half. */
-static inline bool starts_at(uint32_t w, uintptr_t addr)
-{
-	return (w & (W_BLOCK | W_HALF)) == (W_BLOCK | half_of(addr));
+	struct shim_leaf *l = mappable(addr) ? leaf_peek(addr) : NULL;
+	if (l) {
+		t->leaf = l;
+		t->leaf_base = l->base;
+	}
+	return l;
 }
 
 /* The address of the block whose word is l->w[i]. */
-static inline uintptr_t addr_of(const struct leaf *l, unsigned i)
+static inline uintptr_t addr_of(const struct shim_leaf *l, unsigned i)
 {
-	return l->base + ((uintptr_t)i << MAP_GRAN) + ((l->w[i] & W_HALF) << 3);
+	return l->base + ((uintptr_t)i << SHIM_MAP_GRAN) +
+	       ((l->w[i] & SHIM_W_HALF) << 3);
 }
 
 /* The block whose word is l->w[i], at addr; false if the word names no
  * trace (the pieces of a block freed behind our back may be anything). */
-static inline bool block_of(const struct leaf *l, unsigned i, uintptr_t addr,
-			    struct shim_block *b)
+static inline bool block_of(const struct shim_leaf *l, unsigned i,
+			    uintptr_t addr, struct shim_block *b)
 {
 	uint32_t w = l->w[i];
 	b->addr = addr;
-	b->size = w & W_LONG ? l->w[i + 1] >> 1
-			     : (w >> W_SIZE_SHIFT) & W_SHORT_MAX;
-	b->trace = shim_trace_by_id(w >> W_ID_SHIFT);
+	b->size = w & SHIM_W_LONG ? l->w[i + 1] >> 1
+				  : (w >> SHIM_W_SIZE_SHIFT) & SHIM_W_SHORT_MAX;
+	b->trace = shim_trace_by_id(w >> SHIM_W_ID_SHIFT);
 	return b->trace != NULL;
 }
 
@@ -406,46 +383,42 @@ static inline bool block_of(const struct leaf *l, unsigned i, uintptr_t addr,
 static inline uint32_t word_for(uintptr_t addr, uint64_t size,
 				const struct shim_trace *t)
 {
-	if (!t->id || t->id >= 1u << (32 - W_ID_SHIFT) || size > W_LONG_MAX)
+	if (!t->id || t->id >= 1u << (32 - SHIM_W_ID_SHIFT) ||
+	    size > SHIM_W_LONG_MAX)
 		return 0;
-	uint32_t w = t->id << W_ID_SHIFT | half_of(addr) | W_BLOCK;
-	return size <= W_SHORT_MAX ? w | (uint32_t)size << W_SIZE_SHIFT
-				   : w | W_LONG;
-}
-
-static void mark_used(struct leaf *l, unsigned i)
-{
-	unsigned page = i / PAGE_WORDS;
-	_Atomic uint64_t *u = &l->used[page / 64];
-	uint64_t bit = UINT64_C(1) << (page % 64);
-	if (!(atomic_load_explicit(u, memory_order_relaxed) & bit))
-		atomic_fetch_or_explicit(u, bit, memory_order_relaxed);
+	uint32_t w =
+		t->id << SHIM_W_ID_SHIFT | shim_map_half(addr) | SHIM_W_BLOCK;
+	return size <= SHIM_W_SHORT_MAX
+		       ? w | (uint32_t)size << SHIM_W_SIZE_SHIFT
+		       : w | SHIM_W_LONG;
 }
 
 /* ---- who may change the live blocks ------------------------------------ */
 
 /*
  * Each change is made by its thread inside an "op": the thread raises its
- * in_op, then looks at `frozen`; to freeze everything, shim_live_lock_all
- * raises `frozen`, then waits for every in_op to fall. A thread that sees
- * `frozen` lowers its in_op and waits for the freeze to end.
+ * in_op, then looks at SHIM_GATE_FROZEN; to freeze everything,
+ * shim_live_lock_all raises SHIM_GATE_FROZEN, then waits for every in_op to
+ * fall. A thread that sees SHIM_GATE_FROZEN lowers its in_op and waits for the
+ * freeze to end.
  *
  * That store-then-load on each side needs a full fence on both, which
  * would cost each hook as much as a lock. With membarrier(2) the owner's
  * side gets away with a compiler barrier: the freezer's membarrier makes
  * every running thread of the process pass a full fence, so after it,
- * either the freezer sees an op's in_op or the op sees `frozen` (the
+ * either the freezer sees an op's in_op or the op sees SHIM_GATE_FROZEN (the
  * scheme of liburcu's membarrier flavour). Without membarrier (old
- * kernels, seccomp) owners use a real fence.
+ * kernels, seccomp, or before shim_live_init) owners use a real fence:
+ * SHIM_GATE_FENCE says so. Both bits are in one word, so that an op tests one
+ * word for the common case of neither.
  *
  * A thread without a state (early, or in its last destructors) changes
  * the blocks under anon_lock, which the freezer takes too.
  */
-static _Atomic int frozen;
+_Atomic int shim_live_gate = SHIM_GATE_FENCE;
 static _Atomic int freeze_lock;
 static _Atomic int anon_lock;
 static _Atomic int64_t anon_count;
-static bool light_fence;
 
 static long membarrier(int cmd)
 {
@@ -454,19 +427,19 @@ static long membarrier(int cmd)
 
 void shim_live_init(void)
 {
-	light_fence =
-		membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+	atomic_store(&shim_live_gate,
+		     membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0
+			     ? 0
+			     : SHIM_GATE_FENCE);
 }
 
-/* Raises t's in_op; whether no freeze is on (else t's in_op is down). */
-static inline bool op_try(struct shim_tls *t)
+bool shim_live_op_try_gated(struct shim_tls *t, int g)
 {
-	atomic_store_explicit(&t->in_op, 1, memory_order_relaxed);
-	if (likely(light_fence))
-		atomic_signal_fence(memory_order_seq_cst);
-	else
+	if (g & SHIM_GATE_FENCE) {
 		atomic_thread_fence(memory_order_seq_cst);
-	if (likely(!atomic_load_explicit(&frozen, memory_order_acquire)))
+		g = atomic_load_explicit(&shim_live_gate, memory_order_acquire);
+	}
+	if (!(g & SHIM_GATE_FROZEN))
 		return true;
 	atomic_store_explicit(&t->in_op, 0, memory_order_release);
 	return false;
@@ -478,8 +451,10 @@ static void op_begin(struct shim_tls *t)
 		spin_lock(&anon_lock);
 		return;
 	}
-	while (!op_try(t))
-		while (atomic_load_explicit(&frozen, memory_order_acquire))
+	while (!shim_live_op_try(t))
+		while (atomic_load_explicit(&shim_live_gate,
+					    memory_order_acquire) &
+		       SHIM_GATE_FROZEN)
 			sched_yield();
 }
 
@@ -488,13 +463,13 @@ static inline void op_end(struct shim_tls *t)
 	if (unlikely(!t))
 		spin_unlock(&anon_lock);
 	else
-		atomic_store_explicit(&t->in_op, 0, memory_order_release);
+		shim_live_op_end(t);
 }
 
 static inline void count_add(struct shim_tls *t, int64_t d)
 {
 	if (t)
-		__atomic_store_n(&t->nlive, t->nlive + d, __ATOMIC_RELAXED);
+		shim_live_nlive_add(t, d);
 	else
 		atomic_fetch_add_explicit(&anon_count, d, memory_order_relaxed);
 }
@@ -504,16 +479,16 @@ static inline void count_add(struct shim_tls *t, int64_t d)
  * word holds no block starting there. A word whose trace is gone (pieces
  * of a block freed behind our back, overwritten since) is cleared too.
  */
-static bool take_word(struct shim_tls *t, struct leaf *l, uintptr_t addr,
+static bool take_word(struct shim_tls *t, struct shim_leaf *l, uintptr_t addr,
 		      struct shim_block *out)
 {
-	unsigned i = index_of(addr);
+	unsigned i = shim_map_index(addr);
 	uint32_t w = l->w[i];
-	if (!starts_at(w, addr))
+	if (!shim_map_starts_at(w, addr))
 		return false;
 	bool ok = block_of(l, i, addr, out);
 	l->w[i] = 0;
-	if (w & W_LONG)
+	if (w & SHIM_W_LONG)
 		l->w[i + 1] = 0;
 	count_add(t, -1);
 	return ok;
@@ -521,7 +496,7 @@ static bool take_word(struct shim_tls *t, struct leaf *l, uintptr_t addr,
 
 /* A block freed behind our back whose word l->w[i] is in the way:
  * accounted as freed (see the header). */
-static void drop_stale(struct shim_tls *t, struct leaf *l, unsigned i)
+static void drop_stale(struct shim_tls *t, struct shim_leaf *l, unsigned i)
 {
 	struct shim_block stale;
 	if (take_word(t, l, addr_of(l, i), &stale))
@@ -530,38 +505,37 @@ static void drop_stale(struct shim_tls *t, struct leaf *l, unsigned i)
 
 /* Everything shim_live_add's fast path leaves: no state, a freeze, a new
  * leaf, stale words, the hash table. */
-static __attribute__((noinline)) bool add_slow(struct shim_tls *t,
-					       uintptr_t addr, uint64_t size,
-					       struct shim_trace *tr)
+bool shim_live_add_slow(struct shim_tls *t, uintptr_t addr, uint64_t size,
+			struct shim_trace *tr)
 {
 	uint32_t w = mappable(addr) ? word_for(addr, size, tr) : 0;
-	struct leaf *l = w ? leaf_of(addr, true) : NULL;
+	struct shim_leaf *l = w ? leaf_of(addr, true) : NULL;
 	bool ok = true;
 	op_begin(t);
 	if (likely(l != NULL)) {
-		unsigned i = index_of(addr);
+		unsigned i = shim_map_index(addr);
 		uint32_t old = l->w[i];
 		if (unlikely(old)) {
 			/* Left by a block freed behind our back: a long block
 			 * before this one (its size is in the way), or one at
 			 * this address. */
-			if (!(old & W_BLOCK))
+			if (!(old & SHIM_W_BLOCK))
 				drop_stale(t, l, i - 1);
-			else if (starts_at(old, addr))
+			else if (shim_map_starts_at(old, addr))
 				drop_stale(t, l, i);
 			old = l->w[i];
 		}
 		if (likely(!old)) {
 			/* A long block covers the next granule: a word there
 			 * is a block freed behind our back. */
-			if (w & W_LONG && i + 1 < LEAF_WORDS &&
-			    unlikely(l->w[i + 1] & W_BLOCK))
+			if (w & SHIM_W_LONG && i + 1 < SHIM_LEAF_WORDS &&
+			    unlikely(l->w[i + 1] & SHIM_W_BLOCK))
 				drop_stale(t, l, i + 1);
 			l->w[i] = w;
-			if (w & W_LONG)
+			if (w & SHIM_W_LONG)
 				l->w[i + 1] = (uint32_t)size << 1;
 			count_add(t, 1);
-			mark_used(l, i);
+			shim_map_mark_used(l, i);
 			goto out;
 		}
 		/* The other half of the granule holds a block: this one
@@ -569,8 +543,8 @@ static __attribute__((noinline)) bool add_slow(struct shim_tls *t,
 	} else if (mappable(addr) && (l = leaf_of(addr, false))) {
 		/* A stale word for addr would be found first by a remove:
 		 * drop it (the block is in the table from now on). */
-		unsigned i = index_of(addr);
-		if (starts_at(l->w[i], addr))
+		unsigned i = shim_map_index(addr);
+		if (shim_map_starts_at(l->w[i], addr))
 			drop_stale(t, l, i);
 	}
 	ok = table_insert(addr, size, tr);
@@ -579,33 +553,10 @@ out:
 	return ok;
 }
 
-bool shim_live_add(struct shim_tls *t, uintptr_t addr, uint64_t size,
-		   struct shim_trace *tr)
+bool shim_live_take_slow(struct shim_tls *t, uintptr_t addr,
+			 struct shim_block *out)
 {
-	uint32_t w = mappable(addr) ? word_for(addr, size, tr) : 0;
-	struct leaf *l = w ? leaf_peek(addr) : NULL;
-	if (likely(l && t) && likely(op_try(t))) {
-		unsigned i = index_of(addr);
-		if (likely(!l->w[i]) && (!(w & W_LONG) || i + 1 == LEAF_WORDS ||
-					 likely(!(l->w[i + 1] & W_BLOCK)))) {
-			l->w[i] = w;
-			if (w & W_LONG)
-				l->w[i + 1] = (uint32_t)size << 1;
-			count_add(t, 1);
-			mark_used(l, i);
-			op_end(t);
-			return true;
-		}
-		op_end(t);
-	}
-	return add_slow(t, addr, size, tr);
-}
-
-static __attribute__((noinline)) bool take_slow(struct shim_tls *t,
-						uintptr_t addr,
-						struct shim_block *out)
-{
-	struct leaf *l = mappable(addr) ? leaf_of(addr, false) : NULL;
+	struct shim_leaf *l = mappable(addr) ? leaf_of(addr, false) : NULL;
 	bool found = false;
 	op_begin(t);
 	if (likely(l != NULL))
@@ -614,34 +565,6 @@ static __attribute__((noinline)) bool take_slow(struct shim_tls *t,
 		found = shim_table_remove(addr, out);
 	op_end(t);
 	return found;
-}
-
-bool shim_live_take(struct shim_tls *t, uintptr_t addr, struct shim_block *out)
-{
-	struct leaf *l = mappable(addr) ? leaf_peek(addr) : NULL;
-	if (likely(l && t) && likely(op_try(t))) {
-		unsigned i = index_of(addr);
-		uint32_t w = l->w[i];
-		struct shim_trace *tr =
-			starts_at(w, addr) ? shim_trace_by_id(w >> W_ID_SHIFT)
-					   : NULL;
-		if (likely(tr != NULL)) {
-			out->addr = addr;
-			out->trace = tr;
-			if (w & W_LONG) {
-				out->size = l->w[i + 1] >> 1;
-				l->w[i + 1] = 0;
-			} else {
-				out->size = (w >> W_SIZE_SHIFT) & W_SHORT_MAX;
-			}
-			l->w[i] = 0;
-			count_add(t, -1);
-			op_end(t);
-			return true;
-		}
-		op_end(t);
-	}
-	return take_slow(t, addr, out);
 }
 
 bool shim_live_insert(uintptr_t addr, uint64_t size, struct shim_trace *tr)
@@ -658,9 +581,11 @@ void shim_live_lock_all(void)
 {
 	struct shim_tls *me = shim_tls_peek();
 	spin_lock(&freeze_lock);
-	atomic_store(&frozen, 1);
-	if (light_fence && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
-		light_fence = false; /* not expected; the fences from now */
+	int g = atomic_fetch_or(&shim_live_gate, SHIM_GATE_FROZEN);
+	/* A failure is not expected; the fences from now on. */
+	if (!(g & SHIM_GATE_FENCE) &&
+	    membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
+		atomic_fetch_or(&shim_live_gate, SHIM_GATE_FENCE);
 	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next) {
 		/* Our own op, if a signal handler that froze interrupted it,
 		 * cannot end before we return. */
@@ -683,7 +608,7 @@ void shim_live_unlock_all(void)
 {
 	shim_table_unlock_all();
 	spin_unlock(&anon_lock);
-	atomic_store(&frozen, 0);
+	atomic_fetch_and(&shim_live_gate, ~SHIM_GATE_FROZEN);
 	spin_unlock(&freeze_lock);
 }
 
@@ -693,25 +618,24 @@ void shim_live_reset_locks(void)
 	atomic_store(&anon_lock, 0);
 	for (struct shim_tls *t = shim_tls_all(); t; t = t->all_next)
 		atomic_store(&t->in_op, 0);
-	atomic_store(&frozen, 0);
 	atomic_store(&freeze_lock, 0);
-	shim_live_init(); /* a new process: register again */
+	/* A new process: register again; the gate is set anew, unfrozen. */
+	shim_live_init();
 }
 
 void shim_live_foreach_locked(void (*fn)(const struct shim_block *b, void *ctx),
 			      void *ctx)
 {
 	shim_table_foreach_locked(fn, ctx);
-	for (struct leaf *l = atomic_load(&leaves); l; l = l->next) {
-		for (unsigned pg = 0; pg < LEAF_PAGES; pg++) {
-			if (!(atomic_load_explicit(&l->used[pg / 64],
-						   memory_order_relaxed) &
-			      (UINT64_C(1) << (pg % 64))))
+	for (struct shim_leaf *l = atomic_load(&leaves); l; l = l->next) {
+		for (unsigned pg = 0; pg < SHIM_LEAF_PAGES; pg++) {
+			if (!atomic_load_explicit(&l->used[pg],
+						  memory_order_relaxed))
 				continue;
-			for (unsigned i = pg * PAGE_WORDS;
-			     i < (pg + 1) * PAGE_WORDS; i++) {
+			for (unsigned i = pg * SHIM_PAGE_WORDS;
+			     i < (pg + 1) * SHIM_PAGE_WORDS; i++) {
 				struct shim_block b;
-				if ((l->w[i] & W_BLOCK) &&
+				if ((l->w[i] & SHIM_W_BLOCK) &&
 				    block_of(l, i, addr_of(l, i), &b))
 					fn(&b, ctx);
 			}

@@ -120,6 +120,7 @@ static struct shim_tls *tls_create(void)
 	if (fresh) {
 		unsigned seq = atomic_fetch_add(&next_stripe, 1);
 		t->stripe = seq < SHIM_SHARED_STRIPE ? seq : SHIM_SHARED_STRIPE;
+		t->leaf_base = 1;
 	}
 	t->err = &errno;
 	atomic_fetch_add(&shim_threads_live, 1);
@@ -132,17 +133,22 @@ struct shim_tls *shim_tls_all(void)
 	return atomic_load(&all_list);
 }
 
+static void add_site(struct shim_trace *t, void *ctx)
+{
+	uint64_t *sums = ctx;
+	sums[0] += shim_trace_allocs(t);
+	sums[1] += shim_trace_alloc_bytes(t);
+}
+
 void shim_tls_sum(uint64_t *allocs, uint64_t *frees, uint64_t *alloc_bytes)
 {
-	uint64_t a = 0, f = 0, b = 0;
-	for (struct shim_tls *t = atomic_load(&all_list); t; t = t->all_next) {
-		a += __atomic_load_n(&t->allocs, __ATOMIC_RELAXED);
+	uint64_t f = 0, sums[2] = {0, 0};
+	for (struct shim_tls *t = atomic_load(&all_list); t; t = t->all_next)
 		f += __atomic_load_n(&t->frees, __ATOMIC_RELAXED);
-		b += __atomic_load_n(&t->alloc_bytes, __ATOMIC_RELAXED);
-	}
-	*allocs = a;
+	shim_trace_foreach(add_site, sums);
+	*allocs = sums[0];
 	*frees = f;
-	*alloc_bytes = b;
+	*alloc_bytes = sums[1];
 }
 
 /* The thread pointer: on x86-64 the descriptor's first word points to
