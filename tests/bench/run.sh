@@ -141,10 +141,11 @@ tool_cmd() {
 	esac
 }
 
-# run_one WORKLOAD TOOL ROUND: runs once, appends "workload tool round status
-# wall_s rss_kb out_bytes" to $tmp/results.
+# run_one WORKLOAD TOOL ROUND CYCLE: runs once, appends "workload tool round
+# status wall_s rss_kb out_bytes cycle" to $tmp/results. A cycle is one
+# pass over the tools within a round (the churns make REPEAT of them).
 run_one() {
-	local w=$1 tool=$2 round=$3 status start end rss size
+	local w=$1 tool=$2 round=$3 cycle=$4 status start end rss size
 	local -a tcmd wcmd cmd
 	tool_cmd "$tool"
 	workload_cmd "$w"
@@ -171,7 +172,7 @@ run_one() {
 			"$(grep -v '^$' "$tmp/stderr" | tail -n 1)" >&2
 	fi
 	echo "${WL_NAME[$w]} $tool $round $status $(awk -v s="$start" -v e="$end" \
-		'BEGIN { printf "%.4f", e - s }') $rss $size" >>"$tmp/results"
+		'BEGIN { printf "%.4f", e - s }') $rss $size $cycle" >>"$tmp/results"
 }
 
 peer="no heaptrack"
@@ -190,7 +191,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			for ((t = 0; t < ${#TOOLS[@]}; t++)); do
 				tool=${TOOLS[(t + r + k - 1) % ${#TOOLS[@]}]}
 				[ $k -gt 0 ] && [ "$tool" = heaptrack ] && continue
-				run_one $w "$tool" $r
+				run_one $w "$tool" $r $k
 			done
 		done
 	done
