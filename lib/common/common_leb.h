@@ -1,6 +1,7 @@
 /*
  * common_leb.h - LEB128 encoding and decoding (formats/snapshot.md,
- * "Integer encodings").
+ * "Integer encodings"), and the fixed-width little-endian fields of the
+ * snapshot's headers and the symbol cache's files.
  *
  * Shared by the shim's writer and the CLI's reader, so it is header-only,
  * hook-safe and allocation-free. Decoders never read past the bytes they are
@@ -113,6 +114,40 @@ static inline int mp_leb_get_s(const unsigned char *p, size_t avail, int64_t *v)
 		}
 	}
 	return -1;
+}
+
+/* Fixed-width little-endian fields: p holds at least the field's bytes. */
+static inline void mp_le_put16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static inline void mp_le_put32(unsigned char *p, uint32_t v)
+{
+	mp_le_put16(p, (uint16_t)v);
+	mp_le_put16(p + 2, (uint16_t)(v >> 16));
+}
+
+static inline void mp_le_put64(unsigned char *p, uint64_t v)
+{
+	mp_le_put32(p, (uint32_t)v);
+	mp_le_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint16_t mp_le_get16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t mp_le_get32(const unsigned char *p)
+{
+	return (uint32_t)mp_le_get16(p) | (uint32_t)mp_le_get16(p + 2) << 16;
+}
+
+static inline uint64_t mp_le_get64(const unsigned char *p)
+{
+	return (uint64_t)mp_le_get32(p) | (uint64_t)mp_le_get32(p + 4) << 32;
 }
 
 #endif

@@ -143,33 +143,15 @@ static void out(struct mpw *w, const void *p, size_t n)
 		w->off += n;
 }
 
-static void put16(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 static void sec_header(unsigned char *h, uint32_t tag, uint32_t flags,
 		       uint64_t stored, uint64_t raw, uint32_t crc)
 {
-	put32(h, tag);
-	put32(h + 4, flags);
-	put64(h + 8, stored);
-	put64(h + 16, raw);
-	put32(h + 24, crc);
-	put32(h + 28, (uint32_t)crc32(0, h, 28));
+	mp_le_put32(h, tag);
+	mp_le_put32(h + 4, flags);
+	mp_le_put64(h + 8, stored);
+	mp_le_put64(h + 16, raw);
+	mp_le_put32(h + 24, crc);
+	mp_le_put32(h + 28, (uint32_t)crc32(0, h, 28));
 }
 
 int mpw_open(struct mpw *w, int fd)
@@ -206,9 +188,9 @@ int mpw_open(struct mpw *w, int fd)
 	w->zs = zs;
 
 	memcpy(h, MP_MAGIC, MP_MAGIC_LEN);
-	put16(h + 8, MP_VERSION_MAJOR);
-	put16(h + 10, MP_VERSION_MINOR);
-	put32(h + 12, 0);
+	mp_le_put16(h + 8, MP_VERSION_MAJOR);
+	mp_le_put16(h + 10, MP_VERSION_MINOR);
+	mp_le_put32(h + 12, 0);
 	out(w, h, sizeof(h));
 	if (w->err)
 		goto fail;

@@ -40,6 +40,17 @@ int mp__frames_cmp(const struct mp_resolved_frame *a, size_t na,
 void mp__frame_intersect(struct mp_resolved_frame *dst,
 			 const struct mp_resolved_frame *src);
 
+/* FNV-1a of a NUL-terminated string: the hash of the symbolizer's string
+ * tables. */
+static inline uint64_t mp__hash_str(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return h;
+}
+
 /* How many module files cache holds (tests: a file is loaded once). */
 size_t mp__symcache_nfiles(struct mp_symcache *cache);
 

@@ -316,21 +316,6 @@ struct rd {
 	struct sec secs[S_KNOWN];
 };
 
-static uint16_t get16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 static enum mp_err nomem(struct rd *r)
 {
 	r->err = mp__fail(r->ei, MP_ERR_NOMEM, "out of memory");
@@ -522,29 +507,32 @@ static enum mp_err read_sections(struct rd *r, const unsigned char *d,
 				       r->ei, MP_ERR_TRUNCATED,
 				       "no END section: the file is truncated");
 		if (len - pos < MP_SECTION_HEADER_LEN) {
-			if (len - pos >= 4 && tag_printable(get32(d + pos)))
+			if (len - pos >= 4 &&
+			    tag_printable(mp_le_get32(d + pos)))
 				return r->err = mp__fail(
 					       r->ei, MP_ERR_TRUNCATED,
 					       "truncated in section '%s' at "
 					       "byte %zu",
-					       sec_name(get32(d + pos), &tn),
+					       sec_name(mp_le_get32(d + pos),
+							&tn),
 					       len);
 			return r->err = mp__fail(r->ei, MP_ERR_TRUNCATED,
 						 "truncated in a section "
 						 "header at byte %zu",
 						 len);
 		}
-		if (get32(d + pos + 28) != (uint32_t)crc32(0, d + pos, 28))
+		if (mp_le_get32(d + pos + 28) !=
+		    (uint32_t)crc32(0, d + pos, 28))
 			return r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
 						 "bad checksum in section "
 						 "header at byte %zu",
 						 pos);
 		s.hdr_off = pos;
-		s.tag = get32(d + pos);
-		s.flags = get32(d + pos + 4);
-		s.stored_len = get64(d + pos + 8);
-		s.raw_len = get64(d + pos + 16);
-		s.raw_crc = get32(d + pos + 24);
+		s.tag = mp_le_get32(d + pos);
+		s.flags = mp_le_get32(d + pos + 4);
+		s.stored_len = mp_le_get64(d + pos + 8);
+		s.raw_len = mp_le_get64(d + pos + 16);
+		s.raw_crc = mp_le_get32(d + pos + 24);
 		pos += MP_SECTION_HEADER_LEN;
 		if (!tag_printable(s.tag))
 			return r->err = mp__fail(r->ei, MP_ERR_CORRUPT,
@@ -1448,9 +1436,9 @@ static enum mp_err parse_file(struct rd *r, const unsigned char *d, size_t len)
 		return r->err = mp__fail(r->ei, MP_ERR_TRUNCATED,
 					 "truncated in file header at byte %zu",
 					 len);
-	major = get16(d + 8);
-	minor = get16(d + 10);
-	flags = get32(d + 12);
+	major = mp_le_get16(d + 8);
+	minor = mp_le_get16(d + 10);
+	flags = mp_le_get32(d + 12);
 	/* Minor versions only add sections and keys: read what we know. */
 	if (major != MP_VERSION_MAJOR)
 		return r->err = mp__fail(r->ei, MP_ERR_VERSION,

@@ -155,15 +155,6 @@ struct symbolizer {
 	bool oom;
 };
 
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
-}
-
 static uint64_t hash_u64(uint64_t x)
 {
 	x ^= x >> 33;
@@ -182,7 +173,7 @@ static bool str_table_grow(struct str_table *t)
 	for (size_t i = 0; i < t->cap; i++) {
 		if (!t->v[i].key)
 			continue;
-		size_t j = hash_str(t->v[i].key) & (ncap - 1);
+		size_t j = mp__hash_str(t->v[i].key) & (ncap - 1);
 		while (nv[j].key)
 			j = (j + 1) & (ncap - 1);
 		nv[j] = t->v[i];
@@ -196,7 +187,7 @@ static bool str_table_grow(struct str_table *t)
 /* The slot of key: its entry, or the empty one where it belongs. */
 static struct str_entry *str_table_slot(struct str_table *t, const char *key)
 {
-	size_t i = hash_str(key) & (t->cap - 1);
+	size_t i = mp__hash_str(key) & (t->cap - 1);
 
 	while (t->v[i].key && strcmp(t->v[i].key, key) != 0)
 		i = (i + 1) & (t->cap - 1);
@@ -835,7 +826,8 @@ static uint32_t module_of(const struct symbolizer *s, uint64_t pc)
 	return UINT32_MAX;
 }
 
-static void symbolize_pc(struct symbolizer *s, uint64_t pc,
+/* The symbols of pc, in module m (module_of(s, pc)). */
+static void symbolize_pc(struct symbolizer *s, uint64_t pc, uint32_t m,
 			 struct mp_symbol *out)
 {
 	const struct mp_module *mm;
@@ -848,8 +840,8 @@ static void symbolize_pc(struct symbolizer *s, uint64_t pc,
 	const char *name;
 
 	out->pc = pc;
-	out->module = module_of(s, pc);
-	if (out->module == UINT32_MAX || pc == 0)
+	out->module = m;
+	if (m == UINT32_MAX || pc == 0)
 		return;
 	mm = &s->snap->modules[out->module];
 	f = s->mods[out->module].file;
@@ -1573,7 +1565,7 @@ enum mp_err mp_symbolize_cached(struct mp_snapshot *snap,
 			    s.mods[m].from_store)
 				symbol_from_store(&s, pcs[i], m, &syms[i]);
 			else
-				symbolize_pc(&s, pcs[i], &syms[i]);
+				symbolize_pc(&s, pcs[i], m, &syms[i]);
 		}
 		if (npcs)
 			mp__progress("symbolizing addresses", npcs, npcs);

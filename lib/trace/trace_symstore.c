@@ -21,7 +21,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "trace_internal.h"
+#include "common/common_leb.h"
+#include "trace/trace_internal.h"
 
 /* "MPSYMC", a NUL, the version: bump it when what a pc symbolizes to
  * changes (demangling, file names), so that old answers are misses. */
@@ -33,29 +34,6 @@ static const unsigned char store_magic[8] = {'M', 'P', 'S', 'Y',
 #define STORE_MAX_BYTES (64u << 20) /* a bigger file is not ours */
 #define STORE_MAX_FILES 1000	    /* then the oldest are removed... */
 #define STORE_KEEP_FILES 750	    /* ...down to this many */
-
-static uint32_t get32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* CRC-32 of a file's bytes but its crc field (offset 16). */
 static uint32_t store_crc(const unsigned char *buf, size_t len)
@@ -102,10 +80,10 @@ struct mp__symstore *mp__symstore_parse(const void *data, size_t len)
 	char *text;
 
 	if (len < STORE_HEADER || memcmp(buf, store_magic, 8) != 0 ||
-	    get32(buf + 16) != store_crc(buf, len))
+	    mp_le_get32(buf + 16) != store_crc(buf, len))
 		return NULL;
-	nstrings = get32(buf + 8);
-	nentries = get32(buf + 12);
+	nstrings = mp_le_get32(buf + 8);
+	nentries = mp_le_get32(buf + 12);
 	/* Each string takes 4 bytes at least, each entry 12: counts that
 	 * cannot fit are a damaged file, not a reason to allocate. */
 	if (nstrings > len / 4 || nentries > len / 12)
@@ -124,7 +102,7 @@ struct mp__symstore *mp__symstore_parse(const void *data, size_t len)
 
 		if (end - p < 4)
 			goto bad;
-		n = get32(p);
+		n = mp_le_get32(p);
 		p += 4;
 		if ((size_t)(end - p) < n || memchr(p, '\0', n))
 			goto bad;
@@ -137,12 +115,12 @@ struct mp__symstore *mp__symstore_parse(const void *data, size_t len)
 
 		if (end - p < 12)
 			goto bad;
-		n = get32(p + 8);
+		n = mp_le_get32(p + 8);
 		if (n > STORE_MAX_FRAMES || (size_t)(end - p - 12) / 12 < n)
 			goto bad;
-		if (i > 0 && get64(p) <= st->entries[i - 1].addr)
+		if (i > 0 && mp_le_get64(p) <= st->entries[i - 1].addr)
 			goto bad;
-		st->entries[i].addr = get64(p);
+		st->entries[i].addr = mp_le_get64(p);
 		st->entries[i].nframes = n;
 		st->entries[i].first = (uint32_t)nframes;
 		nframes += n;
@@ -160,7 +138,7 @@ struct mp__symstore *mp__symstore_parse(const void *data, size_t len)
 	/* Second pass: copy out, now that everything is known to fit. */
 	p = buf + STORE_HEADER;
 	for (uint32_t i = 0; i < nstrings; i++) {
-		uint32_t n = get32(p);
+		uint32_t n = mp_le_get32(p);
 
 		memcpy(text, p + 4, n);
 		text[n] = '\0';
@@ -174,10 +152,11 @@ struct mp__symstore *mp__symstore_parse(const void *data, size_t len)
 
 		p += 12;
 		for (uint32_t k = 0; k < st->entries[i].nframes; k++, p += 12) {
-			if (!store_string(st, get32(p), &fr[k].function) ||
-			    !store_string(st, get32(p + 4), &fr[k].file))
+			if (!store_string(st, mp_le_get32(p),
+					  &fr[k].function) ||
+			    !store_string(st, mp_le_get32(p + 4), &fr[k].file))
 				goto bad;
-			fr[k].line = get32(p + 8);
+			fr[k].line = mp_le_get32(p + 8);
 		}
 	}
 	return st;
@@ -218,15 +197,6 @@ struct str_refs {
 	const char **order; /* by ref - 1 */
 };
 
-static uint64_t str_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
 /* The stored index of s, added when new; UINT32_MAX on OOM. */
 static uint32_t str_ref(struct str_refs *t, const char *s)
 {
@@ -247,7 +217,7 @@ static uint32_t str_ref(struct str_refs *t, const char *s)
 		for (size_t i = 0; i < t->cap; i++) {
 			if (!t->v[i].s)
 				continue;
-			size_t j = str_hash(t->v[i].s) & (ncap - 1);
+			size_t j = mp__hash_str(t->v[i].s) & (ncap - 1);
 			while (nv[j].s)
 				j = (j + 1) & (ncap - 1);
 			nv[j] = t->v[i];
@@ -256,7 +226,7 @@ static uint32_t str_ref(struct str_refs *t, const char *s)
 		t->v = nv;
 		t->cap = ncap;
 	}
-	size_t j = str_hash(s) & (t->cap - 1);
+	size_t j = mp__hash_str(s) & (t->cap - 1);
 	while (t->v[j].s && strcmp(t->v[j].s, s) != 0)
 		j = (j + 1) & (t->cap - 1);
 	if (!t->v[j].s) {
@@ -299,30 +269,30 @@ unsigned char *mp__symstore_encode(const struct mp__symstore_entry *entries,
 	if (!buf)
 		goto out;
 	memcpy(buf, store_magic, 8);
-	put32(buf + 8, (uint32_t)refs.n);
-	put32(buf + 12, (uint32_t)n);
+	mp_le_put32(buf + 8, (uint32_t)refs.n);
+	mp_le_put32(buf + 12, (uint32_t)n);
 	p = buf + STORE_HEADER;
 	for (size_t i = 0; i < refs.n; i++) {
 		size_t sl = strlen(refs.order[i]);
 
-		put32(p, (uint32_t)sl);
+		mp_le_put32(p, (uint32_t)sl);
 		memcpy(p + 4, refs.order[i], sl);
 		p += 4 + sl;
 	}
 	for (size_t i = 0, k = 0; i < n; i++) {
 		const struct mp_frame *fr = frames + entries[i].first;
 
-		put64(p, entries[i].addr);
-		put32(p + 8, entries[i].nframes);
+		mp_le_put64(p, entries[i].addr);
+		mp_le_put32(p + 8, entries[i].nframes);
 		p += 12;
 		for (uint32_t j = 0; j < entries[i].nframes; j++, k++) {
-			put32(p, fref[2 * k]);
-			put32(p + 4, fref[2 * k + 1]);
-			put32(p + 8, fr[j].line);
+			mp_le_put32(p, fref[2 * k]);
+			mp_le_put32(p + 4, fref[2 * k + 1]);
+			mp_le_put32(p + 8, fr[j].line);
 			p += 12;
 		}
 	}
-	put32(buf + 16, store_crc(buf, len));
+	mp_le_put32(buf + 16, store_crc(buf, len));
 	*lenp = len;
 out:
 	free(fref);
